@@ -1,0 +1,305 @@
+//! The control-channel codec: bytes to parsed commands, replies to bytes.
+//!
+//! Lines end with CRLF, LF or a bare CR (a LF right after a CR is part of the same ending).
+//! Telnet IAC sequences are removed (RFC 959 §4.1.3 and RFC 854), so an ABOR preceded by
+//! `IAC IP IAC DM` (the urgent form) reads as a plain ABOR. A protocol error is an *item*
+//! (`Err(ParseError)`), never a decoder error: a tokio-util `Framed` stream ends after its
+//! decoder fails, and the session must answer 500 and carry on. Only I/O failure ends it.
+
+use super::command::{self, Command, ParseError};
+use super::reply::Reply;
+use bytes::{Buf, BytesMut};
+use std::io;
+use tokio_util::codec::{Decoder, Encoder};
+
+/// Longest command line accepted, without its line ending. A path can be 4096 bytes on Linux;
+/// this leaves room for the verb and for clients that quote generously.
+pub const MAX_LINE_LEN: usize = 8192;
+
+const IAC: u8 = 255;
+const SB: u8 = 250;
+const SE: u8 = 240;
+const WILL: u8 = 251;
+const DONT: u8 = 254;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Telnet {
+    /// Ordinary line bytes.
+    Data,
+    /// After IAC.
+    Iac,
+    /// After IAC WILL/WONT/DO/DONT: one option byte to skip.
+    Option,
+    /// Inside IAC SB ... IAC SE.
+    Sub,
+    /// Inside a subnegotiation, after IAC.
+    SubIac,
+}
+
+/// Decodes control lines into `Result<Command, ParseError>` and encodes `Reply`s.
+#[derive(Debug)]
+pub struct FtpCodec {
+    line: Vec<u8>,
+    max_line: usize,
+    telnet: Telnet,
+    /// The previous line ended in CR: a LF right now belongs to that ending.
+    after_cr: bool,
+    /// The current line went over the limit: its bytes are being dropped.
+    discarding: usize,
+}
+
+impl Default for FtpCodec {
+    fn default() -> Self {
+        FtpCodec::new(MAX_LINE_LEN)
+    }
+}
+
+impl FtpCodec {
+    pub fn new(max_line: usize) -> FtpCodec {
+        FtpCodec {
+            line: Vec::with_capacity(64),
+            max_line,
+            telnet: Telnet::Data,
+            after_cr: false,
+            discarding: 0,
+        }
+    }
+
+    /// Runs the byte state machine until one item is ready; consumes what it read.
+    fn next_item(&mut self, src: &mut BytesMut) -> Option<Result<Command, ParseError>> {
+        let mut used = 0;
+        let mut item = None;
+        for &b in src.iter() {
+            used += 1;
+            let after_cr = std::mem::replace(&mut self.after_cr, false);
+            match self.telnet {
+                Telnet::Data => match b {
+                    IAC => self.telnet = Telnet::Iac,
+                    b'\n' if after_cr => {}
+                    b'\r' | b'\n' => {
+                        self.after_cr = b == b'\r';
+                        item = self.finish_line();
+                        if item.is_some() {
+                            break;
+                        }
+                    }
+                    _ => {
+                        if let Some(too_long) = self.push(b) {
+                            item = Some(too_long);
+                            break;
+                        }
+                    }
+                },
+                Telnet::Iac => {
+                    self.telnet = match b {
+                        IAC => {
+                            // IAC IAC is a literal 0xFF data byte.
+                            if let Some(too_long) = self.push(IAC) {
+                                item = Some(too_long);
+                            }
+                            Telnet::Data
+                        }
+                        WILL..=DONT => Telnet::Option,
+                        SB => Telnet::Sub,
+                        // IP, DM (Synch), AYT, NOP...: a two-byte command, dropped.
+                        _ => Telnet::Data,
+                    };
+                    if item.is_some() {
+                        break;
+                    }
+                }
+                Telnet::Option => self.telnet = Telnet::Data,
+                Telnet::Sub => {
+                    if b == IAC {
+                        self.telnet = Telnet::SubIac;
+                    }
+                }
+                Telnet::SubIac => self.telnet = if b == SE { Telnet::Data } else { Telnet::Sub },
+            }
+        }
+        src.advance(used);
+        item
+    }
+
+    /// Adds a byte to the line. SECURITY: past the limit, bytes are dropped and a `LineTooLong`
+    /// item is produced for every `max_line` bytes dropped, so an endless line cannot grow memory
+    /// and the session can count the offences and close the connection.
+    fn push(&mut self, b: u8) -> Option<Result<Command, ParseError>> {
+        if self.discarding > 0 {
+            self.discarding += 1;
+            if self.discarding % self.max_line == 0 {
+                return Some(Err(ParseError::LineTooLong));
+            }
+            return None;
+        }
+        if self.line.len() >= self.max_line {
+            self.line.clear();
+            self.discarding = 1;
+            return Some(Err(ParseError::LineTooLong));
+        }
+        self.line.push(b);
+        None
+    }
+
+    /// Ends the current line: its parsed command, or nothing for the tail of an over-long line
+    /// (that was reported when it crossed the limit).
+    fn finish_line(&mut self) -> Option<Result<Command, ParseError>> {
+        if self.discarding > 0 {
+            self.discarding = 0;
+            self.line.clear();
+            return None;
+        }
+        let result = command::parse(&self.line);
+        self.line.clear();
+        if self.line.capacity() > 1024 {
+            // Keep idle sessions small after one long path.
+            self.line.shrink_to(64);
+        }
+        Some(result)
+    }
+}
+
+impl Decoder for FtpCodec {
+    type Item = Result<Command, ParseError>;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, io::Error> {
+        loop {
+            if src.is_empty() {
+                return Ok(None);
+            }
+            if let Some(item) = self.next_item(src) {
+                return Ok(Some(item));
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, io::Error> {
+        // A last line without its ending is still a command (some scripts forget the newline).
+        if let Some(item) = self.decode(src)? {
+            return Ok(Some(item));
+        }
+        if self.line.is_empty() {
+            return Ok(None);
+        }
+        Ok(self.finish_line())
+    }
+}
+
+impl Encoder<Reply> for FtpCodec {
+    type Error = io::Error;
+
+    fn encode(&mut self, reply: Reply, dst: &mut BytesMut) -> Result<(), io::Error> {
+        reply.encode(dst);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::reply::ReplyCode;
+
+    /// Feeds `chunks` one after another and collects every item.
+    fn decode_all(codec: &mut FtpCodec, chunks: &[&[u8]]) -> Vec<Result<Command, ParseError>> {
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            while let Some(item) = codec.decode(&mut buf).expect("decode never fails") {
+                out.push(item);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn line_endings_and_telnet_sequences() {
+        let noop = || Ok(Command::Noop);
+        let cases: Vec<(Vec<&[u8]>, Vec<Result<Command, ParseError>>)> = vec![
+            (vec![b"NOOP\r\n"], vec![noop()]),
+            (vec![b"NOOP\n"], vec![noop()]),
+            (vec![b"NOOP\r"], vec![noop()]),
+            (vec![b"NOOP\rNOOP\r\n"], vec![noop(), noop()]),
+            (vec![b"NOOP\r", b"\nNOOP\n"], vec![noop(), noop()]),
+            (vec![b"NO", b"OP", b"\r", b"\n"], vec![noop()]),
+            (
+                vec![b"NOOP\r\n\r\n"],
+                vec![noop(), Err(ParseError::UnknownCommand(String::new()))],
+            ),
+            // Urgent ABOR as ftplib sends it: IAC IP, IAC DM, then the command.
+            (vec![b"\xff\xf4\xff\xf2ABOR\r\n"], vec![Ok(Command::Abor)]),
+            (
+                vec![b"\xff\xf4", b"\xff", b"\xf2ABOR\r\n"],
+                vec![Ok(Command::Abor)],
+            ),
+            // Option negotiation and subnegotiation are dropped.
+            (
+                vec![b"\xff\xfb\x01NO\xff\xfa\x18\x01\xff\xf0OP\r\n"],
+                vec![noop()],
+            ),
+            // IAC IAC is a data byte 0xFF (not UTF-8 here, so 501 for the argument).
+            (vec![b"RETR \xff\xff\r\n"], vec![Err(ParseError::NotUtf8)]),
+        ];
+        for (chunks, want) in cases {
+            let mut codec = FtpCodec::default();
+            assert_eq!(decode_all(&mut codec, &chunks), want, "chunks {chunks:?}");
+        }
+    }
+
+    #[test]
+    fn over_long_line_is_reported_and_skipped() {
+        let mut codec = FtpCodec::new(16);
+        let long = [b'A'; 40];
+        let items = decode_all(&mut codec, &[b"RETR ", &long, b"\r\nNOOP\r\n"]);
+        // One report when the limit is crossed and one more for each further 16 bytes dropped;
+        // the line's end is silent and the next line is read normally.
+        assert_eq!(items.first(), Some(&Err(ParseError::LineTooLong)));
+        assert_eq!(items.last(), Some(&Ok(Command::Noop)));
+        assert_eq!(items.len(), 3);
+        assert!(items[..2]
+            .iter()
+            .all(|i| *i == Err(ParseError::LineTooLong)));
+        assert!(codec.line.capacity() <= 64);
+    }
+
+    #[test]
+    fn endless_line_keeps_memory_bounded_and_keeps_reporting() {
+        let mut codec = FtpCodec::new(100);
+        let chunk = [b'x'; 1000];
+        let mut buf = BytesMut::new();
+        let mut reports = 0;
+        for _ in 0..100 {
+            buf.extend_from_slice(&chunk);
+            while let Some(item) = codec.decode(&mut buf).expect("decode") {
+                assert_eq!(item, Err(ParseError::LineTooLong));
+                reports += 1;
+            }
+            assert!(buf.is_empty());
+        }
+        assert!(codec.line.len() <= 100);
+        assert_eq!(reports, 100_000 / 100);
+    }
+
+    #[test]
+    fn last_line_without_ending_is_read_at_eof() {
+        let mut codec = FtpCodec::default();
+        let mut buf = BytesMut::from(&b"QUIT"[..]);
+        assert_eq!(codec.decode(&mut buf).expect("decode"), None);
+        assert_eq!(
+            codec.decode_eof(&mut buf).expect("eof"),
+            Some(Ok(Command::Quit))
+        );
+        assert_eq!(codec.decode_eof(&mut buf).expect("eof"), None);
+    }
+
+    #[test]
+    fn encoder_writes_reply_framing() {
+        let mut codec = FtpCodec::default();
+        let mut dst = BytesMut::new();
+        codec
+            .encode(Reply::new(ReplyCode::CommandOk, "fine"), &mut dst)
+            .expect("encode");
+        assert_eq!(&dst[..], b"200 fine\r\n");
+    }
+}

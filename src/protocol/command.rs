@@ -1,0 +1,646 @@
+//! The typed `Command` enum and its parser.
+//!
+//! A control line is parsed completely into a `Command` before anything runs, so the
+//! Session never sees raw text. Parsing is pure: it never touches the file system or a
+//! socket, and it never panics on any input (see the table tests below and the fuzz target).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// TYPE argument (RFC 959 §3.1.1). Only the two types real clients use are supported;
+/// `TYPE A N` and `TYPE L 8` are accepted as their equivalents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferType {
+    Ascii,
+    Image,
+}
+
+/// Which address family EPSV may be asked for (RFC 2428 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpsvArg {
+    /// Plain `EPSV`: the family of the control connection.
+    Any,
+    /// `EPSV 1` or `EPSV 2`.
+    Protocol(u8),
+    /// `EPSV ALL`: from now on only EPSV may set up data connections.
+    All,
+}
+
+/// A fully parsed FTP command. Variants are the RFC verbs; X-prefixed aliases
+/// (XPWD, XCWD, ...) map to the same variant.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Command {
+    User(String),
+    Pass(String),
+    Acct(String),
+    Quit,
+    Rein,
+    Noop,
+    Syst,
+    Feat,
+    Help(Option<String>),
+    /// `OPTS name [value]`: name upper-cased, value as given.
+    Opts(String, Option<String>),
+    Pwd,
+    Cwd(String),
+    Cdup,
+    Type(TransferType),
+    Mode(char),
+    Stru(char),
+    Pasv,
+    Epsv(EpsvArg),
+    Port(SocketAddr),
+    Eprt(SocketAddr),
+    /// LIST with its path (if any) after `-` options were removed.
+    List(Option<String>),
+    Nlst(Option<String>),
+    Mlsd(Option<String>),
+    Mlst(Option<String>),
+    Retr(String),
+    Stor(String),
+    Appe(String),
+    Stou,
+    Rest(u64),
+    Dele(String),
+    Mkd(String),
+    Rmd(String),
+    Rnfr(String),
+    Rnto(String),
+    Size(String),
+    Mdtm(String),
+    Allo,
+    Abor,
+    Stat(Option<String>),
+    Site(String),
+    Smnt(String),
+    Auth(String),
+    Pbsz(String),
+    Prot(String),
+    Ccc,
+}
+
+impl fmt::Debug for Command {
+    /// SECURITY: the password never reaches a log line, even at trace level.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Pass(_) => f.write_str("Pass(****)"),
+            other => fmt::Display::fmt(other, f),
+        }
+    }
+}
+
+impl fmt::Display for Command {
+    /// The command as a log line shows it: verb and argument, the password masked.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = self.verb();
+        let arg: Option<String> = match self {
+            Command::Pass(_) => Some("****".into()),
+            Command::User(a)
+            | Command::Acct(a)
+            | Command::Cwd(a)
+            | Command::Retr(a)
+            | Command::Stor(a)
+            | Command::Appe(a)
+            | Command::Dele(a)
+            | Command::Mkd(a)
+            | Command::Rmd(a)
+            | Command::Rnfr(a)
+            | Command::Rnto(a)
+            | Command::Size(a)
+            | Command::Mdtm(a)
+            | Command::Site(a)
+            | Command::Smnt(a)
+            | Command::Auth(a)
+            | Command::Pbsz(a)
+            | Command::Prot(a) => Some(a.clone()),
+            Command::Help(a)
+            | Command::List(a)
+            | Command::Nlst(a)
+            | Command::Mlsd(a)
+            | Command::Mlst(a)
+            | Command::Stat(a) => a.clone(),
+            Command::Opts(n, v) => Some(match v {
+                Some(v) => format!("{n} {v}"),
+                None => n.clone(),
+            }),
+            Command::Type(t) => Some(match t {
+                TransferType::Ascii => "A".into(),
+                TransferType::Image => "I".into(),
+            }),
+            Command::Mode(c) | Command::Stru(c) => Some(c.to_string()),
+            Command::Epsv(EpsvArg::Any) => None,
+            Command::Epsv(EpsvArg::All) => Some("ALL".into()),
+            Command::Epsv(EpsvArg::Protocol(p)) => Some(p.to_string()),
+            Command::Port(a) | Command::Eprt(a) => Some(a.to_string()),
+            Command::Rest(n) => Some(n.to_string()),
+            _ => None,
+        };
+        match arg {
+            Some(a) => write!(f, "{verb} {a}"),
+            None => f.write_str(verb),
+        }
+    }
+}
+
+impl Command {
+    /// The canonical verb, as FEAT/HELP and the logs name it.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Command::User(_) => "USER",
+            Command::Pass(_) => "PASS",
+            Command::Acct(_) => "ACCT",
+            Command::Quit => "QUIT",
+            Command::Rein => "REIN",
+            Command::Noop => "NOOP",
+            Command::Syst => "SYST",
+            Command::Feat => "FEAT",
+            Command::Help(_) => "HELP",
+            Command::Opts(..) => "OPTS",
+            Command::Pwd => "PWD",
+            Command::Cwd(_) => "CWD",
+            Command::Cdup => "CDUP",
+            Command::Type(_) => "TYPE",
+            Command::Mode(_) => "MODE",
+            Command::Stru(_) => "STRU",
+            Command::Pasv => "PASV",
+            Command::Epsv(_) => "EPSV",
+            Command::Port(_) => "PORT",
+            Command::Eprt(_) => "EPRT",
+            Command::List(_) => "LIST",
+            Command::Nlst(_) => "NLST",
+            Command::Mlsd(_) => "MLSD",
+            Command::Mlst(_) => "MLST",
+            Command::Retr(_) => "RETR",
+            Command::Stor(_) => "STOR",
+            Command::Appe(_) => "APPE",
+            Command::Stou => "STOU",
+            Command::Rest(_) => "REST",
+            Command::Dele(_) => "DELE",
+            Command::Mkd(_) => "MKD",
+            Command::Rmd(_) => "RMD",
+            Command::Rnfr(_) => "RNFR",
+            Command::Rnto(_) => "RNTO",
+            Command::Size(_) => "SIZE",
+            Command::Mdtm(_) => "MDTM",
+            Command::Allo => "ALLO",
+            Command::Abor => "ABOR",
+            Command::Stat(_) => "STAT",
+            Command::Site(_) => "SITE",
+            Command::Smnt(_) => "SMNT",
+            Command::Auth(_) => "AUTH",
+            Command::Pbsz(_) => "PBSZ",
+            Command::Prot(_) => "PROT",
+            Command::Ccc => "CCC",
+        }
+    }
+}
+
+/// Why a line is not a command we can run. Each maps to one reply code
+/// (see `error::FtpError::reply`): the session answers and carries on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// An empty line or a verb we do not know: 500.
+    UnknownCommand(String),
+    /// A line longer than the codec's maximum: 500; repeated, the session is closed.
+    LineTooLong,
+    /// The argument is not UTF-8 (RFC 2640 names are UTF-8): 501.
+    NotUtf8,
+    /// The verb needs an argument and none was given: 501.
+    MissingArgument(&'static str),
+    /// The argument is malformed: 501.
+    BadArgument(&'static str, &'static str),
+    /// A valid parameter we do not implement (TYPE E, MODE B, STRU R): 504.
+    UnsupportedParameter(&'static str),
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::UnknownCommand(v) if v.is_empty() => f.write_str("Empty command line"),
+            ParseError::UnknownCommand(v) => write!(f, "Unknown command {v}"),
+            ParseError::LineTooLong => f.write_str("Command line too long"),
+            ParseError::NotUtf8 => f.write_str("Command arguments must be UTF-8"),
+            ParseError::MissingArgument(v) => write!(f, "{v} needs an argument"),
+            ParseError::BadArgument(v, why) => write!(f, "{v}: {why}"),
+            ParseError::UnsupportedParameter(v) => write!(f, "{v}: parameter not implemented"),
+        }
+    }
+}
+
+/// The longest verb we look at; anything longer is an unknown command.
+const MAX_VERB_LEN: usize = 4;
+
+/// Parses one control line (without its line ending, Telnet sequences already removed).
+pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
+    let (verb_bytes, arg_bytes) = match line.iter().position(|&b| b == b' ') {
+        Some(i) => (&line[..i], Some(&line[i + 1..])),
+        None => (line, None),
+    };
+    // SECURITY: the verb is echoed in the 500 reply; keep it short and printable.
+    if verb_bytes.is_empty()
+        || verb_bytes.len() > MAX_VERB_LEN
+        || !verb_bytes.iter().all(u8::is_ascii_alphabetic)
+    {
+        let shown: String = String::from_utf8_lossy(&verb_bytes[..verb_bytes.len().min(16)])
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
+        return Err(ParseError::UnknownCommand(shown));
+    }
+    let mut verb_buf = [0u8; MAX_VERB_LEN];
+    let verb_buf = &mut verb_buf[..verb_bytes.len()];
+    verb_buf.copy_from_slice(verb_bytes);
+    verb_buf.make_ascii_uppercase();
+    // Checked above: ASCII letters only.
+    let verb = std::str::from_utf8(verb_buf).map_err(|_| ParseError::NotUtf8)?;
+
+    let arg: Option<&str> = match arg_bytes {
+        None => None,
+        Some(b) => Some(std::str::from_utf8(b).map_err(|_| ParseError::NotUtf8)?),
+    };
+    // An argument made only of spaces counts as none.
+    let arg = arg.filter(|a| !a.trim().is_empty());
+
+    // Needs a non-empty argument, returned as given.
+    let required = |name: &'static str| -> Result<String, ParseError> {
+        arg.map(str::to_owned)
+            .ok_or(ParseError::MissingArgument(name))
+    };
+    let none = |cmd: Command, name: &'static str| -> Result<Command, ParseError> {
+        match arg {
+            None => Ok(cmd),
+            Some(_) => Err(ParseError::BadArgument(name, "takes no argument")),
+        }
+    };
+
+    Ok(match verb {
+        "USER" => Command::User(required("USER")?),
+        // A password may legitimately be empty (anonymous clients send "PASS ").
+        "PASS" => Command::Pass(
+            arg_bytes
+                .map(|_| arg.unwrap_or("").to_owned())
+                .unwrap_or_default(),
+        ),
+        "ACCT" => Command::Acct(required("ACCT")?),
+        "QUIT" => none(Command::Quit, "QUIT")?,
+        "REIN" => none(Command::Rein, "REIN")?,
+        // NOOP with an argument is harmless; some keep-alive clients send one.
+        "NOOP" => Command::Noop,
+        "SYST" => none(Command::Syst, "SYST")?,
+        "FEAT" => none(Command::Feat, "FEAT")?,
+        "HELP" => Command::Help(arg.map(|a| a.trim().to_ascii_uppercase())),
+        "OPTS" => parse_opts(&required("OPTS")?),
+        "PWD" | "XPWD" => none(Command::Pwd, "PWD")?,
+        "CWD" | "XCWD" => Command::Cwd(required("CWD")?),
+        "CDUP" | "XCUP" => none(Command::Cdup, "CDUP")?,
+        "TYPE" => Command::Type(parse_type(&required("TYPE")?)?),
+        "MODE" => Command::Mode(parse_single(&required("MODE")?, "MODE", "S", &["B", "C"])?),
+        "STRU" => Command::Stru(parse_single(&required("STRU")?, "STRU", "F", &["R", "P"])?),
+        "PASV" => none(Command::Pasv, "PASV")?,
+        "EPSV" => Command::Epsv(parse_epsv(arg)?),
+        "PORT" => Command::Port(parse_port(&required("PORT")?)?),
+        "EPRT" => Command::Eprt(parse_eprt(&required("EPRT")?)?),
+        "LIST" => Command::List(strip_list_options(arg)),
+        "NLST" => Command::Nlst(strip_list_options(arg)),
+        "MLSD" => Command::Mlsd(arg.map(str::to_owned)),
+        "MLST" => Command::Mlst(arg.map(str::to_owned)),
+        "RETR" => Command::Retr(required("RETR")?),
+        "STOR" => Command::Stor(required("STOR")?),
+        "APPE" => Command::Appe(required("APPE")?),
+        "STOU" => Command::Stou,
+        "REST" => Command::Rest(required("REST")?.trim().parse().map_err(|_| {
+            ParseError::BadArgument("REST", "offset must be a non-negative number")
+        })?),
+        "DELE" => Command::Dele(required("DELE")?),
+        "MKD" | "XMKD" => Command::Mkd(required("MKD")?),
+        "RMD" | "XRMD" => Command::Rmd(required("RMD")?),
+        "RNFR" => Command::Rnfr(required("RNFR")?),
+        "RNTO" => Command::Rnto(required("RNTO")?),
+        "SIZE" => Command::Size(required("SIZE")?),
+        "MDTM" => Command::Mdtm(required("MDTM")?),
+        // RFC 959 §4.1.3: ALLO is accepted and its argument is not needed by us.
+        "ALLO" => Command::Allo,
+        "ABOR" => none(Command::Abor, "ABOR")?,
+        "STAT" => Command::Stat(arg.map(str::to_owned)),
+        "SITE" => Command::Site(required("SITE")?),
+        "SMNT" => Command::Smnt(required("SMNT")?),
+        "AUTH" => Command::Auth(required("AUTH")?.trim().to_ascii_uppercase()),
+        "PBSZ" => Command::Pbsz(required("PBSZ")?.trim().to_owned()),
+        "PROT" => Command::Prot(required("PROT")?.trim().to_ascii_uppercase()),
+        "CCC" => none(Command::Ccc, "CCC")?,
+        _ => return Err(ParseError::UnknownCommand(verb.to_owned())),
+    })
+}
+
+fn parse_opts(arg: &str) -> Command {
+    let arg = arg.trim();
+    match arg.split_once(' ') {
+        Some((name, value)) => {
+            Command::Opts(name.to_ascii_uppercase(), Some(value.trim().to_owned()))
+        }
+        None => Command::Opts(arg.to_ascii_uppercase(), None),
+    }
+}
+
+/// RFC 959 §4.1.2: `TYPE A [N]`, `TYPE I`, `TYPE L 8`; TYPE E and other forms are 504.
+fn parse_type(arg: &str) -> Result<TransferType, ParseError> {
+    let parts: Vec<String> = arg
+        .split_whitespace()
+        .map(str::to_ascii_uppercase)
+        .collect();
+    match parts
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["A"] | ["A", "N"] => Ok(TransferType::Ascii),
+        ["I"] | ["L", "8"] => Ok(TransferType::Image),
+        ["E"] | ["E", _] | ["A", "T" | "C"] | ["L", _] => {
+            Err(ParseError::UnsupportedParameter("TYPE"))
+        }
+        _ => Err(ParseError::BadArgument("TYPE", "unknown type")),
+    }
+}
+
+/// One-letter argument: `ok` is the one we implement, `known` are valid but refused (504).
+fn parse_single(
+    arg: &str,
+    name: &'static str,
+    ok: &str,
+    known: &[&str],
+) -> Result<char, ParseError> {
+    let a = arg.trim().to_ascii_uppercase();
+    if a == ok {
+        Ok(ok.chars().next().unwrap_or('?'))
+    } else if known.contains(&a.as_str()) {
+        Err(ParseError::UnsupportedParameter(name))
+    } else {
+        Err(ParseError::BadArgument(name, "unknown parameter"))
+    }
+}
+
+fn parse_epsv(arg: Option<&str>) -> Result<EpsvArg, ParseError> {
+    match arg.map(str::trim) {
+        None => Ok(EpsvArg::Any),
+        Some(a) if a.eq_ignore_ascii_case("ALL") => Ok(EpsvArg::All),
+        Some("1") => Ok(EpsvArg::Protocol(1)),
+        Some("2") => Ok(EpsvArg::Protocol(2)),
+        Some(_) => Err(ParseError::BadArgument(
+            "EPSV",
+            "network protocol must be 1, 2 or ALL",
+        )),
+    }
+}
+
+/// RFC 959 §4.1.2: `PORT h1,h2,h3,h4,p1,p2`.
+fn parse_port(arg: &str) -> Result<SocketAddr, ParseError> {
+    const WHY: &str = "expected h1,h2,h3,h4,p1,p2";
+    let mut nums = [0u8; 6];
+    let mut count = 0;
+    for part in arg.trim().split(',') {
+        if count == 6 {
+            return Err(ParseError::BadArgument("PORT", WHY));
+        }
+        nums[count] = part
+            .trim()
+            .parse()
+            .map_err(|_| ParseError::BadArgument("PORT", WHY))?;
+        count += 1;
+    }
+    if count != 6 {
+        return Err(ParseError::BadArgument("PORT", WHY));
+    }
+    let ip = Ipv4Addr::new(nums[0], nums[1], nums[2], nums[3]);
+    let port = u16::from(nums[4]) << 8 | u16::from(nums[5]);
+    Ok(SocketAddr::new(IpAddr::V4(ip), port))
+}
+
+/// RFC 2428 §2: `EPRT |1|132.235.1.2|6275|`; any printable delimiter.
+fn parse_eprt(arg: &str) -> Result<SocketAddr, ParseError> {
+    const WHY: &str = "expected |proto|address|port|";
+    let arg = arg.trim();
+    let delim = arg
+        .chars()
+        .next()
+        .ok_or(ParseError::BadArgument("EPRT", WHY))?;
+    if !(33..=126).contains(&(delim as u32)) {
+        return Err(ParseError::BadArgument("EPRT", WHY));
+    }
+    let fields: Vec<&str> = arg.split(delim).collect();
+    // "|1|addr|port|" splits into ["", "1", "addr", "port", ""].
+    if fields.len() != 5 || !fields[0].is_empty() || !fields[4].is_empty() {
+        return Err(ParseError::BadArgument("EPRT", WHY));
+    }
+    let port: u16 = fields[3]
+        .parse()
+        .map_err(|_| ParseError::BadArgument("EPRT", "bad port"))?;
+    let ip: IpAddr = match fields[1] {
+        "1" => IpAddr::V4(
+            fields[2]
+                .parse::<Ipv4Addr>()
+                .map_err(|_| ParseError::BadArgument("EPRT", "bad IPv4 address"))?,
+        ),
+        "2" => IpAddr::V6(
+            fields[2]
+                .parse::<Ipv6Addr>()
+                .map_err(|_| ParseError::BadArgument("EPRT", "bad IPv6 address"))?,
+        ),
+        _ => {
+            return Err(ParseError::BadArgument(
+                "EPRT",
+                "network protocol must be 1 or 2",
+            ))
+        }
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Clients send `ls` options with LIST/NLST (`LIST -la`, `LIST -a /dir`). Leading words that
+/// start with `-` are options, not paths; we always list the same way, so they are dropped.
+fn strip_list_options(arg: Option<&str>) -> Option<String> {
+    let mut rest = arg?;
+    loop {
+        let trimmed = rest.trim_start();
+        if trimmed.starts_with('-') && trimmed.len() > 1 {
+            match trimmed.find(' ') {
+                Some(i) => rest = &trimmed[i + 1..],
+                None => return None,
+            }
+        } else {
+            rest = trimmed;
+            break;
+        }
+    }
+    if rest.is_empty() {
+        None
+    } else {
+        Some(rest.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Command, ParseError> {
+        parse(s.as_bytes())
+    }
+
+    #[test]
+    fn commands_parse_to_typed_variants() {
+        let v4 = |a, b, c, d, port| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(a, b, c, d)), port);
+        let cases: Vec<(&str, Command)> = vec![
+            ("USER alice", Command::User("alice".into())),
+            ("user alice", Command::User("alice".into())),
+            ("PASS s3cret word", Command::Pass("s3cret word".into())),
+            ("PASS", Command::Pass(String::new())),
+            ("PASS ", Command::Pass(String::new())),
+            ("QUIT", Command::Quit),
+            ("NOOP", Command::Noop),
+            ("SYST", Command::Syst),
+            ("FEAT", Command::Feat),
+            ("HELP", Command::Help(None)),
+            ("HELP retr", Command::Help(Some("RETR".into()))),
+            (
+                "OPTS UTF8 ON",
+                Command::Opts("UTF8".into(), Some("ON".into())),
+            ),
+            ("opts utf8", Command::Opts("UTF8".into(), None)),
+            ("PWD", Command::Pwd),
+            ("XPWD", Command::Pwd),
+            ("CWD /a b/c", Command::Cwd("/a b/c".into())),
+            ("XCWD ..", Command::Cwd("..".into())),
+            ("CDUP", Command::Cdup),
+            ("XCUP", Command::Cdup),
+            ("TYPE I", Command::Type(TransferType::Image)),
+            ("TYPE A", Command::Type(TransferType::Ascii)),
+            ("TYPE a n", Command::Type(TransferType::Ascii)),
+            ("TYPE L 8", Command::Type(TransferType::Image)),
+            ("MODE S", Command::Mode('S')),
+            ("STRU f", Command::Stru('F')),
+            ("PASV", Command::Pasv),
+            ("EPSV", Command::Epsv(EpsvArg::Any)),
+            ("EPSV ALL", Command::Epsv(EpsvArg::All)),
+            ("EPSV 2", Command::Epsv(EpsvArg::Protocol(2))),
+            ("PORT 127,0,0,1,4,1", Command::Port(v4(127, 0, 0, 1, 1025))),
+            (
+                "EPRT |1|127.0.0.1|6275|",
+                Command::Eprt(v4(127, 0, 0, 1, 6275)),
+            ),
+            (
+                "EPRT |2|::1|5282|",
+                Command::Eprt(SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 5282)),
+            ),
+            ("LIST", Command::List(None)),
+            ("LIST -la", Command::List(None)),
+            ("LIST -a -l", Command::List(None)),
+            ("LIST -a /dir", Command::List(Some("/dir".into()))),
+            ("LIST sub dir", Command::List(Some("sub dir".into()))),
+            ("NLST -al x", Command::Nlst(Some("x".into()))),
+            ("LIST -", Command::List(Some("-".into()))),
+            ("RETR ünï cödé.txt", Command::Retr("ünï cödé.txt".into())),
+            ("STOR a\"b", Command::Stor("a\"b".into())),
+            ("REST 100", Command::Rest(100)),
+            ("DELE x", Command::Dele("x".into())),
+            ("XMKD d", Command::Mkd("d".into())),
+            ("XRMD d", Command::Rmd("d".into())),
+            ("SIZE f", Command::Size("f".into())),
+            ("ABOR", Command::Abor),
+            ("STAT", Command::Stat(None)),
+            ("AUTH tls", Command::Auth("TLS".into())),
+            ("NOOP anything", Command::Noop),
+        ];
+        for (line, want) in cases {
+            assert_eq!(p(line), Ok(want), "parsing {line:?}");
+        }
+    }
+
+    #[test]
+    fn bad_lines_map_to_parse_errors() {
+        use ParseError::*;
+        let cases: Vec<(&[u8], ParseError)> = vec![
+            (b"", UnknownCommand(String::new())),
+            (b"FOO", UnknownCommand("FOO".into())),
+            (b"GET / HTTP/1.1", UnknownCommand("GET".into())),
+            (b"RETRX a", UnknownCommand("RETRX".into())),
+            (b"R3TR a", UnknownCommand("R3TR".into())),
+            (b"\x00\x01", UnknownCommand(String::new())),
+            (b"USER", MissingArgument("USER")),
+            (b"USER ", MissingArgument("USER")),
+            (b"CWD   ", MissingArgument("CWD")),
+            (b"RETR", MissingArgument("RETR")),
+            (b"STOR \xff\xfe", NotUtf8),
+            (b"TYPE X", BadArgument("TYPE", "unknown type")),
+            (b"TYPE E", UnsupportedParameter("TYPE")),
+            (b"MODE B", UnsupportedParameter("MODE")),
+            (b"MODE Q", BadArgument("MODE", "unknown parameter")),
+            (b"STRU R", UnsupportedParameter("STRU")),
+            (
+                b"PORT 1,2,3",
+                BadArgument("PORT", "expected h1,h2,h3,h4,p1,p2"),
+            ),
+            (
+                b"PORT 1,2,3,4,5,6,7",
+                BadArgument("PORT", "expected h1,h2,h3,h4,p1,p2"),
+            ),
+            (
+                b"PORT 256,0,0,1,1,1",
+                BadArgument("PORT", "expected h1,h2,h3,h4,p1,p2"),
+            ),
+            (
+                b"EPRT |3|x|1|",
+                BadArgument("EPRT", "network protocol must be 1 or 2"),
+            ),
+            (b"EPRT |1|::1|1|", BadArgument("EPRT", "bad IPv4 address")),
+            (b"EPRT |1|1.2.3.4|99999|", BadArgument("EPRT", "bad port")),
+            (
+                b"EPRT 1|1.2.3.4|5",
+                BadArgument("EPRT", "expected |proto|address|port|"),
+            ),
+            (
+                b"EPSV 3",
+                BadArgument("EPSV", "network protocol must be 1, 2 or ALL"),
+            ),
+            (
+                b"REST -1",
+                BadArgument("REST", "offset must be a non-negative number"),
+            ),
+            (
+                b"REST abc",
+                BadArgument("REST", "offset must be a non-negative number"),
+            ),
+            (b"QUIT now", BadArgument("QUIT", "takes no argument")),
+            (b"PASV x", BadArgument("PASV", "takes no argument")),
+        ];
+        for (line, want) in cases {
+            assert_eq!(
+                parse(line),
+                Err(want),
+                "parsing {:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn password_is_masked_in_debug_and_display() {
+        let cmd = p("PASS hunter2").expect("parses");
+        assert!(!format!("{cmd:?}").contains("hunter2"));
+        assert!(!format!("{cmd}").contains("hunter2"));
+        assert_eq!(format!("{cmd}"), "PASS ****");
+    }
+
+    #[test]
+    fn unknown_verb_text_is_bounded_and_printable() {
+        let mut line = b"X\x07Y".to_vec();
+        line.extend(std::iter::repeat(b'Z').take(10_000));
+        match parse(&line) {
+            Err(ParseError::UnknownCommand(shown)) => {
+                assert!(shown.len() <= 16);
+                assert!(!shown.chars().any(char::is_control));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
