@@ -1,1 +1,143 @@
-fn main() {}
+//! The actorftpd daemon: parse options, load users, bind, start the actors, wait for a signal.
+//!
+//! This is the only place that writes to stdout: the listening address and, for the embedded
+//! default user, exactly how to connect. Everything else goes to the log (stderr).
+
+use actorftpd::auth::{random_password, Credential, Password, Permissions, User, UserDb};
+use actorftpd::{cli, server};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Name of the one-off user of the embedded default.
+const DEFAULT_USER: &str = "ftpuser";
+
+fn main() -> ExitCode {
+    let inv = cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(inv.log_level))
+        .format_timestamp_millis()
+        .init();
+    match run(inv) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("actorftpd: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The one-off user: how to connect is printed once the address is known.
+struct OneOff {
+    root: PathBuf,
+    password: String,
+}
+
+fn run(inv: cli::Invocation) -> Result<(), String> {
+    let (users, one_off) = match &inv.users {
+        Some(path) => (UserDb::load(path)?, None),
+        None => {
+            let root = match &inv.root {
+                Some(r) => r.clone(),
+                None => default_root()?,
+            };
+            if !root.is_dir() {
+                return Err(format!("root {} is not a directory", root.display()));
+            }
+            let root = root
+                .canonicalize()
+                .map_err(|e| format!("root {}: {e}", root.display()))?;
+            let password = random_password(16)?;
+            let user = User {
+                name: DEFAULT_USER.to_owned(),
+                credential: Credential::Plain(Password::new(password.clone())),
+                root: root.clone(),
+                permissions: Permissions::ALL,
+            };
+            (UserDb::single(user), Some(OneOff { root, password }))
+        }
+    };
+    let listen = inv.config.listen;
+    let std_listener =
+        server::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let local = std_listener.local_addr().map_err(|e| e.to_string())?;
+
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let running = server::start(inv.config, users, std_listener)
+            .map_err(|e| format!("start failed: {e}"))?;
+        announce(local, one_off.as_ref());
+        wait_for_signal().await;
+        log::info!("shutting down");
+        running.stop_workers();
+        Ok::<(), String>(())
+    })?;
+    Ok(())
+}
+
+/// The ready folder of the embedded default, created with a welcome file on first use.
+fn default_root() -> Result<PathBuf, String> {
+    let root = std::env::temp_dir().join("actorftpd-root");
+    std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    let welcome = root.join("welcome.txt");
+    if !welcome.exists() {
+        std::fs::write(
+            &welcome,
+            "Served by actorftpd. Upload files here, or pass --root DIR to serve another folder.\n",
+        )
+        .map_err(|e| format!("cannot write {}: {e}", welcome.display()))?;
+    }
+    Ok(root)
+}
+
+fn announce(local: SocketAddr, one_off: Option<&OneOff>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "actorftpd listening on {local}");
+    if let Some(o) = one_off {
+        let host = connect_host(local);
+        let port = local.port();
+        let url = format!("ftp://{DEFAULT_USER}:{}@{host}:{port}/", o.password);
+        let _ = writeln!(
+            out,
+            "serving {} as user {DEFAULT_USER} with a one-off password (new at every start)",
+            show(&o.root)
+        );
+        let _ = writeln!(out, "  url:  {url}");
+        let _ = writeln!(out, "  curl: curl {url}");
+        let _ = writeln!(
+            out,
+            "  lftp: lftp -u {DEFAULT_USER},{} -p {port} {host}",
+            o.password
+        );
+    }
+    let _ = out.flush();
+}
+
+/// The address a client on this machine would type (an unspecified bind becomes loopback).
+fn connect_host(local: SocketAddr) -> String {
+    match local {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => "127.0.0.1".to_owned(),
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) if a.ip().is_unspecified() => "[::1]".to_owned(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    }
+}
+
+fn show(p: &Path) -> String {
+    p.display().to_string()
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

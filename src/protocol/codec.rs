@@ -200,8 +200,10 @@ mod tests {
     use super::*;
     use crate::protocol::reply::ReplyCode;
 
+    type Item = Result<Command, ParseError>;
+
     /// Feeds `chunks` one after another and collects every item.
-    fn decode_all(codec: &mut FtpCodec, chunks: &[&[u8]]) -> Vec<Result<Command, ParseError>> {
+    fn decode_all(codec: &mut FtpCodec, chunks: &[&[u8]]) -> Vec<Item> {
         let mut buf = BytesMut::new();
         let mut out = Vec::new();
         for chunk in chunks {
@@ -216,7 +218,7 @@ mod tests {
     #[test]
     fn line_endings_and_telnet_sequences() {
         let noop = || Ok(Command::Noop);
-        let cases: Vec<(Vec<&[u8]>, Vec<Result<Command, ParseError>>)> = vec![
+        let cases: Vec<(Vec<&[u8]>, Vec<Item>)> = vec![
             (vec![b"NOOP\r\n"], vec![noop()]),
             (vec![b"NOOP\n"], vec![noop()]),
             (vec![b"NOOP\r"], vec![noop()]),

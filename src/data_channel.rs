@@ -1,0 +1,544 @@
+//! The DataChannel actor: one per transfer, short-lived.
+//!
+//! It owns the data socket and the open file (or the listing bytes). It accepts the passive
+//! connection (only from the control connection's peer) or connects to the active target,
+//! then copies in a blocking-pool task with large buffers, converting line endings for
+//! TYPE A. It reports `Progress` at a bounded rate and exactly one `TransferDone` to its
+//! Session, and obeys `Abort` by shutting the socket down under the copy loop. It never
+//! touches the control connection or the file system's metadata.
+
+use actix::prelude::*;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+
+/// How often, at most, a running transfer reports its byte count.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The smallest copy buffer; small files get a buffer their size, large ones `Limits::transfer_buffer`.
+const MIN_BUFFER: usize = 8 * 1024;
+
+/// Where the data connection comes from.
+#[derive(Debug)]
+pub enum DataEndpoint {
+    /// PASV/EPSV: a listener the client connects to.
+    Passive(TcpListener),
+    /// PORT/EPRT: the address we connect to.
+    Active(SocketAddr),
+}
+
+/// What is transferred, in which direction.
+#[derive(Debug)]
+pub enum Payload {
+    /// RETR: the file, already positioned at the REST offset.
+    SendFile(std::fs::File),
+    /// LIST/NLST: bytes already formatted.
+    SendBytes(Vec<u8>),
+    /// STOR/APPE: the file to write to.
+    Receive(std::fs::File),
+}
+
+impl Payload {
+    fn is_upload(&self) -> bool {
+        matches!(self, Payload::Receive(_))
+    }
+}
+
+/// Everything a DataChannel needs, given by the Session.
+#[derive(Debug)]
+pub struct TransferSpec {
+    pub id: u64,
+    pub endpoint: DataEndpoint,
+    pub payload: Payload,
+    /// TYPE A: LF on disk, CRLF on the wire.
+    pub ascii: bool,
+    /// SECURITY: only this address may connect to a passive endpoint.
+    pub control_peer: IpAddr,
+    /// Bytes still to send when known (a buffer size hint).
+    pub size_hint: Option<u64>,
+    pub connect_timeout: Duration,
+    pub stall_timeout: Duration,
+    pub buffer_size: usize,
+}
+
+/// Why a transfer did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferError {
+    /// No data connection could be made (accept/connect failed or timed out): 425.
+    NoConnection(String),
+    /// ABOR, or the session ended: 426.
+    Aborted,
+    /// The peer closed or reset the data connection: 426.
+    ConnectionLost(String),
+    /// No progress within the stall timeout: 426.
+    Stalled,
+    /// The disk is full: 452.
+    NoSpace,
+    /// Reading or writing the file failed: 451.
+    LocalIo(String),
+}
+
+/// How a transfer ended: bytes of the file moved, or why not.
+pub type TransferResult = Result<u64, TransferError>;
+
+/// Exactly one per DataChannel, to its Session.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct TransferDone {
+    pub id: u64,
+    pub result: TransferResult,
+}
+
+/// File bytes moved so far, at most every `PROGRESS_INTERVAL`.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Progress {
+    pub id: u64,
+    pub bytes: u64,
+}
+
+/// Stop the transfer now (ABOR, QUIT, or the session ending).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Abort;
+
+/// Shared between the actor and its copy task: the only way to stop a blocking copy is to
+/// shut its socket down, so the socket is published here once it exists.
+#[derive(Debug, Default)]
+struct AbortSwitch {
+    aborted: AtomicBool,
+    socket: OnceLock<std::net::TcpStream>,
+}
+
+impl AbortSwitch {
+    fn trigger(&self) {
+        self.aborted.store(true, Ordering::SeqCst);
+        if let Some(s) = self.socket.get() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn is_triggered(&self) -> bool {
+        self.aborted.load(Ordering::SeqCst)
+    }
+}
+
+pub struct DataChannel {
+    spec: Option<TransferSpec>,
+    id: u64,
+    done_to: Recipient<TransferDone>,
+    progress_to: Recipient<Progress>,
+    switch: Arc<AbortSwitch>,
+    result: Option<TransferResult>,
+}
+
+impl DataChannel {
+    pub fn new(
+        spec: TransferSpec,
+        done_to: Recipient<TransferDone>,
+        progress_to: Recipient<Progress>,
+    ) -> Self {
+        DataChannel {
+            id: spec.id,
+            spec: Some(spec),
+            done_to,
+            progress_to,
+            switch: Arc::new(AbortSwitch::default()),
+            result: None,
+        }
+    }
+}
+
+impl Actor for DataChannel {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some(spec) = self.spec.take() else {
+            self.result = Some(Err(TransferError::LocalIo("transfer started twice".into())));
+            ctx.stop();
+            return;
+        };
+        let switch = self.switch.clone();
+        let progress = self.progress_to.clone();
+        let fut = run_transfer(spec, switch, progress);
+        ctx.spawn(fut.into_actor(self).map(|result, act, ctx| {
+            act.result = Some(result);
+            ctx.stop();
+        }));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        let result = self.result.take().unwrap_or(Err(TransferError::Aborted));
+        self.done_to.do_send(TransferDone {
+            id: self.id,
+            result,
+        });
+    }
+}
+
+impl Handler<Abort> for DataChannel {
+    type Result = ();
+
+    fn handle(&mut self, _: Abort, ctx: &mut Context<Self>) {
+        self.switch.trigger();
+        if self.switch.socket.get().is_none() {
+            // Still waiting for the connection: dropping the future cancels the accept/connect.
+            self.result = Some(Err(TransferError::Aborted));
+            ctx.stop();
+        }
+        // Otherwise the copy task sees its socket shut down and ends with `Aborted`.
+    }
+}
+
+/// The whole transfer: connect, then copy on the blocking pool.
+async fn run_transfer(
+    spec: TransferSpec,
+    switch: Arc<AbortSwitch>,
+    progress: Recipient<Progress>,
+) -> TransferResult {
+    let stream = match spec.endpoint {
+        DataEndpoint::Passive(listener) => {
+            accept_from(listener, spec.control_peer, spec.connect_timeout).await?
+        }
+        DataEndpoint::Active(addr) => connect_to(addr, spec.connect_timeout).await?,
+    };
+    let sock = stream
+        .into_std()
+        .map_err(|e| TransferError::NoConnection(e.to_string()))?;
+    let setup = || -> io::Result<std::net::TcpStream> {
+        sock.set_nonblocking(false)?;
+        // SECURITY: a peer that stops reading or writing cannot hold the transfer forever.
+        sock.set_read_timeout(Some(spec.stall_timeout))?;
+        sock.set_write_timeout(Some(spec.stall_timeout))?;
+        sock.try_clone()
+    };
+    let abort_clone = setup().map_err(|e| TransferError::NoConnection(e.to_string()))?;
+    let _ = switch.socket.set(abort_clone);
+    // The actor handles Abort between polls of this future: after publishing the socket we
+    // look at the flag once more, so an Abort that came first is never missed.
+    if switch.is_triggered() {
+        return Err(TransferError::Aborted);
+    }
+    let buffer = buffer_size(&spec.payload, spec.size_hint, spec.buffer_size);
+    let reporter = ProgressReporter {
+        to: progress,
+        id: spec.id,
+        last: Instant::now(),
+    };
+    let payload = spec.payload;
+    let ascii = spec.ascii;
+    let job = tokio::task::spawn_blocking(move || {
+        copy_blocking(sock, payload, ascii, buffer, &switch, reporter)
+    });
+    match job.await {
+        Ok(result) => result,
+        Err(e) => Err(TransferError::LocalIo(format!("copy task failed: {e}"))),
+    }
+}
+
+fn buffer_size(payload: &Payload, size_hint: Option<u64>, max: usize) -> usize {
+    let max = max.max(MIN_BUFFER);
+    match (payload, size_hint) {
+        (Payload::SendFile(_), Some(n)) => {
+            (n.saturating_add(1)).clamp(MIN_BUFFER as u64, max as u64) as usize
+        }
+        (Payload::SendBytes(_), _) => MIN_BUFFER,
+        _ => max,
+    }
+}
+
+/// Accepts the first connection from the control peer; others are closed untouched.
+async fn accept_from(
+    listener: TcpListener,
+    peer: IpAddr,
+    timeout: Duration,
+) -> Result<TcpStream, TransferError> {
+    let accept = async {
+        loop {
+            let (stream, from) = listener
+                .accept()
+                .await
+                .map_err(|e| TransferError::NoConnection(format!("accept failed: {e}")))?;
+            // SECURITY: a passive port is guessable; only the control connection's peer may use it.
+            if same_ip(from.ip(), peer) {
+                return Ok(stream);
+            }
+            log::warn!("data connection from {from} refused: control connection is from {peer}");
+        }
+    };
+    match tokio::time::timeout(timeout, accept).await {
+        Ok(r) => r,
+        Err(_) => Err(TransferError::NoConnection(
+            "nobody connected to the passive port in time".into(),
+        )),
+    }
+}
+
+async fn connect_to(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, TransferError> {
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(TransferError::NoConnection(format!(
+            "connect to {addr} failed: {e}"
+        ))),
+        Err(_) => Err(TransferError::NoConnection(format!(
+            "connect to {addr} timed out"
+        ))),
+    }
+}
+
+/// Compares addresses, treating an IPv4-mapped IPv6 address as its IPv4 form.
+pub fn same_ip(a: IpAddr, b: IpAddr) -> bool {
+    canonical_ip(a) == canonical_ip(b)
+}
+
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+struct ProgressReporter {
+    to: Recipient<Progress>,
+    id: u64,
+    last: Instant,
+}
+
+impl ProgressReporter {
+    fn report(&mut self, bytes: u64) {
+        if self.last.elapsed() >= PROGRESS_INTERVAL {
+            self.last = Instant::now();
+            self.to.do_send(Progress { id: self.id, bytes });
+        }
+    }
+}
+
+/// Classifies a socket error: after an abort everything is `Aborted`.
+fn socket_error(e: io::Error, switch: &AbortSwitch) -> TransferError {
+    if switch.is_triggered() {
+        return TransferError::Aborted;
+    }
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => TransferError::Stalled,
+        _ => TransferError::ConnectionLost(e.to_string()),
+    }
+}
+
+fn file_error(e: io::Error) -> TransferError {
+    match e.raw_os_error() {
+        Some(28) | Some(122) => TransferError::NoSpace,
+        _ => TransferError::LocalIo(e.to_string()),
+    }
+}
+
+/// The copy loop, on a blocking-pool thread. Returns file bytes moved.
+fn copy_blocking(
+    mut sock: std::net::TcpStream,
+    payload: Payload,
+    ascii: bool,
+    buffer: usize,
+    switch: &AbortSwitch,
+    mut reporter: ProgressReporter,
+) -> TransferResult {
+    let upload = payload.is_upload();
+    let result = match payload {
+        Payload::SendBytes(bytes) => sock
+            .write_all(&bytes)
+            .map_err(|e| socket_error(e, switch))
+            .map(|_| bytes.len() as u64),
+        Payload::SendFile(file) => send_file(&mut sock, file, ascii, buffer, switch, &mut reporter),
+        Payload::Receive(file) => {
+            receive_file(&mut sock, file, ascii, buffer, switch, &mut reporter)
+        }
+    };
+    if !upload {
+        // FIN after the last byte; the client reads to EOF.
+        let _ = sock.shutdown(Shutdown::Write);
+    }
+    if switch.is_triggered() && result.is_ok() && upload {
+        // An aborted upload is never reported complete, even if EOF raced the abort.
+        return Err(TransferError::Aborted);
+    }
+    result
+}
+
+fn send_file(
+    sock: &mut std::net::TcpStream,
+    mut file: std::fs::File,
+    ascii: bool,
+    buffer: usize,
+    switch: &AbortSwitch,
+    reporter: &mut ProgressReporter,
+) -> TransferResult {
+    let mut buf = vec![0u8; buffer];
+    let mut wire = Vec::new();
+    let mut prev_cr = false;
+    let mut done: u64 = 0;
+    loop {
+        if switch.is_triggered() {
+            return Err(TransferError::Aborted);
+        }
+        let n = match file.read(&mut buf) {
+            Ok(0) => return Ok(done),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(file_error(e)),
+        };
+        let out: &[u8] = if ascii {
+            wire.clear();
+            prev_cr = lf_to_crlf(&buf[..n], prev_cr, &mut wire);
+            &wire
+        } else {
+            &buf[..n]
+        };
+        sock.write_all(out).map_err(|e| socket_error(e, switch))?;
+        done += n as u64;
+        reporter.report(done);
+    }
+}
+
+fn receive_file(
+    sock: &mut std::net::TcpStream,
+    mut file: std::fs::File,
+    ascii: bool,
+    buffer: usize,
+    switch: &AbortSwitch,
+    reporter: &mut ProgressReporter,
+) -> TransferResult {
+    let mut buf = vec![0u8; buffer];
+    let mut filled = 0;
+    let mut pending_cr = false;
+    let mut done: u64 = 0;
+    let mut plain = Vec::new();
+    loop {
+        if switch.is_triggered() {
+            return Err(TransferError::Aborted);
+        }
+        let n = match sock.read(&mut buf[filled..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(socket_error(e, switch)),
+        };
+        filled += n;
+        // Write when the buffer is full or at EOF: few large writes instead of many small ones.
+        if n == 0 || filled == buf.len() {
+            let chunk: &[u8] = if ascii {
+                plain.clear();
+                pending_cr = crlf_to_lf(&buf[..filled], pending_cr, n == 0, &mut plain);
+                &plain
+            } else {
+                &buf[..filled]
+            };
+            file.write_all(chunk).map_err(file_error)?;
+            done += chunk.len() as u64;
+            filled = 0;
+            reporter.report(done);
+        }
+        if n == 0 {
+            return Ok(done);
+        }
+    }
+}
+
+/// LF to CRLF for sending in TYPE A. A LF already preceded by CR (also across chunks, via
+/// `prev_cr`) is left alone, so CRLF files never become CRCRLF. Returns the new `prev_cr`.
+pub fn lf_to_crlf(input: &[u8], mut prev_cr: bool, out: &mut Vec<u8>) -> bool {
+    out.reserve(input.len() + input.len() / 16);
+    for &b in input {
+        if b == b'\n' && !prev_cr {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev_cr = b == b'\r';
+    }
+    prev_cr
+}
+
+/// CRLF to LF for receiving in TYPE A. A CR at the end of a chunk is held (`pending_cr`) until
+/// the next byte shows whether a LF follows; at EOF it is written as is. A lone CR is kept.
+pub fn crlf_to_lf(input: &[u8], mut pending_cr: bool, eof: bool, out: &mut Vec<u8>) -> bool {
+    out.reserve(input.len() + 1);
+    for &b in input {
+        if pending_cr {
+            pending_cr = false;
+            if b != b'\n' {
+                out.push(b'\r');
+            }
+        }
+        if b == b'\r' {
+            pending_cr = true;
+        } else {
+            out.push(b);
+        }
+    }
+    if eof && pending_cr {
+        out.push(b'\r');
+        pending_cr = false;
+    }
+    pending_cr
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn to_wire(chunks: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut prev = false;
+        for c in chunks {
+            prev = lf_to_crlf(c, prev, &mut out);
+        }
+        out
+    }
+
+    fn from_wire(chunks: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut pending = false;
+        for (i, c) in chunks.iter().enumerate() {
+            pending = crlf_to_lf(c, pending, i + 1 == chunks.len(), &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn ascii_send_adds_cr_once() {
+        let cases: Vec<(Vec<&[u8]>, &[u8])> = vec![
+            (vec![b"a\nb\n"], b"a\r\nb\r\n"),
+            (vec![b"a\r\nb\r\n"], b"a\r\nb\r\n"),
+            (vec![b"a\r", b"\nb"], b"a\r\nb"),
+            (vec![b"a", b"\n", b"\n"], b"a\r\n\r\n"),
+            (vec![b"\r\r\n"], b"\r\r\n"),
+            (vec![b""], b""),
+        ];
+        for (chunks, want) in cases {
+            assert_eq!(to_wire(&chunks), want, "{chunks:?}");
+        }
+    }
+
+    #[test]
+    fn ascii_receive_strips_cr_before_lf_even_across_reads() {
+        let cases: Vec<(Vec<&[u8]>, &[u8])> = vec![
+            (vec![b"a\r\nb\r\n"], b"a\nb\n"),
+            (vec![b"a\r", b"\nb"], b"a\nb"),
+            (vec![b"a\r", b"b"], b"a\rb"),
+            (vec![b"a\r", b""], b"a\r"),
+            (vec![b"a\n"], b"a\n"),
+            (vec![b"\r\r\n"], b"\r\n"),
+        ];
+        for (chunks, want) in cases {
+            assert_eq!(from_wire(&chunks), want, "{chunks:?}");
+        }
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_compare_equal() {
+        let v4: IpAddr = "127.0.0.1".parse().expect("ip");
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().expect("ip");
+        let other: IpAddr = "127.0.0.2".parse().expect("ip");
+        assert!(same_ip(v4, mapped));
+        assert!(!same_ip(v4, other));
+    }
+}

@@ -1,0 +1,424 @@
+//! The FileStore actor: every file-system call, behind the jail.
+//!
+//! One shared pool (`SyncArbiter`, a few threads) answers typed requests, so blocking
+//! metadata calls never run on a worker Arbiter. Each request carries the session's `Jail`, a
+//! handle to the user's root directory; every path is opened relative to that handle with
+//! cap-std, which refuses any resolution (`..`, absolute symlinks, symlinks to `..`) that
+//! would leave it. Open requests return file handles, so nothing can swap the path between
+//! the check and the transfer.
+
+pub mod vpath;
+
+use crate::error::StoreError;
+use crate::listing::{self, EntryInfo, EntryKind};
+use actix::prelude::*;
+use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
+use std::io::{Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+pub use vpath::VirtualPath;
+
+/// The file-system pool. Stateless: all state is in the messages.
+#[derive(Debug, Default)]
+pub struct FileStore;
+
+impl Actor for FileStore {
+    type Context = SyncContext<Self>;
+}
+
+impl FileStore {
+    /// Starts the shared pool with `threads` threads.
+    pub fn start_pool(threads: usize) -> Addr<FileStore> {
+        SyncArbiter::start(threads.max(1), || FileStore)
+    }
+}
+
+/// A handle to a user's root directory. Cloning is cheap; all clones share one descriptor.
+#[derive(Clone)]
+pub struct Jail(Arc<Dir>);
+
+impl std::fmt::Debug for Jail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Jail(..)")
+    }
+}
+
+impl Jail {
+    fn dir(&self) -> &Dir {
+        &self.0
+    }
+}
+
+/// Opens a user's root as a jail (at login).
+#[derive(Message)]
+#[rtype(result = "Result<Jail, StoreError>")]
+pub struct OpenJail {
+    pub root: PathBuf,
+}
+
+/// Metadata of one path, following symlinks that stay inside the jail.
+#[derive(Message)]
+#[rtype(result = "Result<EntryInfo, StoreError>")]
+pub struct Stat {
+    pub jail: Jail,
+    pub path: VirtualPath,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    /// `ls -l` lines.
+    Long,
+    /// Bare names.
+    Names,
+}
+
+/// A directory listing (or one line for a file), formatted and ready to send.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<u8>, StoreError>")]
+pub struct List {
+    pub jail: Jail,
+    pub path: VirtualPath,
+    pub format: ListFormat,
+    /// Seconds since the epoch, for the recent/old date format.
+    pub now: i64,
+}
+
+/// A file opened for download.
+#[derive(Debug)]
+pub struct ReadHandle {
+    pub file: std::fs::File,
+    pub size: u64,
+}
+
+/// Opens a file for RETR, positioned at `offset`.
+#[derive(Message)]
+#[rtype(result = "Result<ReadHandle, StoreError>")]
+pub struct OpenRead {
+    pub jail: Jail,
+    pub path: VirtualPath,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// STOR: write a temporary file beside the target, renamed over it on success.
+    Replace { allow_overwrite: bool },
+    /// APPE: append in place.
+    Append,
+    /// REST + STOR: write in place from this offset.
+    At(u64),
+}
+
+/// Where an upload goes. A `Replace` upload lives under a temporary name until `FinishUpload`.
+#[derive(Debug, Clone)]
+pub struct UploadTarget {
+    temp: Option<PathBuf>,
+    dest: PathBuf,
+}
+
+#[derive(Debug)]
+pub struct Upload {
+    pub file: std::fs::File,
+    pub target: UploadTarget,
+}
+
+/// Opens a file for STOR/APPE.
+#[derive(Message)]
+#[rtype(result = "Result<Upload, StoreError>")]
+pub struct OpenWrite {
+    pub jail: Jail,
+    pub path: VirtualPath,
+    pub mode: WriteMode,
+}
+
+/// Ends an upload: `keep` renames the temporary file over the target, otherwise it is removed.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct FinishUpload {
+    pub jail: Jail,
+    pub target: UploadTarget,
+    pub keep: bool,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct MakeDir {
+    pub jail: Jail,
+    pub path: VirtualPath,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct RemoveDir {
+    pub jail: Jail,
+    pub path: VirtualPath,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct RemoveFile {
+    pub jail: Jail,
+    pub path: VirtualPath,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct Rename {
+    pub jail: Jail,
+    pub from: VirtualPath,
+    pub to: VirtualPath,
+    pub allow_overwrite: bool,
+}
+
+/// Turns cap-std metadata into a listing entry.
+fn entry_info(
+    name: String,
+    meta: &cap_std::fs::Metadata,
+    link_target: Option<String>,
+) -> EntryInfo {
+    let kind = if let Some(target) = link_target {
+        EntryKind::Symlink { target }
+    } else if meta.is_dir() {
+        EntryKind::Dir
+    } else if meta.is_file() {
+        EntryKind::File
+    } else {
+        EntryKind::Other
+    };
+    EntryInfo {
+        name,
+        kind,
+        size: meta.len(),
+        mode: meta.mode() & 0o7777,
+        nlink: meta.nlink(),
+        uid: meta.uid(),
+        gid: meta.gid(),
+        mtime: meta.mtime(),
+    }
+}
+
+/// The root itself is refused as a target of destructive calls.
+fn non_root(path: &VirtualPath) -> Result<PathBuf, StoreError> {
+    if path.is_root() {
+        Err(StoreError::PermissionDenied)
+    } else {
+        Ok(path.to_relative())
+    }
+}
+
+/// A fresh temporary name in the same directory as `dest`, so the final rename is atomic.
+fn temp_name_for(dest: &Path) -> Result<PathBuf, StoreError> {
+    let mut rnd = [0u8; 8];
+    getrandom::getrandom(&mut rnd).map_err(|e| StoreError::Io(e.to_string()))?;
+    let hex: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
+    let name = format!(".actorftpd-upload-{hex}.part");
+    Ok(match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.join(name),
+        _ => PathBuf::from(name),
+    })
+}
+
+impl Handler<OpenJail> for FileStore {
+    type Result = Result<Jail, StoreError>;
+
+    fn handle(&mut self, msg: OpenJail, _: &mut SyncContext<Self>) -> Self::Result {
+        let dir = Dir::open_ambient_dir(&msg.root, cap_std::ambient_authority())?;
+        Ok(Jail(Arc::new(dir)))
+    }
+}
+
+impl Handler<Stat> for FileStore {
+    type Result = Result<EntryInfo, StoreError>;
+
+    fn handle(&mut self, msg: Stat, _: &mut SyncContext<Self>) -> Self::Result {
+        let meta = msg.jail.dir().metadata(msg.path.to_relative())?;
+        Ok(entry_info(msg.path.file_name().to_owned(), &meta, None))
+    }
+}
+
+impl Handler<List> for FileStore {
+    type Result = Result<Vec<u8>, StoreError>;
+
+    fn handle(&mut self, msg: List, _: &mut SyncContext<Self>) -> Self::Result {
+        let dir = msg.jail.dir();
+        let rel = msg.path.to_relative();
+        let meta = dir.metadata(&rel)?;
+        let mut entries = Vec::new();
+        if meta.is_dir() {
+            for entry in dir.read_dir(&rel)? {
+                let entry = entry?;
+                let Ok(name) = entry.file_name().into_string() else {
+                    // Names that are not UTF-8 cannot be named by a client (RFC 2640): skip them.
+                    continue;
+                };
+                let child = rel.join(&name);
+                let Ok(lmeta) = dir.symlink_metadata(&child) else {
+                    continue;
+                };
+                let target = if lmeta.is_symlink() {
+                    dir.read_link_contents(&child)
+                        .ok()
+                        .map(|t| t.to_string_lossy().into_owned())
+                } else {
+                    None
+                };
+                entries.push(entry_info(name, &lmeta, target));
+            }
+            entries.sort_by(|a, b| a.name.cmp(&b.name));
+        } else {
+            entries.push(entry_info(msg.path.file_name().to_owned(), &meta, None));
+        }
+        Ok(match msg.format {
+            ListFormat::Long => listing::list_body(&entries, msg.now),
+            ListFormat::Names => listing::nlst_body(&entries),
+        })
+    }
+}
+
+impl Handler<OpenRead> for FileStore {
+    type Result = Result<ReadHandle, StoreError>;
+
+    fn handle(&mut self, msg: OpenRead, _: &mut SyncContext<Self>) -> Self::Result {
+        let file = msg.jail.dir().open(msg.path.to_relative())?;
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(StoreError::IsADirectory);
+        }
+        let size = meta.len();
+        if msg.offset > size {
+            return Err(StoreError::BadOffset);
+        }
+        let mut file = file.into_std();
+        if msg.offset > 0 {
+            file.seek(SeekFrom::Start(msg.offset))
+                .map_err(StoreError::from)?;
+        }
+        Ok(ReadHandle { file, size })
+    }
+}
+
+impl Handler<OpenWrite> for FileStore {
+    type Result = Result<Upload, StoreError>;
+
+    fn handle(&mut self, msg: OpenWrite, _: &mut SyncContext<Self>) -> Self::Result {
+        let dir = msg.jail.dir();
+        let dest = non_root(&msg.path)?;
+        match dir.metadata(&dest) {
+            Ok(m) if m.is_dir() => return Err(StoreError::IsADirectory),
+            Ok(_) => {
+                if msg.mode
+                    == (WriteMode::Replace {
+                        allow_overwrite: false,
+                    })
+                {
+                    return Err(StoreError::PermissionDenied);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut opts = OpenOptions::new();
+        opts.write(true).mode(0o644);
+        match msg.mode {
+            WriteMode::Replace { .. } => {
+                let temp = temp_name_for(&dest)?;
+                opts.create_new(true);
+                let file = dir.open_with(&temp, &opts)?.into_std();
+                Ok(Upload {
+                    file,
+                    target: UploadTarget {
+                        temp: Some(temp),
+                        dest,
+                    },
+                })
+            }
+            WriteMode::Append => {
+                opts.create(true).append(true);
+                let file = dir.open_with(&dest, &opts)?.into_std();
+                Ok(Upload {
+                    file,
+                    target: UploadTarget { temp: None, dest },
+                })
+            }
+            WriteMode::At(offset) => {
+                opts.create(true);
+                let mut file = dir.open_with(&dest, &opts)?.into_std();
+                let len = file.metadata().map_err(StoreError::from)?.len();
+                if offset > len {
+                    return Err(StoreError::BadOffset);
+                }
+                file.seek(SeekFrom::Start(offset))
+                    .map_err(StoreError::from)?;
+                Ok(Upload {
+                    file,
+                    target: UploadTarget { temp: None, dest },
+                })
+            }
+        }
+    }
+}
+
+impl Handler<FinishUpload> for FileStore {
+    type Result = Result<(), StoreError>;
+
+    fn handle(&mut self, msg: FinishUpload, _: &mut SyncContext<Self>) -> Self::Result {
+        let Some(temp) = &msg.target.temp else {
+            // In-place uploads (APPE, REST+STOR) keep what was written either way.
+            return Ok(());
+        };
+        let dir = msg.jail.dir();
+        if msg.keep {
+            if let Err(e) = dir.rename(temp, dir, &msg.target.dest) {
+                let _ = dir.remove_file(temp);
+                return Err(e.into());
+            }
+            Ok(())
+        } else {
+            dir.remove_file(temp).map_err(StoreError::from)
+        }
+    }
+}
+
+impl Handler<MakeDir> for FileStore {
+    type Result = Result<(), StoreError>;
+
+    fn handle(&mut self, msg: MakeDir, _: &mut SyncContext<Self>) -> Self::Result {
+        Ok(msg.jail.dir().create_dir(non_root(&msg.path)?)?)
+    }
+}
+
+impl Handler<RemoveDir> for FileStore {
+    type Result = Result<(), StoreError>;
+
+    fn handle(&mut self, msg: RemoveDir, _: &mut SyncContext<Self>) -> Self::Result {
+        Ok(msg.jail.dir().remove_dir(non_root(&msg.path)?)?)
+    }
+}
+
+impl Handler<RemoveFile> for FileStore {
+    type Result = Result<(), StoreError>;
+
+    fn handle(&mut self, msg: RemoveFile, _: &mut SyncContext<Self>) -> Self::Result {
+        let dir = msg.jail.dir();
+        let rel = non_root(&msg.path)?;
+        if dir.symlink_metadata(&rel)?.is_dir() {
+            return Err(StoreError::IsADirectory);
+        }
+        Ok(dir.remove_file(rel)?)
+    }
+}
+
+impl Handler<Rename> for FileStore {
+    type Result = Result<(), StoreError>;
+
+    fn handle(&mut self, msg: Rename, _: &mut SyncContext<Self>) -> Self::Result {
+        let dir = msg.jail.dir();
+        let from = non_root(&msg.from)?;
+        let to = non_root(&msg.to)?;
+        dir.symlink_metadata(&from)?;
+        if !msg.allow_overwrite && dir.symlink_metadata(&to).is_ok() {
+            return Err(StoreError::AlreadyExists);
+        }
+        Ok(dir.rename(from, dir, to)?)
+    }
+}

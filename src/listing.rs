@@ -1,0 +1,243 @@
+//! LIST and NLST formatting (pure: metadata in, text out).
+//!
+//! LIST lines follow `ls -l`, the format FileZilla, WinSCP, lftp, rclone and Python parse:
+//! `-rw-r--r-- 1 1000 1000 1234 Nov 25 14:03 name`, with the year instead of the time for
+//! entries older than about six months (or in the future), and `name -> target` for symlinks.
+//! Dates are UTC. No external `ls` is ever run.
+
+/// What kind of entry a line describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink { target: String },
+    Other,
+}
+
+/// The metadata one listing line needs; the FileStore fills it from the file system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryInfo {
+    pub name: String,
+    pub kind: EntryKind,
+    pub size: u64,
+    /// Permission bits (the low 12 bits of st_mode).
+    pub mode: u32,
+    pub nlink: u64,
+    pub uid: u32,
+    pub gid: u32,
+    /// Modification time, seconds since the Unix epoch.
+    pub mtime: i64,
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// About six months, as `ls` counts it: older (or future) entries show the year.
+const RECENT_SECS: i64 = 182 * 24 * 3600;
+
+/// A UTC calendar time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CivilTime {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+}
+
+impl CivilTime {
+    /// Converts seconds since the epoch to a UTC date (H. Hinnant's days-to-civil algorithm).
+    pub fn from_unix(secs: i64) -> CivilTime {
+        let days = secs.div_euclid(86_400);
+        let rem = secs.rem_euclid(86_400);
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        CivilTime {
+            year,
+            month,
+            day,
+            hour: (rem / 3600) as u32,
+            minute: (rem / 60 % 60) as u32,
+            second: (rem % 60) as u32,
+        }
+    }
+
+    /// RFC 3659 time-val: `YYYYMMDDHHMMSS`.
+    pub fn to_mdtm(self) -> String {
+        format!(
+            "{:04}{:02}{:02}{:02}{:02}{:02}",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
+    }
+}
+
+/// The ten-character `ls` mode string, e.g. `drwxr-xr-x`.
+pub fn mode_string(kind: &EntryKind, mode: u32) -> String {
+    let mut s = String::with_capacity(10);
+    s.push(match kind {
+        EntryKind::Dir => 'd',
+        EntryKind::Symlink { .. } => 'l',
+        EntryKind::File => '-',
+        EntryKind::Other => '?',
+    });
+    let bits = [
+        (0o400, 'r'),
+        (0o200, 'w'),
+        (0o100, 'x'),
+        (0o040, 'r'),
+        (0o020, 'w'),
+        (0o010, 'x'),
+        (0o004, 'r'),
+        (0o002, 'w'),
+        (0o001, 'x'),
+    ];
+    for (bit, ch) in bits {
+        s.push(if mode & bit != 0 { ch } else { '-' });
+    }
+    s
+}
+
+/// One LIST line (without its CRLF). `now` is seconds since the epoch.
+pub fn list_line(entry: &EntryInfo, now: i64) -> String {
+    let t = CivilTime::from_unix(entry.mtime);
+    let age = now - entry.mtime;
+    let month = MONTHS[(t.month as usize).saturating_sub(1).min(11)];
+    let when = if (0..RECENT_SECS).contains(&age) {
+        format!("{month} {:>2} {:02}:{:02}", t.day, t.hour, t.minute)
+    } else {
+        format!("{month} {:>2}  {}", t.day, t.year)
+    };
+    let mut line = format!(
+        "{} {:>3} {:<8} {:<8} {:>12} {} {}",
+        mode_string(&entry.kind, entry.mode),
+        entry.nlink,
+        entry.uid,
+        entry.gid,
+        entry.size,
+        when,
+        entry.name
+    );
+    if let EntryKind::Symlink { target } = &entry.kind {
+        line.push_str(" -> ");
+        line.push_str(target);
+    }
+    line
+}
+
+/// The body of a LIST reply: one CRLF-terminated line per entry, in the given order.
+pub fn list_body(entries: &[EntryInfo], now: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * 64);
+    for e in entries {
+        out.extend_from_slice(list_line(e, now).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// The body of an NLST reply: bare names, CRLF-terminated.
+pub fn nlst_body(entries: &[EntryInfo]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * 16);
+    for e in entries {
+        out.extend_from_slice(e.name.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-11-25 12:00:00 UTC.
+    const NOW: i64 = 1_795_608_000;
+
+    fn entry(name: &str, kind: EntryKind, size: u64, mode: u32, mtime: i64) -> EntryInfo {
+        EntryInfo {
+            name: name.into(),
+            kind,
+            size,
+            mode,
+            nlink: 1,
+            uid: 1000,
+            gid: 100,
+            mtime,
+        }
+    }
+
+    #[test]
+    fn civil_time_matches_known_dates() {
+        let cases = [
+            (0, (1970, 1, 1, 0, 0, 0)),
+            (951_782_400, (2000, 2, 29, 0, 0, 0)),
+            (1_795_608_000, (2026, 11, 25, 12, 0, 0)),
+            (4_102_444_799, (2099, 12, 31, 23, 59, 59)),
+            (-1, (1969, 12, 31, 23, 59, 59)),
+        ];
+        for (secs, (y, mo, d, h, mi, s)) in cases {
+            let t = CivilTime::from_unix(secs);
+            assert_eq!(
+                (t.year, t.month, t.day, t.hour, t.minute, t.second),
+                (y, mo, d, h, mi, s),
+                "{secs}"
+            );
+        }
+        assert_eq!(
+            CivilTime::from_unix(1_795_608_000).to_mdtm(),
+            "20261125120000"
+        );
+    }
+
+    #[test]
+    fn list_lines_look_like_ls() {
+        let cases = [
+            (
+                entry("a.txt", EntryKind::File, 1234, 0o644, NOW - 3600),
+                "-rw-r--r--   1 1000     100              1234 Nov 25 11:00 a.txt",
+            ),
+            (
+                entry("old dir", EntryKind::Dir, 4096, 0o755, NOW - 400 * 86_400),
+                "drwxr-xr-x   1 1000     100              4096 Oct 21  2025 old dir",
+            ),
+            (
+                entry("future", EntryKind::File, 0, 0o600, NOW + 86_400),
+                "-rw-------   1 1000     100                 0 Nov 26  2026 future",
+            ),
+            (
+                entry(
+                    "ln",
+                    EntryKind::Symlink {
+                        target: "a.txt".into(),
+                    },
+                    5,
+                    0o777,
+                    NOW - 60,
+                ),
+                "lrwxrwxrwx   1 1000     100                 5 Nov 25 11:59 ln -> a.txt",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(list_line(&e, NOW), want);
+        }
+    }
+
+    #[test]
+    fn bodies_are_crlf_terminated() {
+        let es = [
+            entry("x", EntryKind::File, 1, 0o644, NOW),
+            entry("ü y", EntryKind::Dir, 1, 0o755, NOW),
+        ];
+        assert_eq!(nlst_body(&es), "x\r\nü y\r\n".as_bytes());
+        let body = String::from_utf8(list_body(&es, NOW)).expect("utf8");
+        assert_eq!(body.matches("\r\n").count(), 2);
+        assert!(body.ends_with("ü y\r\n"));
+    }
+}

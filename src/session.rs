@@ -1,0 +1,1308 @@
+//! The Session actor: one per control connection.
+//!
+//! It owns the login state, the user, the working directory, TYPE, the REST offset, a pending
+//! RNFR, the data-connection setup (a passive listener or an active target) and the running
+//! transfer. It receives parsed `Command` messages (from the connection's I/O task, or from a
+//! test), sends `Reply`s to its `ReplySender`, asks the FileStore for every file-system call,
+//! and hands each transfer to a short-lived DataChannel. It never touches a socket's bytes or
+//! the disk itself, and it never waits on a transfer: NOOP, STAT and ABOR answer while one runs.
+
+use crate::auth::{Permissions, User, UserDb};
+use crate::config::Config;
+use crate::data_channel::{
+    self, Abort, DataChannel, DataEndpoint, Payload, Progress, TransferDone, TransferError,
+    TransferResult, TransferSpec,
+};
+use crate::error::{FtpError, StoreError};
+use crate::file_store::{
+    FileStore, FinishUpload, Jail, List, ListFormat, MakeDir, OpenJail, OpenRead, OpenWrite,
+    RemoveDir, RemoveFile, Rename, Stat, UploadTarget, VirtualPath, WriteMode,
+};
+use crate::listing::{CivilTime, EntryKind};
+use crate::protocol::{quote_path, Command, EpsvArg, ParseError, Reply, ReplyCode, TransferType};
+use actix::prelude::*;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// What the Session sends to whoever owns the control connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outbound {
+    Reply(Reply),
+    /// Flush what is queued, then close the control connection.
+    Close,
+}
+
+/// The Session's only way to talk to its client. In the daemon, the connection's I/O task reads
+/// it; in actor tests, the test does.
+pub type ReplySender = mpsc::UnboundedSender<Outbound>;
+
+/// Shared, read-only services every Session needs.
+#[derive(Clone)]
+pub struct Services {
+    pub config: Arc<Config>,
+    pub users: Arc<UserDb>,
+    pub store: Addr<FileStore>,
+}
+
+/// Who a Session talks to.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub id: u64,
+    /// The client's address on the control connection.
+    pub remote: SocketAddr,
+    /// Our address on the control connection (passive listeners bind here).
+    pub local: SocketAddr,
+}
+
+impl Message for Command {
+    type Result = ();
+}
+
+/// A control line that did not parse: answered with its error reply.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Unparsable(pub ParseError);
+
+/// The client closed the control connection, or it failed.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ControlClosed;
+
+/// A fact for the Listener: this session has ended.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SessionClosed {
+    pub id: u64,
+    pub remote: SocketAddr,
+}
+
+/// Commands allowed before login (RFC 959 §4.1.1 and the security extensions that must
+/// precede USER). SECURITY: this is the one list; `dispatch` is the one place it is checked.
+fn allowed_before_login(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::User(_)
+            | Command::Pass(_)
+            | Command::Quit
+            | Command::Feat
+            | Command::Syst
+            | Command::Noop
+            | Command::Help(_)
+            | Command::Opts(..)
+            | Command::Auth(_)
+            | Command::Pbsz(_)
+            | Command::Prot(_)
+    )
+}
+
+/// FEAT lines (RFC 2389): exactly what is implemented, one space indent.
+const FEATURES: &[&str] = &[
+    " EPRT",
+    " EPSV",
+    " MDTM",
+    " PASV",
+    " REST STREAM",
+    " SIZE",
+    " TVFS",
+    " UTF8",
+];
+
+/// HELP lists the verbs we answer.
+const HELP_VERBS: &str =
+    "ABOR ALLO APPE CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MKD MODE NLST NOOP \
+OPTS PASS PASV PORT PWD QUIT REST RETR RMD RNFR RNTO SIZE STAT STOR STOU STRU SYST TYPE USER \
+XCUP XCWD XMKD XPWD XRMD";
+
+enum Login {
+    Connected,
+    AwaitingPassword(String),
+    LoggedIn { user: Arc<User>, jail: Jail },
+}
+
+enum DataSetup {
+    None,
+    Passive(tokio::net::TcpListener),
+    Active(SocketAddr),
+}
+
+struct Transfer {
+    id: u64,
+    channel: Addr<DataChannel>,
+    verb: &'static str,
+    path: VirtualPath,
+    bytes: u64,
+    size: Option<u64>,
+    started: Instant,
+    upload: Option<UploadTarget>,
+    abort_requested: bool,
+}
+
+/// What a command handler hands back: its reply is sent when the future completes, and the
+/// next command is not handled before that (replies stay in command order).
+type Flow = ResponseActFuture<Session, ()>;
+
+fn done() -> Flow {
+    Box::pin(actix::fut::ready(()))
+}
+
+pub struct Session {
+    peer: Peer,
+    services: Services,
+    out: ReplySender,
+    closed_to: Option<Recipient<SessionClosed>>,
+    login: Login,
+    cwd: VirtualPath,
+    transfer_type: TransferType,
+    rest: u64,
+    rename_from: Option<VirtualPath>,
+    data: DataSetup,
+    /// Bumped whenever `data` changes, so a stale expiry timer leaves a newer setup alone.
+    data_generation: u64,
+    epsv_all: bool,
+    transfer: Option<Transfer>,
+    next_transfer_id: u64,
+    connected_at: Instant,
+    last_active: Instant,
+    bad_lines: u32,
+    closing: bool,
+    quit_after_transfer: bool,
+    /// Prefix of every log line: session id, peer, and user once known.
+    tag: String,
+}
+
+impl Session {
+    pub fn new(
+        peer: Peer,
+        services: Services,
+        out: ReplySender,
+        closed_to: Option<Recipient<SessionClosed>>,
+    ) -> Session {
+        let now = Instant::now();
+        Session {
+            tag: format!("#{} {}", peer.id, peer.remote),
+            peer,
+            services,
+            out,
+            closed_to,
+            login: Login::Connected,
+            cwd: VirtualPath::root(),
+            transfer_type: TransferType::Ascii,
+            rest: 0,
+            rename_from: None,
+            data: DataSetup::None,
+            data_generation: 0,
+            epsv_all: false,
+            transfer: None,
+            next_transfer_id: 1,
+            connected_at: now,
+            last_active: now,
+            bad_lines: 0,
+            closing: false,
+            quit_after_transfer: false,
+        }
+    }
+
+    fn send(&mut self, reply: Reply) {
+        log::debug!("[{}] -> {}", self.tag, reply);
+        // A closed receiver means the connection is gone; ControlClosed will follow.
+        let _ = self.out.send(Outbound::Reply(reply));
+    }
+
+    fn reply(&mut self, code: ReplyCode, text: impl Into<String>) {
+        self.send(Reply::new(code, text));
+    }
+
+    fn respond(&mut self, result: Result<Reply, FtpError>) {
+        match result {
+            Ok(reply) => self.send(reply),
+            Err(e) => {
+                if let FtpError::Store(StoreError::Io(detail)) = &e {
+                    log::warn!("[{}] file system error: {detail}", self.tag);
+                }
+                self.send(e.reply());
+            }
+        }
+    }
+
+    fn user(&self) -> Option<&Arc<User>> {
+        match &self.login {
+            Login::LoggedIn { user, .. } => Some(user),
+            _ => None,
+        }
+    }
+
+    fn jail(&self) -> Result<Jail, FtpError> {
+        match &self.login {
+            Login::LoggedIn { jail, .. } => Ok(jail.clone()),
+            _ => Err(FtpError::NotLoggedIn("Please login with USER and PASS")),
+        }
+    }
+
+    fn permissions(&self) -> Permissions {
+        self.user()
+            .map(|u| u.permissions)
+            .unwrap_or(Permissions::READ_ONLY)
+    }
+
+    /// SECURITY: every write-side command asks here before the FileStore is touched.
+    fn require(&self, allowed: impl Fn(&Permissions) -> bool) -> Result<(), FtpError> {
+        if allowed(&self.permissions()) {
+            Ok(())
+        } else {
+            Err(FtpError::Forbidden)
+        }
+    }
+
+    /// Asks the FileStore, then turns its answer into a reply with `then`.
+    fn ask<M, T>(
+        &mut self,
+        msg: M,
+        then: impl FnOnce(
+                &mut Session,
+                Result<T, StoreError>,
+                &mut Context<Session>,
+            ) -> Result<Reply, FtpError>
+            + 'static,
+    ) -> Flow
+    where
+        M: Message<Result = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
+        FileStore: Handler<M>,
+    {
+        let request = self.services.store.send(msg);
+        Box::pin(request.into_actor(self).map(move |answer, act, ctx| {
+            let answer =
+                answer.unwrap_or_else(|_| Err(StoreError::Io("file store is not running".into())));
+            let result = then(act, answer, ctx);
+            act.respond(result);
+        }))
+    }
+
+    /// Closes the session: an optional last reply, then the control connection. A running
+    /// transfer is aborted first, and the actor stops once it has reported (so a partial
+    /// upload is always cleaned up).
+    fn close(&mut self, ctx: &mut Context<Self>, last: Option<Reply>) {
+        if let Some(r) = last {
+            self.send(r);
+        }
+        if !self.closing {
+            self.closing = true;
+            let _ = self.out.send(Outbound::Close);
+        }
+        match &self.transfer {
+            Some(t) => t.channel.do_send(Abort),
+            None => ctx.stop(),
+        }
+    }
+
+    fn schedule_timeout_check(&self, ctx: &mut Context<Self>, after: Duration) {
+        ctx.run_later(after, |act, ctx| act.check_timeouts(ctx));
+    }
+
+    /// One timer per session, re-armed for the time left: idle sessions cost no wake-ups.
+    fn check_timeouts(&mut self, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        let t = &self.services.config.timeouts;
+        let (limit, since, why) = match self.login {
+            Login::LoggedIn { .. } => (
+                t.idle,
+                self.last_active,
+                "Idle timeout, closing control connection",
+            ),
+            _ => (
+                t.login,
+                self.connected_at,
+                "Login timeout, closing control connection",
+            ),
+        };
+        if self.transfer.is_some() {
+            // The idle timeout never fires while a transfer runs.
+            self.schedule_timeout_check(ctx, limit);
+            return;
+        }
+        let elapsed = since.elapsed();
+        if elapsed >= limit {
+            log::info!("[{}] {}", self.tag, why);
+            self.close(ctx, Some(Reply::new(ReplyCode::ServiceNotAvailable, why)));
+        } else {
+            self.schedule_timeout_check(ctx, limit - elapsed);
+        }
+    }
+
+    /// SECURITY: the one place that checks login state before a command runs.
+    fn dispatch(&mut self, cmd: Command, ctx: &mut Context<Self>) -> Flow {
+        if !matches!(self.login, Login::LoggedIn { .. }) && !allowed_before_login(&cmd) {
+            self.send(FtpError::NotLoggedIn("Please login with USER and PASS").reply());
+            return done();
+        }
+        // RFC 3659 §5.5: REST applies to the very next command only if it is a transfer.
+        let rest = std::mem::take(&mut self.rest);
+        let rename_from = self.rename_from.take();
+        let result: Result<Reply, FtpError> = match cmd {
+            Command::User(name) => self.cmd_user(name),
+            Command::Pass(password) => return self.cmd_pass(password),
+            Command::Quit => {
+                if self.transfer.is_some() {
+                    // RFC 959 §4.1.1: QUIT lets a running transfer finish, then 221.
+                    self.quit_after_transfer = true;
+                    return done();
+                }
+                self.close(ctx, Some(Reply::new(ReplyCode::ClosingControl, "Goodbye")));
+                return done();
+            }
+            Command::Noop => Ok(Reply::new(ReplyCode::CommandOk, "NOOP ok")),
+            Command::Syst => Ok(Reply::new(ReplyCode::SystemType, "UNIX Type: L8")),
+            Command::Feat => {
+                let mut lines = vec!["Features:".to_owned()];
+                lines.extend(FEATURES.iter().map(|f| (*f).to_owned()));
+                lines.push("End".to_owned());
+                Ok(Reply::multi(ReplyCode::SystemStatus, lines))
+            }
+            Command::Help(topic) => Ok(help(topic)),
+            Command::Opts(name, value) => opts(&name, value.as_deref()),
+            Command::Pwd => Ok(Reply::new(
+                ReplyCode::PathCreated,
+                format!("{} is the current directory", quote_path(self.cwd.as_str())),
+            )),
+            Command::Cwd(arg) => return self.cmd_cwd(self.cwd.join(&arg)),
+            Command::Cdup => return self.cmd_cwd(self.cwd.parent()),
+            Command::Type(t) => {
+                self.transfer_type = t;
+                Ok(Reply::new(
+                    ReplyCode::CommandOk,
+                    match t {
+                        TransferType::Ascii => "Switching to ASCII mode",
+                        TransferType::Image => "Switching to Binary mode",
+                    },
+                ))
+            }
+            Command::Mode(_) => Ok(Reply::new(ReplyCode::CommandOk, "Mode set to S")),
+            Command::Stru(_) => Ok(Reply::new(ReplyCode::CommandOk, "Structure set to F")),
+            Command::Pasv => self.cmd_pasv(ctx, false, None),
+            Command::Epsv(EpsvArg::All) => {
+                self.epsv_all = true;
+                Ok(Reply::new(
+                    ReplyCode::CommandOk,
+                    "EPSV ALL ok: only EPSV will set up data connections",
+                ))
+            }
+            Command::Epsv(EpsvArg::Any) => self.cmd_pasv(ctx, true, None),
+            Command::Epsv(EpsvArg::Protocol(p)) => self.cmd_pasv(ctx, true, Some(p)),
+            Command::Port(addr) | Command::Eprt(addr) => self.cmd_port(addr),
+            Command::List(arg) => return self.cmd_list(ctx, arg, ListFormat::Long),
+            Command::Nlst(arg) => return self.cmd_list(ctx, arg, ListFormat::Names),
+            Command::Retr(arg) => return self.cmd_retr(ctx, arg, rest),
+            Command::Stor(arg) => {
+                let mode = if rest > 0 {
+                    WriteMode::At(rest)
+                } else {
+                    WriteMode::Replace {
+                        allow_overwrite: self.permissions().overwrite,
+                    }
+                };
+                return self.cmd_store(ctx, self.cwd.join(&arg), mode, "STOR");
+            }
+            Command::Appe(arg) => {
+                return self.cmd_store(ctx, self.cwd.join(&arg), WriteMode::Append, "APPE")
+            }
+            Command::Stou => return self.cmd_stou(ctx),
+            Command::Rest(offset) => {
+                if self.transfer_type == TransferType::Ascii && offset > 0 {
+                    // Offsets in TYPE A would need a scan of the file to map wire bytes to disk bytes.
+                    Err(FtpError::Parse(ParseError::BadArgument(
+                        "REST",
+                        "not supported in ASCII mode; use TYPE I",
+                    )))
+                } else {
+                    self.rest = offset;
+                    Ok(Reply::new(
+                        ReplyCode::FileActionPending,
+                        format!("Restarting at {offset}. Send STOR or RETR to initiate transfer"),
+                    ))
+                }
+            }
+            Command::Dele(arg) => return self.cmd_dele(self.cwd.join(&arg)),
+            Command::Mkd(arg) => return self.cmd_mkd(self.cwd.join(&arg)),
+            Command::Rmd(arg) => return self.cmd_rmd(self.cwd.join(&arg)),
+            Command::Rnfr(arg) => return self.cmd_rnfr(self.cwd.join(&arg)),
+            Command::Rnto(arg) => match rename_from {
+                Some(from) => return self.cmd_rnto(from, self.cwd.join(&arg)),
+                // RFC 959 §4.1.3: RNTO must immediately follow RNFR.
+                None => Err(FtpError::BadSequence("RNFR required first")),
+            },
+            Command::Size(arg) => return self.cmd_size(self.cwd.join(&arg)),
+            Command::Mdtm(arg) => return self.cmd_mdtm(self.cwd.join(&arg)),
+            Command::Allo => Ok(Reply::new(
+                ReplyCode::NotImplementedSuperfluous,
+                "ALLO not needed",
+            )),
+            Command::Abor => match self.cmd_abor() {
+                Some(reply) => Ok(reply),
+                None => return done(),
+            },
+            Command::Stat(None) => Ok(self.status()),
+            Command::Acct(_) => Ok(Reply::new(
+                ReplyCode::NotImplementedSuperfluous,
+                "ACCT not needed",
+            )),
+            Command::Rein
+            | Command::Mlsd(_)
+            | Command::Mlst(_)
+            | Command::Stat(Some(_))
+            | Command::Site(_)
+            | Command::Smnt(_)
+            | Command::Auth(_)
+            | Command::Pbsz(_)
+            | Command::Prot(_)
+            | Command::Ccc => Err(FtpError::NotImplemented(cmd.verb())),
+        };
+        self.respond(result);
+        done()
+    }
+
+    fn cmd_user(&mut self, name: String) -> Result<Reply, FtpError> {
+        if matches!(self.login, Login::LoggedIn { .. }) {
+            return Err(FtpError::NotLoggedIn(
+                "Already logged in; cannot change user",
+            ));
+        }
+        let text = format!("Password required for {name}");
+        self.login = Login::AwaitingPassword(name);
+        Ok(Reply::new(ReplyCode::NeedPassword, text))
+    }
+
+    fn cmd_pass(&mut self, password: String) -> Flow {
+        let name = match std::mem::replace(&mut self.login, Login::Connected) {
+            Login::AwaitingPassword(name) => name,
+            other => {
+                let already = matches!(other, Login::LoggedIn { .. });
+                self.login = other;
+                let err = if already {
+                    FtpError::BadSequence("Already logged in")
+                } else {
+                    FtpError::BadSequence("Login with USER first")
+                };
+                self.respond(Err(err));
+                return done();
+            }
+        };
+        let users = self.services.users.clone();
+        let store = self.services.store.clone();
+        let who = name.clone();
+        let check = async move {
+            // Argon2 is CPU-heavy: it runs on the blocking pool, never on this Arbiter.
+            let user = tokio::task::spawn_blocking(move || users.authenticate(&who, &password))
+                .await
+                .ok()
+                .flatten()?;
+            let jail = store
+                .send(OpenJail {
+                    root: user.root.clone(),
+                })
+                .await;
+            Some((user, jail))
+        };
+        Box::pin(
+            check
+                .into_actor(self)
+                .map(move |outcome, act, _ctx| match outcome {
+                    Some((user, Ok(Ok(jail)))) => {
+                        log::info!("[{}] login ok as {}", act.tag, user.name);
+                        act.tag = format!("#{} {} {}", act.peer.id, act.peer.remote, user.name);
+                        act.cwd = VirtualPath::root();
+                        act.login = Login::LoggedIn { user, jail };
+                        act.reply(ReplyCode::LoggedIn, "Login successful");
+                    }
+                    Some((user, jail)) => {
+                        log::error!(
+                            "[{}] root of {} cannot be opened: {:?}",
+                            act.tag,
+                            user.name,
+                            jail.map(|j| j.err())
+                        );
+                        act.respond(Err(FtpError::NotLoggedIn(
+                            "Login failed: home directory unavailable",
+                        )));
+                    }
+                    None => {
+                        log::warn!("[{}] login failed for {name}", act.tag);
+                        act.respond(Err(FtpError::NotLoggedIn("Login incorrect")));
+                    }
+                }),
+        )
+    }
+
+    fn cmd_cwd(&mut self, path: VirtualPath) -> Flow {
+        let Ok(jail) = self.jail() else { return done() };
+        self.ask(
+            Stat {
+                jail,
+                path: path.clone(),
+            },
+            move |act, res, _| {
+                let info = res?;
+                if info.kind != EntryKind::Dir {
+                    return Err(StoreError::NotADirectory.into());
+                }
+                let text = format!("Directory changed to {}", path);
+                act.cwd = path;
+                Ok(Reply::new(ReplyCode::FileActionOk, text))
+            },
+        )
+    }
+
+    fn cmd_size(&mut self, path: VirtualPath) -> Flow {
+        if self.transfer_type == TransferType::Ascii {
+            // RFC 3659 §4: in ASCII mode SIZE would have to count converted line endings.
+            self.reply(
+                ReplyCode::FileUnavailable,
+                "SIZE not allowed in ASCII mode; use TYPE I",
+            );
+            return done();
+        }
+        let Ok(jail) = self.jail() else { return done() };
+        self.ask(Stat { jail, path }, |_, res, _| {
+            let info = res?;
+            if info.kind != EntryKind::File {
+                return Err(FtpError::Store(StoreError::IsADirectory));
+            }
+            Ok(Reply::new(ReplyCode::FileStatus, info.size.to_string()))
+        })
+    }
+
+    fn cmd_mdtm(&mut self, path: VirtualPath) -> Flow {
+        let Ok(jail) = self.jail() else { return done() };
+        self.ask(Stat { jail, path }, |_, res, _| {
+            let info = res?;
+            if info.kind != EntryKind::File {
+                return Err(FtpError::Store(StoreError::IsADirectory));
+            }
+            Ok(Reply::new(
+                ReplyCode::FileStatus,
+                CivilTime::from_unix(info.mtime).to_mdtm(),
+            ))
+        })
+    }
+
+    fn cmd_dele(&mut self, path: VirtualPath) -> Flow {
+        if let Err(e) = self.require(|p| p.delete) {
+            self.respond(Err(e));
+            return done();
+        }
+        let Ok(jail) = self.jail() else { return done() };
+        self.ask(RemoveFile { jail, path }, |_, res, _| {
+            res?;
+            Ok(Reply::new(ReplyCode::FileActionOk, "File deleted"))
+        })
+    }
+
+    fn cmd_mkd(&mut self, path: VirtualPath) -> Flow {
+        if let Err(e) = self.require(|p| p.mkdir) {
+            self.respond(Err(e));
+            return done();
+        }
+        let Ok(jail) = self.jail() else { return done() };
+        self.ask(
+            MakeDir {
+                jail,
+                path: path.clone(),
+            },
+            move |_, res, _| {
+                res?;
+                Ok(Reply::new(
+                    ReplyCode::PathCreated,
+                    format!("{} created", quote_path(path.as_str())),
+                ))
+            },
+        )
+    }
+
+    fn cmd_rmd(&mut self, path: VirtualPath) -> Flow {
+        if let Err(e) = self.require(|p| p.mkdir) {
+            self.respond(Err(e));
+            return done();
+        }
+        let Ok(jail) = self.jail() else { return done() };
+        self.ask(RemoveDir { jail, path }, |_, res, _| {
+            res?;
+            Ok(Reply::new(ReplyCode::FileActionOk, "Directory removed"))
+        })
+    }
+
+    fn cmd_rnfr(&mut self, path: VirtualPath) -> Flow {
+        if let Err(e) = self.require(|p| p.rename) {
+            self.respond(Err(e));
+            return done();
+        }
+        let Ok(jail) = self.jail() else { return done() };
+        self.ask(
+            Stat {
+                jail,
+                path: path.clone(),
+            },
+            move |act, res, _| {
+                res?;
+                act.rename_from = Some(path);
+                Ok(Reply::new(ReplyCode::FileActionPending, "Ready for RNTO"))
+            },
+        )
+    }
+
+    fn cmd_rnto(&mut self, from: VirtualPath, to: VirtualPath) -> Flow {
+        let Ok(jail) = self.jail() else { return done() };
+        let allow_overwrite = self.permissions().overwrite;
+        self.ask(
+            Rename {
+                jail,
+                from,
+                to,
+                allow_overwrite,
+            },
+            |_, res, _| {
+                res?;
+                Ok(Reply::new(ReplyCode::FileActionOk, "Rename successful"))
+            },
+        )
+    }
+
+    /// The reply now, or none when a transfer is running: RFC 959 §4.1.3 has the transfer
+    /// answer 426 first and ABOR 226 after it, both sent when the DataChannel reports.
+    fn cmd_abor(&mut self) -> Option<Reply> {
+        match &mut self.transfer {
+            Some(t) => {
+                t.abort_requested = true;
+                t.channel.do_send(Abort);
+                None
+            }
+            None => Some(Reply::new(
+                ReplyCode::DataConnectionOpenNoTransfer,
+                "No transfer to abort",
+            )),
+        }
+    }
+
+    /// PASV and EPSV: open one passive listener (closing any earlier one).
+    fn cmd_pasv(
+        &mut self,
+        ctx: &mut Context<Self>,
+        extended: bool,
+        family: Option<u8>,
+    ) -> Result<Reply, FtpError> {
+        if self.epsv_all && !extended {
+            // RFC 2428 §4: after EPSV ALL only EPSV may set up data connections.
+            return Err(FtpError::BadSequence("EPSV ALL in effect; use EPSV"));
+        }
+        let local_ip = self.peer.local.ip();
+        let local_family = if local_ip.is_ipv4() { 1 } else { 2 };
+        if let Some(f) = family {
+            if f != local_family {
+                return Ok(Reply::new(
+                    ReplyCode::ParameterNotImplemented,
+                    format!("Network protocol not supported, use ({local_family})"),
+                ));
+            }
+        }
+        let v4 = match local_ip {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+        };
+        if !extended && v4.is_none() {
+            return Err(FtpError::NoDataConnection(
+                "PASV works over IPv4 only; use EPSV",
+            ));
+        }
+        // A new PASV replaces (and closes) the previous listener.
+        self.data = DataSetup::None;
+        let listener =
+            bind_passive(local_ip, self.services.config.passive_ports.clone()).map_err(|e| {
+                log::warn!("[{}] no passive port: {e}", self.tag);
+                FtpError::NoDataConnection("Cannot open a passive port")
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|_| FtpError::Internal)?
+            .port();
+        self.set_data(ctx, DataSetup::Passive(listener));
+        Ok(if extended {
+            Reply::new(
+                ReplyCode::EnteringExtendedPassiveMode,
+                format!("Entering Extended Passive Mode (|||{port}|)"),
+            )
+        } else {
+            let o = v4.map(|a| a.octets()).unwrap_or([127, 0, 0, 1]);
+            Reply::new(
+                ReplyCode::EnteringPassiveMode,
+                format!(
+                    "Entering Passive Mode ({},{},{},{},{},{})",
+                    o[0],
+                    o[1],
+                    o[2],
+                    o[3],
+                    port >> 8,
+                    port & 0xff
+                ),
+            )
+        })
+    }
+
+    /// PORT and EPRT: remember where to connect for the next transfer.
+    fn cmd_port(&mut self, addr: SocketAddr) -> Result<Reply, FtpError> {
+        if self.epsv_all {
+            return Err(FtpError::BadSequence("EPSV ALL in effect; use EPSV"));
+        }
+        // SECURITY: no bounce attacks (RFC 2577 §3): only the client's own address, and no
+        // privileged ports.
+        if !data_channel::same_ip(addr.ip(), self.peer.remote.ip()) {
+            return Err(FtpError::Parse(ParseError::BadArgument(
+                "PORT",
+                "address must be the client's own",
+            )));
+        }
+        if addr.port() < 1024 {
+            return Err(FtpError::Parse(ParseError::BadArgument(
+                "PORT",
+                "port must be 1024 or above",
+            )));
+        }
+        self.data = DataSetup::Active(addr);
+        self.data_generation += 1;
+        Ok(Reply::new(ReplyCode::CommandOk, "PORT command successful"))
+    }
+
+    fn set_data(&mut self, ctx: &mut Context<Self>, setup: DataSetup) {
+        self.data = setup;
+        self.data_generation += 1;
+        let generation = self.data_generation;
+        // SECURITY: a passive port nobody uses is closed after the data-connect timeout.
+        ctx.run_later(self.services.config.timeouts.data_connect, move |act, _| {
+            if act.data_generation == generation && matches!(act.data, DataSetup::Passive(_)) {
+                log::debug!("[{}] passive port expired unused", act.tag);
+                act.data = DataSetup::None;
+            }
+        });
+    }
+
+    /// Takes the prepared data endpoint for a transfer command (RFC 959 §3.2: 425 without one).
+    fn take_endpoint(&mut self) -> Result<DataEndpoint, FtpError> {
+        if self.transfer.is_some() {
+            return Err(FtpError::BadSequence("A transfer is already running"));
+        }
+        self.data_generation += 1;
+        match std::mem::replace(&mut self.data, DataSetup::None) {
+            DataSetup::Passive(l) => Ok(DataEndpoint::Passive(l)),
+            DataSetup::Active(a) => Ok(DataEndpoint::Active(a)),
+            DataSetup::None => Err(FtpError::NoDataConnection(
+                "Use PASV, EPSV, PORT or EPRT first",
+            )),
+        }
+    }
+
+    fn cmd_list(
+        &mut self,
+        ctx: &mut Context<Self>,
+        arg: Option<String>,
+        format: ListFormat,
+    ) -> Flow {
+        let _ = ctx;
+        let setup = self
+            .require(|p| p.read)
+            .and_then(|_| self.jail())
+            .and_then(|j| Ok((j, self.take_endpoint()?)));
+        let (jail, endpoint) = match setup {
+            Ok(v) => v,
+            Err(e) => {
+                self.respond(Err(e));
+                return done();
+            }
+        };
+        let path = match &arg {
+            Some(a) => self.cwd.join(a),
+            None => self.cwd.clone(),
+        };
+        let verb = if format == ListFormat::Long {
+            "LIST"
+        } else {
+            "NLST"
+        };
+        self.ask(
+            List {
+                jail,
+                path: path.clone(),
+                format,
+                now: unix_now(),
+            },
+            move |act, res, ctx| {
+                let body = res?;
+                let len = body.len() as u64;
+                act.start_transfer(
+                    ctx,
+                    verb,
+                    path,
+                    endpoint,
+                    Payload::SendBytes(body),
+                    Some(len),
+                    None,
+                )?;
+                Ok(Reply::new(
+                    ReplyCode::OpeningDataConnection,
+                    "Here comes the directory listing",
+                ))
+            },
+        )
+    }
+
+    fn cmd_retr(&mut self, ctx: &mut Context<Self>, arg: String, offset: u64) -> Flow {
+        let _ = ctx;
+        let setup = self
+            .require(|p| p.read)
+            .and_then(|_| self.jail())
+            .and_then(|j| Ok((j, self.take_endpoint()?)));
+        let (jail, endpoint) = match setup {
+            Ok(v) => v,
+            Err(e) => {
+                self.respond(Err(e));
+                return done();
+            }
+        };
+        let path = self.cwd.join(&arg);
+        self.ask(
+            OpenRead {
+                jail,
+                path: path.clone(),
+                offset,
+            },
+            move |act, res, ctx| {
+                let handle = res?;
+                let left = handle.size - offset;
+                let mode = mode_name(act.transfer_type);
+                let text = format!(
+                    "Opening {mode} mode data connection for {} ({} bytes)",
+                    path.file_name(),
+                    handle.size
+                );
+                act.start_transfer(
+                    ctx,
+                    "RETR",
+                    path,
+                    endpoint,
+                    Payload::SendFile(handle.file),
+                    Some(left),
+                    None,
+                )?;
+                Ok(Reply::new(ReplyCode::OpeningDataConnection, text))
+            },
+        )
+    }
+
+    fn cmd_store(
+        &mut self,
+        ctx: &mut Context<Self>,
+        path: VirtualPath,
+        mode: WriteMode,
+        verb: &'static str,
+    ) -> Flow {
+        let _ = ctx;
+        let allowed = match mode {
+            WriteMode::Replace { .. } => self.require(|p| p.upload),
+            WriteMode::Append | WriteMode::At(_) => self.require(|p| p.upload && p.overwrite),
+        };
+        let setup = allowed
+            .and_then(|_| self.jail())
+            .and_then(|j| Ok((j, self.take_endpoint()?)));
+        let (jail, endpoint) = match setup {
+            Ok(v) => v,
+            Err(e) => {
+                self.respond(Err(e));
+                return done();
+            }
+        };
+        self.ask(
+            OpenWrite {
+                jail,
+                path: path.clone(),
+                mode,
+            },
+            move |act, res, ctx| {
+                let upload = res?;
+                let mode = mode_name(act.transfer_type);
+                let text = if verb == "STOU" {
+                    // RFC 1123 §4.1.2.9: STOU names the file in its 150 reply.
+                    format!("FILE: {}", path.file_name())
+                } else {
+                    format!(
+                        "Opening {mode} mode data connection for {}",
+                        path.file_name()
+                    )
+                };
+                act.start_transfer(
+                    ctx,
+                    verb,
+                    path,
+                    endpoint,
+                    Payload::Receive(upload.file),
+                    None,
+                    Some(upload.target),
+                )?;
+                Ok(Reply::new(ReplyCode::OpeningDataConnection, text))
+            },
+        )
+    }
+
+    fn cmd_stou(&mut self, ctx: &mut Context<Self>) -> Flow {
+        let mut rnd = [0u8; 6];
+        if getrandom::getrandom(&mut rnd).is_err() {
+            self.respond(Err(FtpError::Internal));
+            return done();
+        }
+        let name: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
+        let path = self.cwd.join(&format!("stou-{name}"));
+        self.cmd_store(
+            ctx,
+            path,
+            WriteMode::Replace {
+                allow_overwrite: false,
+            },
+            "STOU",
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_transfer(
+        &mut self,
+        ctx: &mut Context<Self>,
+        verb: &'static str,
+        path: VirtualPath,
+        endpoint: DataEndpoint,
+        payload: Payload,
+        size: Option<u64>,
+        upload: Option<UploadTarget>,
+    ) -> Result<(), FtpError> {
+        let config = &self.services.config;
+        let id = self.next_transfer_id;
+        self.next_transfer_id += 1;
+        let spec = TransferSpec {
+            id,
+            endpoint,
+            payload,
+            ascii: self.transfer_type == TransferType::Ascii && !matches!(verb, "LIST" | "NLST"),
+            control_peer: self.peer.remote.ip(),
+            size_hint: size,
+            connect_timeout: config.timeouts.data_connect,
+            stall_timeout: config.timeouts.data_stall,
+            buffer_size: config.limits.transfer_buffer,
+        };
+        let me = ctx.address();
+        let channel = DataChannel::new(spec, me.clone().recipient(), me.recipient()).start();
+        log::info!("[{}] {verb} {path} started", self.tag);
+        self.transfer = Some(Transfer {
+            id,
+            channel,
+            verb,
+            path,
+            bytes: 0,
+            size,
+            started: Instant::now(),
+            upload,
+            abort_requested: false,
+        });
+        Ok(())
+    }
+
+    /// STAT without argument (RFC 959 §4.1.3): session status, and the transfer if one runs.
+    fn status(&self) -> Reply {
+        let mut lines = vec![format!("actorftpd status for {}", self.peer.remote)];
+        match self.user() {
+            Some(u) => lines.push(format!("Logged in as {}", u.name)),
+            None => lines.push("Not logged in".to_owned()),
+        }
+        lines.push(format!(
+            "TYPE: {}, STRUcture: File, MODE: Stream",
+            mode_name(self.transfer_type)
+        ));
+        match &self.transfer {
+            Some(t) => {
+                let secs = t.started.elapsed().as_secs_f64();
+                let total = t.size.map(|s| format!(" of {s}")).unwrap_or_default();
+                lines.push(format!(
+                    "Transfer in progress: {} {} {}{} bytes, {:.1} s, {}",
+                    t.verb,
+                    t.path,
+                    t.bytes,
+                    total,
+                    secs,
+                    rate(t.bytes, secs)
+                ));
+            }
+            None => lines.push("No data transfer in progress".to_owned()),
+        }
+        lines.push("End of status".to_owned());
+        Reply::multi(ReplyCode::SystemStatus, lines)
+    }
+
+    /// Replies to the end of a transfer, in RFC 959 order, then any QUIT or close that waited.
+    fn finish_transfer(&mut self, ctx: &mut Context<Self>, t: Transfer, result: TransferResult) {
+        let secs = t.started.elapsed().as_secs_f64();
+        let reply = match &result {
+            Ok(bytes) => {
+                log::info!(
+                    "[{}] {} {} ok: {bytes} bytes in {secs:.3} s ({})",
+                    self.tag,
+                    t.verb,
+                    t.path,
+                    rate(*bytes, secs)
+                );
+                Ok(Reply::new(
+                    ReplyCode::ClosingDataConnection,
+                    format!(
+                        "Transfer complete: {bytes} bytes in {secs:.3} s ({})",
+                        rate(*bytes, secs)
+                    ),
+                ))
+            }
+            Err(e) => {
+                log::info!(
+                    "[{}] {} {} failed after {} bytes: {e:?}",
+                    self.tag,
+                    t.verb,
+                    t.path,
+                    t.bytes
+                );
+                Err(FtpError::Transfer(e.clone()))
+            }
+        };
+        self.respond(reply);
+        if t.abort_requested {
+            self.reply(ReplyCode::ClosingDataConnection, "ABOR command successful");
+        }
+        if self.closing {
+            ctx.stop();
+        } else if self.quit_after_transfer {
+            self.close(ctx, Some(Reply::new(ReplyCode::ClosingControl, "Goodbye")));
+        }
+    }
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        log::info!("[{}] connected", self.tag);
+        let banner = self.services.config.banner.clone();
+        self.reply(ReplyCode::ServiceReady, banner);
+        let t = &self.services.config.timeouts;
+        self.schedule_timeout_check(ctx, t.login.min(t.idle));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(t) = self.transfer.take() {
+            t.channel.do_send(Abort);
+        }
+        log::info!("[{}] disconnected", self.tag);
+        if let Some(to) = &self.closed_to {
+            to.do_send(SessionClosed {
+                id: self.peer.id,
+                remote: self.peer.remote,
+            });
+        }
+    }
+}
+
+impl Handler<Command> for Session {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, cmd: Command, ctx: &mut Context<Self>) -> Self::Result {
+        if self.closing {
+            return AtomicResponse::new(done());
+        }
+        self.last_active = Instant::now();
+        log::debug!("[{}] <- {}", self.tag, cmd);
+        AtomicResponse::new(self.dispatch(cmd, ctx))
+    }
+}
+
+impl Handler<Unparsable> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unparsable, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        log::debug!("[{}] <- unparsable line: {}", self.tag, msg.0);
+        if msg.0 == ParseError::LineTooLong {
+            // SECURITY: one over-long line is answered; a client that keeps sending them is cut off.
+            self.bad_lines += 1;
+            if self.bad_lines > self.services.config.limits.max_bad_lines {
+                log::warn!("[{}] too many over-long lines, closing", self.tag);
+                self.close(
+                    ctx,
+                    Some(Reply::new(
+                        ReplyCode::ServiceNotAvailable,
+                        "Too many over-long lines",
+                    )),
+                );
+                return;
+            }
+        }
+        self.respond(Err(FtpError::Parse(msg.0)));
+    }
+}
+
+impl Handler<ControlClosed> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _: ControlClosed, ctx: &mut Context<Self>) {
+        self.close(ctx, None);
+    }
+}
+
+impl Handler<Progress> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: Progress, _: &mut Context<Self>) {
+        if let Some(t) = self.transfer.as_mut().filter(|t| t.id == msg.id) {
+            t.bytes = msg.bytes;
+        }
+    }
+}
+
+impl Handler<TransferDone> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: TransferDone, ctx: &mut Context<Self>) {
+        let Some(mut t) = self.transfer.take_if(|t| t.id == msg.id) else {
+            return;
+        };
+        if let Ok(bytes) = msg.result {
+            t.bytes = bytes;
+        }
+        self.last_active = Instant::now();
+        let Some(target) = t.upload.take() else {
+            self.finish_transfer(ctx, t, msg.result);
+            return;
+        };
+        // An upload is renamed into place only when it completed; otherwise its temporary
+        // file is removed, so a failed STOR never leaves a truncated file under the real name.
+        let keep = msg.result.is_ok();
+        let jail = match self.jail() {
+            Ok(j) => j,
+            Err(_) => {
+                self.finish_transfer(ctx, t, msg.result);
+                return;
+            }
+        };
+        let finish = self
+            .services
+            .store
+            .send(FinishUpload { jail, target, keep });
+        ctx.wait(finish.into_actor(self).map(move |answer, act, ctx| {
+            let result = match (msg.result, answer) {
+                (Ok(bytes), Ok(Ok(()))) => Ok(bytes),
+                (Ok(_), Ok(Err(StoreError::NoSpace))) => Err(TransferError::NoSpace),
+                (Ok(_), Ok(Err(e))) => Err(TransferError::LocalIo(format!("{e:?}"))),
+                (Ok(_), Err(_)) => Err(TransferError::LocalIo("file store is not running".into())),
+                (Err(e), _) => Err(e),
+            };
+            act.finish_transfer(ctx, t, result);
+        }));
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn mode_name(t: TransferType) -> &'static str {
+    match t {
+        TransferType::Ascii => "ASCII",
+        TransferType::Image => "BINARY",
+    }
+}
+
+/// A human rate: `12.3 MB/s`.
+pub fn rate(bytes: u64, secs: f64) -> String {
+    if secs <= 0.0 {
+        return "n/a".to_owned();
+    }
+    let bps = bytes as f64 / secs;
+    if bps >= 1e6 {
+        format!("{:.1} MB/s", bps / 1e6)
+    } else {
+        format!("{:.1} kB/s", bps / 1e3)
+    }
+}
+
+fn help(topic: Option<String>) -> Reply {
+    match topic {
+        None => Reply::multi(
+            ReplyCode::HelpMessage,
+            vec![
+                "The following commands are recognized:".to_owned(),
+                format!(" {HELP_VERBS}"),
+                "Help OK".to_owned(),
+            ],
+        ),
+        Some(t) if HELP_VERBS.split(' ').any(|v| v == t) => Reply::new(
+            ReplyCode::HelpMessage,
+            format!("{t} is supported; see RFC 959"),
+        ),
+        Some(t) => Reply::new(ReplyCode::NotImplemented, format!("Unknown command {t}")),
+    }
+}
+
+/// RFC 2389 OPTS; RFC 2640 §3.3 UTF8.
+fn opts(name: &str, value: Option<&str>) -> Result<Reply, FtpError> {
+    match (name, value.map(str::to_ascii_uppercase).as_deref()) {
+        ("UTF8", None | Some("ON")) => Ok(Reply::new(ReplyCode::CommandOk, "Always in UTF8 mode")),
+        ("UTF8", Some("OFF")) => Ok(Reply::new(
+            ReplyCode::ParameterNotImplemented,
+            "UTF8 cannot be turned off: names are UTF-8",
+        )),
+        _ => Err(FtpError::Parse(ParseError::BadArgument(
+            "OPTS",
+            "option not understood",
+        ))),
+    }
+}
+
+/// Binds a passive listener on the control connection's local address, in the configured
+/// range (a random starting point, then every port once) or on an ephemeral port.
+fn bind_passive(
+    ip: IpAddr,
+    range: Option<std::ops::RangeInclusive<u16>>,
+) -> std::io::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let bind = |port: u16| -> std::io::Result<tokio::net::TcpListener> {
+        let addr = SocketAddr::new(ip, port);
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(8)?;
+        tokio::net::TcpListener::from_std(socket.into())
+    };
+    let Some(range) = range else { return bind(0) };
+    let (lo, hi) = (*range.start(), *range.end());
+    let span = u32::from(hi - lo) + 1;
+    let mut rnd = [0u8; 4];
+    getrandom::getrandom(&mut rnd).map_err(std::io::Error::other)?;
+    let start = u32::from_le_bytes(rnd) % span;
+    let mut last_err = std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "passive port range exhausted",
+    );
+    for i in 0..span {
+        let port = lo + ((start + i) % span) as u16;
+        match bind(port) {
+            Ok(l) => return Ok(l),
+            Err(e) => last_err = e,
+        }
+    }
+    Err(last_err)
+}
