@@ -134,7 +134,9 @@ pub async fn run_control(
                     }
                 };
                 if !delivered {
-                    return;
+                    // The Session has stopped (QUIT, 421): its last replies are still queued,
+                    // and the reply branch writes them and closes when the queue ends.
+                    reading = false;
                 }
             }
         }
