@@ -118,7 +118,8 @@ impl FtpError {
                 match s {
                     StoreError::InvalidName => BadFileName,
                     StoreError::NoSpace => InsufficientStorage,
-                    StoreError::BadOffset => ArgumentSyntaxError,
+                    // RFC 3659 §5.5 (and RFC 1123 §4.1.3.4): an unusable REST offset is 554.
+                    StoreError::BadOffset => InvalidRestParameter,
                     StoreError::Io(_) => LocalError,
                     _ => FileUnavailable,
                 },
@@ -182,6 +183,7 @@ mod tests {
             (FtpError::Store(StoreError::PermissionDenied), 550),
             (FtpError::Store(StoreError::InvalidName), 553),
             (FtpError::Store(StoreError::NoSpace), 452),
+            (FtpError::Store(StoreError::BadOffset), 554),
             (FtpError::Store(StoreError::Io("disk on fire".into())), 451),
             (FtpError::NotLoggedIn("Please login"), 530),
             (FtpError::BadSequence("RNFR first"), 503),

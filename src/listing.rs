@@ -27,6 +27,124 @@ pub struct EntryInfo {
     pub gid: u32,
     /// Modification time, seconds since the Unix epoch.
     pub mtime: i64,
+    /// Device and inode, for the MLSx `unique` fact.
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// Which RFC 3659 facts MLST/MLSD show (`OPTS MLST` selects them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MlsxFacts(u8);
+
+/// What the logged-in user may do, for the MLSx `perm` fact (RFC 3659 §7.5.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PermFact {
+    pub read: bool,
+    pub write: bool,
+    pub delete: bool,
+    pub rename: bool,
+    pub mkdir: bool,
+}
+
+/// Fact names in the order they are written, with their bit.
+const FACT_NAMES: [(&str, u8); 6] =
+    [("type", 1), ("size", 2), ("modify", 4), ("perm", 8), ("unique", 16), ("UNIX.mode", 32)];
+
+impl Default for MlsxFacts {
+    fn default() -> Self {
+        MlsxFacts(0b11_1111)
+    }
+}
+
+impl MlsxFacts {
+    /// Parses an `OPTS MLST` argument (`type;size;`): unknown names are ignored (RFC 3659 §7.9).
+    pub fn parse(list: &str) -> MlsxFacts {
+        let mut bits = 0;
+        for name in list.split(';').map(str::trim).filter(|n| !n.is_empty()) {
+            if let Some((_, bit)) = FACT_NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                bits |= bit;
+            }
+        }
+        MlsxFacts(bits)
+    }
+
+    /// `type;size;` as the OPTS reply states the selection.
+    pub fn selected(self) -> String {
+        FACT_NAMES.iter().filter(|(_, b)| self.0 & b != 0).map(|(n, _)| format!("{n};")).collect()
+    }
+
+    /// The FEAT line body: every supported fact, `*` on the selected ones.
+    pub fn feat(self) -> String {
+        FACT_NAMES
+            .iter()
+            .map(|(n, b)| if self.0 & b != 0 { format!("{n}*;") } else { format!("{n};") })
+            .collect()
+    }
+}
+
+/// One MLSx entry (RFC 3659 §7.2): `fact=value;` for each selected fact, one space, the name.
+pub fn mlsx_line(entry: &EntryInfo, facts: MlsxFacts, perm: PermFact, name: &str) -> String {
+    let mut out = String::with_capacity(96 + name.len());
+    let is_dir = entry.kind == EntryKind::Dir;
+    for (fact, bit) in FACT_NAMES {
+        if facts.0 & bit == 0 {
+            continue;
+        }
+        let value = match fact {
+            "type" => match entry.kind {
+                EntryKind::Dir => "dir".to_owned(),
+                EntryKind::File => "file".to_owned(),
+                // A symlink that resolved is shown as what it points to; others are opaque.
+                EntryKind::Symlink { .. } | EntryKind::Other => "OS.unix=special".to_owned(),
+            },
+            "size" => entry.size.to_string(),
+            "modify" => CivilTime::from_unix(entry.mtime).to_mdtm(),
+            "perm" => perm_letters(is_dir, perm),
+            "unique" => format!("{:x}U{:x}", entry.dev, entry.ino),
+            _ => format!("0{:o}", entry.mode & 0o7777),
+        };
+        out.push_str(fact);
+        out.push('=');
+        out.push_str(&value);
+        out.push(';');
+    }
+    out.push(' ');
+    out.push_str(name);
+    out
+}
+
+fn perm_letters(is_dir: bool, p: PermFact) -> String {
+    let mut s = String::new();
+    let mut add = |on: bool, letters: &str| {
+        if on {
+            s.push_str(letters);
+        }
+    };
+    if is_dir {
+        add(p.write, "c");
+        add(p.delete, "d");
+        add(p.read, "el");
+        add(p.rename, "f");
+        add(p.mkdir, "m");
+        add(p.delete, "p");
+    } else {
+        add(p.write, "a");
+        add(p.delete, "d");
+        add(p.rename, "f");
+        add(p.read, "r");
+        add(p.write, "w");
+    }
+    s
+}
+
+/// The body of an MLSD reply.
+pub fn mlsd_body(entries: &[EntryInfo], facts: MlsxFacts, perm: PermFact) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * 96);
+    for e in entries {
+        out.extend_from_slice(mlsx_line(e, facts, perm, &e.name).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
 }
 
 const MONTHS: [&str; 12] = [
@@ -227,6 +345,30 @@ mod tests {
         for (e, want) in cases {
             assert_eq!(list_line(&e, NOW), want);
         }
+    }
+
+    #[test]
+    fn mlsx_lines_have_every_fact_terminated() {
+        let all = PermFact { read: true, write: true, delete: true, rename: true, mkdir: true };
+        let f = entry("a b.txt", EntryKind::File, 1234, 0o644, NOW);
+        assert_eq!(
+            mlsx_line(&f, MlsxFacts::default(), all, "a b.txt"),
+            "type=file;size=1234;modify=20261125120000;perm=adfrw;unique=803U1234;UNIX.mode=0644; a b.txt"
+        );
+        let d = entry("d", EntryKind::Dir, 4096, 0o755, NOW);
+        let read_only = PermFact { read: true, ..PermFact::default() };
+        assert_eq!(
+            mlsx_line(&d, MlsxFacts::parse("type;perm;"), read_only, "/d"),
+            "type=dir;perm=el; /d"
+        );
+        assert_eq!(mlsx_line(&d, MlsxFacts::parse(""), all, "d"), " d");
+    }
+
+    #[test]
+    fn mlst_fact_selection() {
+        assert_eq!(MlsxFacts::parse("TYPE;Size;bogus;").selected(), "type;size;");
+        assert_eq!(MlsxFacts::default().feat(), "type*;size*;modify*;perm*;unique*;UNIX.mode*;");
+        assert_eq!(MlsxFacts::parse("size").feat(), "type;size*;modify;perm;unique;UNIX.mode;");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::file_store::{
     FileStore, FinishUpload, Jail, List, ListFormat, MakeDir, OpenJail, OpenRead, OpenWrite,
     RemoveDir, RemoveFile, Rename, Stat, UploadTarget, VirtualPath, WriteMode,
 };
-use crate::listing::{CivilTime, EntryKind};
+use crate::listing::{mlsx_line, CivilTime, EntryKind, MlsxFacts, PermFact};
 use crate::protocol::{quote_path, Command, EpsvArg, ParseError, Reply, ReplyCode, TransferType};
 use actix::prelude::*;
 use std::net::{IpAddr, SocketAddr};
@@ -168,6 +168,8 @@ pub struct Session {
     bad_lines: u32,
     closing: bool,
     quit_after_transfer: bool,
+    /// RFC 3659 §7.9: the facts MLST and MLSD show, chosen with OPTS MLST.
+    mlst_facts: MlsxFacts,
     /// Prefix of every log line: session id, peer, and user once known.
     tag: String,
 }
@@ -201,6 +203,7 @@ impl Session {
             bad_lines: 0,
             closing: false,
             quit_after_transfer: false,
+            mlst_facts: MlsxFacts::default(),
         }
     }
 
@@ -339,8 +342,7 @@ impl Session {
             self.send(FtpError::NotLoggedIn("Please login with USER and PASS").reply());
             return done();
         }
-        // RFC 3659 §5.5: REST applies to the very next command only if it is a transfer.
-        let rest = std::mem::take(&mut self.rest);
+        // RFC 959 §4.1.3: RNTO must come right after RNFR; any other command forgets it.
         let rename_from = self.rename_from.take();
         let result: Result<Reply, FtpError> = match cmd {
             Command::User(name) => self.cmd_user(name),
@@ -359,11 +361,13 @@ impl Session {
             Command::Feat => {
                 let mut lines = vec!["Features:".to_owned()];
                 lines.extend(FEATURES.iter().map(|f| (*f).to_owned()));
+                lines.push(format!(" MLST {}", self.mlst_facts.feat()));
+                lines.sort_by(|a, b| a.trim().cmp(b.trim()));
                 lines.push("End".to_owned());
                 Ok(Reply::multi(ReplyCode::SystemStatus, lines))
             }
             Command::Help(topic) => Ok(help(topic)),
-            Command::Opts(name, value) => opts(&name, value.as_deref()),
+            Command::Opts(name, value) => self.cmd_opts(&name, value.as_deref()),
             Command::Pwd => Ok(Reply::new(
                 ReplyCode::PathCreated,
                 format!("{} is the current directory", quote_path(self.cwd.as_str())),
@@ -393,10 +397,27 @@ impl Session {
             Command::Epsv(EpsvArg::Any) => self.cmd_pasv(ctx, true, None),
             Command::Epsv(EpsvArg::Protocol(p)) => self.cmd_pasv(ctx, true, Some(p)),
             Command::Port(addr) | Command::Eprt(addr) => self.cmd_port(addr),
-            Command::List(arg) => return self.cmd_list(ctx, arg, ListFormat::Long),
-            Command::Nlst(arg) => return self.cmd_list(ctx, arg, ListFormat::Names),
-            Command::Retr(arg) => return self.cmd_retr(ctx, arg, rest),
+            // RFC 3659 §5.5: a REST offset holds until the next transfer command uses it.
+            Command::List(arg) => {
+                self.rest = 0;
+                return self.cmd_list(arg, ListFormat::Long);
+            }
+            Command::Nlst(arg) => {
+                self.rest = 0;
+                return self.cmd_list(arg, ListFormat::Names);
+            }
+            Command::Mlsd(arg) => {
+                self.rest = 0;
+                let perm = self.perm_fact();
+                return self.cmd_list(arg, ListFormat::Machine(self.mlst_facts, perm));
+            }
+            Command::Mlst(arg) => return self.cmd_mlst(arg),
+            Command::Retr(arg) => {
+                let rest = std::mem::take(&mut self.rest);
+                return self.cmd_retr(arg, rest);
+            }
             Command::Stor(arg) => {
+                let rest = std::mem::take(&mut self.rest);
                 let mode = if rest > 0 {
                     WriteMode::At(rest)
                 } else {
@@ -404,12 +425,16 @@ impl Session {
                         allow_overwrite: self.permissions().overwrite,
                     }
                 };
-                return self.cmd_store(ctx, self.cwd.join(&arg), mode, "STOR");
+                return self.cmd_store(self.cwd.join(&arg), mode, "STOR");
             }
             Command::Appe(arg) => {
-                return self.cmd_store(ctx, self.cwd.join(&arg), WriteMode::Append, "APPE")
+                self.rest = 0;
+                return self.cmd_store(self.cwd.join(&arg), WriteMode::Append, "APPE");
             }
-            Command::Stou => return self.cmd_stou(ctx),
+            Command::Stou => {
+                self.rest = 0;
+                return self.cmd_stou();
+            }
             Command::Rest(offset) => {
                 if self.transfer_type == TransferType::Ascii && offset > 0 {
                     // Offsets in TYPE A would need a scan of the file to map wire bytes to disk bytes.
@@ -445,16 +470,28 @@ impl Session {
                 None => return done(),
             },
             Command::Stat(None) => Ok(self.status()),
+            Command::Stat(Some(arg)) => return self.cmd_stat_path(self.cwd.join(&arg)),
+            Command::Site(arg) => site(&arg),
+            Command::Rein => {
+                // RFC 959 §4.1.1: back to the state of a new connection; a running transfer
+                // still completes and is answered.
+                self.login = Login::Connected;
+                self.tag = format!("#{} {}", self.peer.id, self.peer.remote);
+                self.cwd = VirtualPath::root();
+                self.transfer_type = TransferType::Ascii;
+                self.rest = 0;
+                self.data = DataSetup::None;
+                self.data_generation += 1;
+                self.epsv_all = false;
+                self.mlst_facts = MlsxFacts::default();
+                self.connected_at = Instant::now();
+                Ok(Reply::new(ReplyCode::ServiceReady, "Ready for a new user"))
+            }
             Command::Acct(_) => Ok(Reply::new(
                 ReplyCode::NotImplementedSuperfluous,
                 "ACCT not needed",
             )),
-            Command::Rein
-            | Command::Mlsd(_)
-            | Command::Mlst(_)
-            | Command::Stat(Some(_))
-            | Command::Site(_)
-            | Command::Smnt(_)
+            Command::Smnt(_)
             | Command::Auth(_)
             | Command::Pbsz(_)
             | Command::Prot(_)
@@ -801,13 +838,65 @@ impl Session {
         }
     }
 
-    fn cmd_list(
-        &mut self,
-        ctx: &mut Context<Self>,
-        arg: Option<String>,
-        format: ListFormat,
-    ) -> Flow {
-        let _ = ctx;
+    fn cmd_opts(&mut self, name: &str, value: Option<&str>) -> Result<Reply, FtpError> {
+        if name != "MLST" {
+            return opts(name, value);
+        }
+        // RFC 3659 §7.9: the reply lists the facts now selected.
+        self.mlst_facts = MlsxFacts::parse(value.unwrap_or(""));
+        Ok(Reply::new(
+            ReplyCode::CommandOk,
+            format!("MLST OPTS {}", self.mlst_facts.selected()),
+        ))
+    }
+
+    fn perm_fact(&self) -> PermFact {
+        let p = self.permissions();
+        PermFact {
+            read: p.read,
+            write: p.upload && p.overwrite,
+            delete: p.delete,
+            rename: p.rename,
+            mkdir: p.mkdir,
+        }
+    }
+
+    /// MLST (RFC 3659 §7): facts of one path over the control connection.
+    fn cmd_mlst(&mut self, arg: Option<String>) -> Flow {
+        let Ok(jail) = self.jail() else { return done() };
+        let path = match &arg {
+            Some(a) => self.cwd.join(a),
+            None => self.cwd.clone(),
+        };
+        let (facts, perm) = (self.mlst_facts, self.perm_fact());
+        self.ask(Stat { jail, path: path.clone() }, move |_, res, _| {
+            let info = res?;
+            let line = format!(" {}", mlsx_line(&info, facts, perm, path.as_str()));
+            Ok(Reply::multi(
+                ReplyCode::FileActionOk,
+                vec![format!("Listing {path}"), line, "End".to_owned()],
+            ))
+        })
+    }
+
+    /// STAT with a path (RFC 959 §4.1.3): the listing, over the control connection.
+    fn cmd_stat_path(&mut self, path: VirtualPath) -> Flow {
+        if let Err(e) = self.require(|p| p.read) {
+            self.respond(Err(e));
+            return done();
+        }
+        let Ok(jail) = self.jail() else { return done() };
+        let list = List { jail, path: path.clone(), format: ListFormat::Long, now: unix_now() };
+        self.ask(list, move |_, res, _| {
+            let body = res?;
+            let mut lines = vec![format!("Status of {path}:")];
+            lines.extend(String::from_utf8_lossy(&body).lines().map(str::to_owned));
+            lines.push("End of status".to_owned());
+            Ok(Reply::multi(ReplyCode::FileStatus, lines))
+        })
+    }
+
+    fn cmd_list(&mut self, arg: Option<String>, format: ListFormat) -> Flow {
         let setup = self
             .require(|p| p.read)
             .and_then(|_| self.jail())
@@ -823,10 +912,10 @@ impl Session {
             Some(a) => self.cwd.join(a),
             None => self.cwd.clone(),
         };
-        let verb = if format == ListFormat::Long {
-            "LIST"
-        } else {
-            "NLST"
+        let verb = match format {
+            ListFormat::Long => "LIST",
+            ListFormat::Names => "NLST",
+            ListFormat::Machine(..) => "MLSD",
         };
         self.ask(
             List {
@@ -836,7 +925,16 @@ impl Session {
                 now: unix_now(),
             },
             move |act, res, ctx| {
-                let body = res?;
+                let body = match res {
+                    // RFC 3659 §7.2: MLSD of something that is not a directory is 501.
+                    Err(StoreError::NotADirectory) if verb == "MLSD" => {
+                        return Err(FtpError::Parse(ParseError::BadArgument(
+                            "MLSD",
+                            "not a directory",
+                        )))
+                    }
+                    other => other?,
+                };
                 let len = body.len() as u64;
                 act.start_transfer(
                     ctx,
@@ -855,8 +953,7 @@ impl Session {
         )
     }
 
-    fn cmd_retr(&mut self, ctx: &mut Context<Self>, arg: String, offset: u64) -> Flow {
-        let _ = ctx;
+    fn cmd_retr(&mut self, arg: String, offset: u64) -> Flow {
         let setup = self
             .require(|p| p.read)
             .and_then(|_| self.jail())
@@ -898,14 +995,7 @@ impl Session {
         )
     }
 
-    fn cmd_store(
-        &mut self,
-        ctx: &mut Context<Self>,
-        path: VirtualPath,
-        mode: WriteMode,
-        verb: &'static str,
-    ) -> Flow {
-        let _ = ctx;
+    fn cmd_store(&mut self, path: VirtualPath, mode: WriteMode, verb: &'static str) -> Flow {
         let allowed = match mode {
             WriteMode::Replace { .. } => self.require(|p| p.upload),
             WriteMode::Append | WriteMode::At(_) => self.require(|p| p.upload && p.overwrite),
@@ -952,7 +1042,7 @@ impl Session {
         )
     }
 
-    fn cmd_stou(&mut self, ctx: &mut Context<Self>) -> Flow {
+    fn cmd_stou(&mut self) -> Flow {
         let mut rnd = [0u8; 6];
         if getrandom::getrandom(&mut rnd).is_err() {
             self.respond(Err(FtpError::Internal));
@@ -961,7 +1051,6 @@ impl Session {
         let name: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
         let path = self.cwd.join(&format!("stou-{name}"));
         self.cmd_store(
-            ctx,
             path,
             WriteMode::Replace {
                 allow_overwrite: false,
@@ -1256,7 +1345,20 @@ fn help(topic: Option<String>) -> Reply {
     }
 }
 
-/// RFC 2389 OPTS; RFC 2640 §3.3 UTF8.
+/// SITE (RFC 959 §4.1.3): only HELP; other subcommands are not offered.
+fn site(arg: &str) -> Result<Reply, FtpError> {
+    let sub = arg.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+    if sub == "HELP" {
+        Ok(Reply::multi(
+            ReplyCode::HelpMessage,
+            vec!["SITE commands recognized:".to_owned(), " HELP".to_owned(), "End".to_owned()],
+        ))
+    } else {
+        Ok(Reply::new(ReplyCode::NotImplemented, format!("SITE {sub} not implemented")))
+    }
+}
+
+/// RFC 2389 OPTS; RFC 2640 §3.3 UTF8 (MLST is handled by the Session, which holds the facts).
 fn opts(name: &str, value: Option<&str>) -> Result<Reply, FtpError> {
     match (name, value.map(str::to_ascii_uppercase).as_deref()) {
         ("UTF8", None | Some("ON")) => Ok(Reply::new(ReplyCode::CommandOk, "Always in UTF8 mode")),

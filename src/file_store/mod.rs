@@ -10,7 +10,7 @@
 pub mod vpath;
 
 use crate::error::StoreError;
-use crate::listing::{self, EntryInfo, EntryKind};
+use crate::listing::{self, EntryInfo, EntryKind, MlsxFacts, PermFact};
 use actix::prelude::*;
 use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
 use std::io::{Seek, SeekFrom};
@@ -70,6 +70,8 @@ pub enum ListFormat {
     Long,
     /// Bare names.
     Names,
+    /// RFC 3659 MLSD lines with these facts.
+    Machine(MlsxFacts, PermFact),
 }
 
 /// A directory listing (or one line for a file), formatted and ready to send.
@@ -194,6 +196,8 @@ fn entry_info(
         uid: meta.uid(),
         gid: meta.gid(),
         mtime: meta.mtime(),
+        dev: meta.dev(),
+        ino: meta.ino(),
     }
 }
 
@@ -244,6 +248,12 @@ impl Handler<List> for FileStore {
         let rel = msg.path.to_relative();
         let meta = dir.metadata(&rel)?;
         let mut entries = Vec::new();
+        if let ListFormat::Machine(..) = msg.format {
+            // RFC 3659 §7.1: MLSD names a directory; a file is an error (501).
+            if !meta.is_dir() {
+                return Err(StoreError::NotADirectory);
+            }
+        }
         if meta.is_dir() {
             for entry in dir.read_dir(&rel)? {
                 let entry = entry?;
@@ -255,14 +265,26 @@ impl Handler<List> for FileStore {
                 let Ok(lmeta) = dir.symlink_metadata(&child) else {
                     continue;
                 };
-                let target = if lmeta.is_symlink() {
-                    dir.read_link_contents(&child)
-                        .ok()
-                        .map(|t| t.to_string_lossy().into_owned())
-                } else {
-                    None
+                if !lmeta.is_symlink() {
+                    entries.push(entry_info(name, &lmeta, None));
+                    continue;
+                }
+                // MLSD describes what a link leads to when that is inside the jail; LIST shows
+                // `name -> target` as ls does.
+                let followed = match msg.format {
+                    ListFormat::Machine(..) => dir.metadata(&child).ok(),
+                    _ => None,
                 };
-                entries.push(entry_info(name, &lmeta, target));
+                match followed {
+                    Some(m) => entries.push(entry_info(name, &m, None)),
+                    None => {
+                        let target = dir
+                            .read_link_contents(&child)
+                            .map(|t| t.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        entries.push(entry_info(name, &lmeta, Some(target)));
+                    }
+                }
             }
             entries.sort_by(|a, b| a.name.cmp(&b.name));
         } else {
@@ -271,6 +293,7 @@ impl Handler<List> for FileStore {
         Ok(match msg.format {
             ListFormat::Long => listing::list_body(&entries, msg.now),
             ListFormat::Names => listing::nlst_body(&entries),
+            ListFormat::Machine(facts, perm) => listing::mlsd_body(&entries, facts, perm),
         })
     }
 }

@@ -49,6 +49,7 @@ pub enum ReplyCode {
     PageTypeUnknown = 551,
     ExceededStorage = 552,
     BadFileName = 553,
+    InvalidRestParameter = 554,
 }
 
 impl ReplyCode {
