@@ -1,0 +1,386 @@
+//! Scenarios driven with the `curl` command-line client (passive mode: EPSV, or PASV with
+//! `--disable-epsv`). Every call has `--max-time`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const USER: &str = "alice";
+const PASS: &str = "alice-pass";
+/// curl exit codes we assert on.
+const CURLE_QUOTE_ERROR: i32 = 21;
+const CURLE_LOGIN_DENIED: i32 = 67;
+
+fn base_url(d: &Daemon) -> String {
+    format!("ftp://127.0.0.1:{}/", d.port())
+}
+
+/// Runs curl with `-sS --max-time`, credentials of alice, and `args`.
+fn curl(d: &Daemon, args: &[&str]) -> ClientOutput {
+    curl_as(Some((USER, PASS)), d, args)
+}
+
+fn curl_as(creds: Option<(&str, &str)>, _d: &Daemon, args: &[&str]) -> ClientOutput {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-g", "--max-time", "60", "--connect-timeout", "10"]);
+    if let Some((user, pass)) = creds {
+        cmd.arg("--user").arg(format!("{user}:{pass}"));
+    }
+    cmd.args(args);
+    run_with_timeout(&mut cmd, CLIENT_DEADLINE + Duration::from_secs(10))
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Uploads `n` random bytes with `-T`, downloads them with `-o`, checks disk and download.
+fn curl_round_trip(n: usize, extra: &[&str]) {
+    let d = Daemon::start(&[(USER, PASS)]);
+    let data = random_bytes(n);
+    let want = sha256_hex(&data);
+    let local = d.tmp().join("local.bin");
+    write_file(&local, &data);
+    let name = format!("curl-{n}.bin");
+    let url = format!("{}{name}", base_url(&d));
+
+    let mut args = vec!["-T", path_str(&local), url.as_str()];
+    args.extend(extra);
+    curl(&d, &args).assert_success(&format!("curl -T of {}", size_label(n)));
+    assert_eq!(
+        file_sha256(&d.root(USER).join(&name)),
+        want,
+        "{} uploaded by curl differs on the server's disk",
+        size_label(n)
+    );
+
+    let got = d.tmp().join("got.bin");
+    let mut args = vec!["-o", path_str(&got), url.as_str()];
+    args.extend(extra);
+    curl(&d, &args).assert_success(&format!("curl -o of {}", size_label(n)));
+    assert_eq!(
+        file_sha256(&got),
+        want,
+        "{} downloaded by curl differs from the upload",
+        size_label(n)
+    );
+}
+
+#[test]
+fn curl_upload_then_download_0_bytes_is_byte_exact() {
+    if require_tool("curl") {
+        curl_round_trip(0, &[]);
+    }
+}
+
+#[test]
+fn curl_upload_then_download_1_byte_is_byte_exact() {
+    if require_tool("curl") {
+        curl_round_trip(1, &[]);
+    }
+}
+
+#[test]
+fn curl_upload_then_download_1_mib_is_byte_exact() {
+    if require_tool("curl") {
+        curl_round_trip(MIB, &[]);
+    }
+}
+
+#[test]
+fn curl_upload_then_download_64_mib_is_byte_exact() {
+    if require_tool("curl") {
+        curl_round_trip(64 * MIB, &[]);
+    }
+}
+
+#[test]
+fn curl_round_trip_over_pasv_with_disable_epsv_is_byte_exact() {
+    if require_tool("curl") {
+        curl_round_trip(MIB + 5, &["--disable-epsv"]);
+    }
+}
+
+#[test]
+fn curl_round_trip_with_full_path_nocwd_is_byte_exact() {
+    if !require_tool("curl") {
+        return;
+    }
+    let d = Daemon::start(&[(USER, PASS)]);
+    let data = random_bytes(200 * KIB + 1);
+    write_file(&d.root(USER).join("deep/er/file.bin"), &data);
+    let got = d.tmp().join("got.bin");
+    for method in ["nocwd", "singlecwd", "multicwd"] {
+        let url = format!("{}deep/er/file.bin", base_url(&d));
+        curl(
+            &d,
+            &["--ftp-method", method, "-o", path_str(&got), url.as_str()],
+        )
+        .assert_success(&format!("curl --ftp-method {method}"));
+        assert_eq!(
+            file_sha256(&got),
+            sha256_hex(&data),
+            "download with --ftp-method {method}"
+        );
+    }
+}
+
+#[test]
+fn curl_lists_directory_with_trailing_slash() {
+    if !require_tool("curl") {
+        return;
+    }
+    let d = Daemon::start(&[(USER, PASS)]);
+    let names = ["first.txt", "second file.bin", "third.dat"];
+    for (i, name) in names.iter().enumerate() {
+        write_file(
+            &d.root(USER).join("dir").join(name),
+            &random_bytes_seeded(i as u64, 10 + i),
+        );
+    }
+    std::fs::create_dir_all(d.root(USER).join("dir/sub")).expect("mkdir sub");
+    let url = format!("{}dir/", base_url(&d));
+
+    let list = curl(&d, &[url.as_str()]);
+    list.assert_success("curl LIST of dir/");
+    let text = list.stdout_text();
+    for name in names.iter().chain(&["sub"]) {
+        assert!(
+            text.lines().any(|l| l.trim_end().ends_with(name)),
+            "LIST via curl shows {name:?}:\n{text}"
+        );
+    }
+
+    let nlst = curl(&d, &["--list-only", url.as_str()]);
+    nlst.assert_success("curl --list-only (NLST) of dir/");
+    let mut got: Vec<String> = nlst
+        .stdout_text()
+        .lines()
+        .map(|l| l.trim_end().rsplit('/').next().unwrap_or("").to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    want.push("sub".into());
+    want.sort();
+    assert_eq!(got, want, "NLST via curl --list-only");
+}
+
+#[test]
+fn curl_ftp_create_dirs_makes_nested_directories() {
+    if !require_tool("curl") {
+        return;
+    }
+    let d = Daemon::start(&[(USER, PASS)]);
+    let data = random_bytes(123_457);
+    let local = d.tmp().join("local.bin");
+    write_file(&local, &data);
+    let url = format!("{}made/by%20curl/deep%20er/uploaded.bin", base_url(&d));
+    curl(
+        &d,
+        &["--ftp-create-dirs", "-T", path_str(&local), url.as_str()],
+    )
+    .assert_success("curl -T --ftp-create-dirs");
+    let on_disk = d.root(USER).join("made/by curl/deep er/uploaded.bin");
+    assert_eq!(
+        file_sha256(&on_disk),
+        sha256_hex(&data),
+        "file uploaded under new directories"
+    );
+
+    // Without --ftp-create-dirs a missing directory is an error, and nothing is created.
+    let url = format!("{}missing/uploaded.bin", base_url(&d));
+    let out = curl(&d, &["-T", path_str(&local), url.as_str()]);
+    assert!(
+        !out.status.success(),
+        "upload into a missing directory without --ftp-create-dirs should fail"
+    );
+    assert!(!d.root(USER).join("missing").exists());
+}
+
+#[test]
+fn curl_quote_commands_dele_mkd_rmd() {
+    if !require_tool("curl") {
+        return;
+    }
+    let d = Daemon::start(&[(USER, PASS)]);
+    let root = d.root(USER);
+    write_file(&root.join("x"), b"to be deleted");
+    write_file(&root.join("keep.bin"), b"kept");
+    let url = base_url(&d);
+
+    let out = curl(&d, &["-Q", "DELE x", "-Q", "MKD quoted dir", url.as_str()]);
+    out.assert_success("curl -Q 'DELE x' -Q 'MKD quoted dir'");
+    assert!(!root.join("x").exists(), "-Q 'DELE x' removed x");
+    assert!(
+        root.join("quoted dir").is_dir(),
+        "-Q MKD created the directory"
+    );
+    assert!(root.join("keep.bin").is_file(), "other files untouched");
+    let listing = out.stdout_text();
+    assert!(
+        listing.contains("keep.bin") && !listing.lines().any(|l| l.trim_end().ends_with(" x")),
+        "the listing after the quote commands reflects them:\n{listing}"
+    );
+
+    curl(&d, &["-Q", "RMD quoted dir", url.as_str()]).assert_success("curl -Q RMD");
+    assert!(
+        !root.join("quoted dir").exists(),
+        "-Q RMD removed the directory"
+    );
+
+    // A failing quote command makes curl fail (550 → CURLE_QUOTE_ERROR).
+    let out = curl(&d, &["-Q", "DELE no-such-file", url.as_str()]);
+    assert_eq!(
+        out.status.code(),
+        Some(CURLE_QUOTE_ERROR),
+        "DELE of a missing file: curl stderr {}",
+        out.stderr_text()
+    );
+    assert!(
+        out.stderr_text().contains("550"),
+        "curl reports the 550: {}",
+        out.stderr_text()
+    );
+}
+
+#[test]
+fn curl_wrong_password_is_login_denied() {
+    if !require_tool("curl") {
+        return;
+    }
+    let d = Daemon::start(&[(USER, PASS)]);
+    let out = curl_as(Some((USER, "wrong")), &d, &[base_url(&d).as_str()]);
+    assert_eq!(
+        out.status.code(),
+        Some(CURLE_LOGIN_DENIED),
+        "curl with a wrong password: {}",
+        out.stderr_text()
+    );
+}
+
+#[test]
+fn curl_download_outside_root_is_refused() {
+    if !require_tool("curl") {
+        return;
+    }
+    let d = Daemon::start(&[(USER, PASS)]);
+    let secret = b"outside every root";
+    write_file(&d.tmp().join("roots/outside.txt"), secret);
+    let got = d.tmp().join("got.bin");
+    for path in [
+        "../outside.txt",
+        "%2E%2E/outside.txt",
+        "%2F..%2F..%2Foutside.txt",
+    ] {
+        let url = format!("{}{path}", base_url(&d));
+        let out = curl(
+            &d,
+            &[
+                "--path-as-is",
+                "--ftp-method",
+                "nocwd",
+                "-o",
+                path_str(&got),
+                url.as_str(),
+            ],
+        );
+        assert!(!out.status.success(), "curl RETR {path} must fail");
+        if got.exists() {
+            let content = std::fs::read(&got).expect("read got.bin");
+            assert_ne!(content, secret, "curl {path} downloaded the outside file");
+        }
+    }
+}
+
+/// Starts the daemon with `--root` and no `--users`, and uses the URL it prints with curl.
+#[test]
+fn default_mode_prints_url_that_works_with_curl() {
+    if !require_tool("curl") {
+        return;
+    }
+    let tmp = tempfile::TempDir::new().expect("temporary directory");
+    let share = tmp.path().join("share");
+    std::fs::create_dir_all(&share).expect("mkdir share");
+    let share_arg = share.clone().into_os_string();
+    let args: [std::ffi::OsString; 4] = [
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--root".into(),
+        share_arg,
+    ];
+    let mut d = Daemon::start_custom(tmp, &args, Vec::new());
+
+    let line = d
+        .wait_for_stdout_line(|l| find_ftp_url(l).is_some(), Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("no ftp://USER:PASSWORD@HOST:PORT/ URL on stdout: {e}"));
+    let url = find_ftp_url(&line).expect("URL parsed from its line");
+    assert_eq!(
+        url.port,
+        d.port(),
+        "URL port matches the listening line: {line:?}"
+    );
+    assert_eq!(url.host, "127.0.0.1", "URL host: {line:?}");
+    let pw = url.password.clone();
+    d.wait_for_stdout_line(
+        |l| l.contains("curl") && l.contains(&pw),
+        Duration::from_secs(10),
+    )
+    .expect("a curl line with the credentials on stdout");
+    d.wait_for_stdout_line(
+        |l| l.contains("lftp") && l.contains(&pw),
+        Duration::from_secs(10),
+    )
+    .expect("an lftp line with the credentials on stdout");
+
+    let data = random_bytes(MIB + 77);
+    let local = d.tmp().join("local.bin");
+    write_file(&local, &data);
+    let target = format!("{}from-default-mode.bin", url.url);
+    let out = curl_as(None, &d, &["-T", path_str(&local), target.as_str()]);
+    out.assert_success("curl -T to the printed URL");
+    assert_eq!(
+        file_sha256(&share.join("from-default-mode.bin")),
+        sha256_hex(&data),
+        "upload through the printed URL lands in --root"
+    );
+    let got = d.tmp().join("got.bin");
+    curl_as(None, &d, &["-o", path_str(&got), target.as_str()])
+        .assert_success("curl -o from the printed URL");
+    assert_eq!(
+        file_sha256(&got),
+        sha256_hex(&data),
+        "download via printed URL"
+    );
+
+    let listing = curl_as(None, &d, &[url.url.as_str()]);
+    listing.assert_success("curl listing of the printed URL");
+    assert!(listing.stdout_text().contains("from-default-mode.bin"));
+
+    // The one-off credentials are required: a wrong password and anonymous are refused.
+    let base = format!("ftp://127.0.0.1:{}/", d.port());
+    let out = curl_as(
+        Some((url.user.as_str(), "not-the-password")),
+        &d,
+        &[base.as_str()],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(CURLE_LOGIN_DENIED),
+        "wrong password"
+    );
+    let out = curl_as(
+        Some(("anonymous", "guest@example.com")),
+        &d,
+        &[base.as_str()],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(CURLE_LOGIN_DENIED),
+        "anonymous login"
+    );
+}
