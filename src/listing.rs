@@ -47,8 +47,14 @@ pub struct PermFact {
 }
 
 /// Fact names in the order they are written, with their bit.
-const FACT_NAMES: [(&str, u8); 6] =
-    [("type", 1), ("size", 2), ("modify", 4), ("perm", 8), ("unique", 16), ("UNIX.mode", 32)];
+const FACT_NAMES: [(&str, u8); 6] = [
+    ("type", 1),
+    ("size", 2),
+    ("modify", 4),
+    ("perm", 8),
+    ("unique", 16),
+    ("UNIX.mode", 32),
+];
 
 impl Default for MlsxFacts {
     fn default() -> Self {
@@ -61,7 +67,10 @@ impl MlsxFacts {
     pub fn parse(list: &str) -> MlsxFacts {
         let mut bits = 0;
         for name in list.split(';').map(str::trim).filter(|n| !n.is_empty()) {
-            if let Some((_, bit)) = FACT_NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            if let Some((_, bit)) = FACT_NAMES
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
                 bits |= bit;
             }
         }
@@ -70,14 +79,24 @@ impl MlsxFacts {
 
     /// `type;size;` as the OPTS reply states the selection.
     pub fn selected(self) -> String {
-        FACT_NAMES.iter().filter(|(_, b)| self.0 & b != 0).map(|(n, _)| format!("{n};")).collect()
+        FACT_NAMES
+            .iter()
+            .filter(|(_, b)| self.0 & b != 0)
+            .map(|(n, _)| format!("{n};"))
+            .collect()
     }
 
     /// The FEAT line body: every supported fact, `*` on the selected ones.
     pub fn feat(self) -> String {
         FACT_NAMES
             .iter()
-            .map(|(n, b)| if self.0 & b != 0 { format!("{n}*;") } else { format!("{n};") })
+            .map(|(n, b)| {
+                if self.0 & b != 0 {
+                    format!("{n}*;")
+                } else {
+                    format!("{n};")
+                }
+            })
             .collect()
     }
 }
@@ -288,6 +307,8 @@ mod tests {
             uid: 1000,
             gid: 100,
             mtime,
+            dev: 0x803,
+            ino: 0x1234,
         }
     }
 
@@ -349,14 +370,23 @@ mod tests {
 
     #[test]
     fn mlsx_lines_have_every_fact_terminated() {
-        let all = PermFact { read: true, write: true, delete: true, rename: true, mkdir: true };
+        let all = PermFact {
+            read: true,
+            write: true,
+            delete: true,
+            rename: true,
+            mkdir: true,
+        };
         let f = entry("a b.txt", EntryKind::File, 1234, 0o644, NOW);
         assert_eq!(
             mlsx_line(&f, MlsxFacts::default(), all, "a b.txt"),
             "type=file;size=1234;modify=20261125120000;perm=adfrw;unique=803U1234;UNIX.mode=0644; a b.txt"
         );
         let d = entry("d", EntryKind::Dir, 4096, 0o755, NOW);
-        let read_only = PermFact { read: true, ..PermFact::default() };
+        let read_only = PermFact {
+            read: true,
+            ..PermFact::default()
+        };
         assert_eq!(
             mlsx_line(&d, MlsxFacts::parse("type;perm;"), read_only, "/d"),
             "type=dir;perm=el; /d"
@@ -366,9 +396,18 @@ mod tests {
 
     #[test]
     fn mlst_fact_selection() {
-        assert_eq!(MlsxFacts::parse("TYPE;Size;bogus;").selected(), "type;size;");
-        assert_eq!(MlsxFacts::default().feat(), "type*;size*;modify*;perm*;unique*;UNIX.mode*;");
-        assert_eq!(MlsxFacts::parse("size").feat(), "type;size*;modify;perm;unique;UNIX.mode;");
+        assert_eq!(
+            MlsxFacts::parse("TYPE;Size;bogus;").selected(),
+            "type;size;"
+        );
+        assert_eq!(
+            MlsxFacts::default().feat(),
+            "type*;size*;modify*;perm*;unique*;UNIX.mode*;"
+        );
+        assert_eq!(
+            MlsxFacts::parse("size").feat(),
+            "type;size*;modify;perm;unique;UNIX.mode;"
+        );
     }
 
     #[test]

@@ -359,10 +359,11 @@ impl Session {
             Command::Noop => Ok(Reply::new(ReplyCode::CommandOk, "NOOP ok")),
             Command::Syst => Ok(Reply::new(ReplyCode::SystemType, "UNIX Type: L8")),
             Command::Feat => {
+                let mut features: Vec<String> = FEATURES.iter().map(|f| (*f).to_owned()).collect();
+                features.push(format!(" MLST {}", self.mlst_facts.feat()));
+                features.sort();
                 let mut lines = vec!["Features:".to_owned()];
-                lines.extend(FEATURES.iter().map(|f| (*f).to_owned()));
-                lines.push(format!(" MLST {}", self.mlst_facts.feat()));
-                lines.sort_by(|a, b| a.trim().cmp(b.trim()));
+                lines.extend(features);
                 lines.push("End".to_owned());
                 Ok(Reply::multi(ReplyCode::SystemStatus, lines))
             }
@@ -869,14 +870,20 @@ impl Session {
             None => self.cwd.clone(),
         };
         let (facts, perm) = (self.mlst_facts, self.perm_fact());
-        self.ask(Stat { jail, path: path.clone() }, move |_, res, _| {
-            let info = res?;
-            let line = format!(" {}", mlsx_line(&info, facts, perm, path.as_str()));
-            Ok(Reply::multi(
-                ReplyCode::FileActionOk,
-                vec![format!("Listing {path}"), line, "End".to_owned()],
-            ))
-        })
+        self.ask(
+            Stat {
+                jail,
+                path: path.clone(),
+            },
+            move |_, res, _| {
+                let info = res?;
+                let line = format!(" {}", mlsx_line(&info, facts, perm, path.as_str()));
+                Ok(Reply::multi(
+                    ReplyCode::FileActionOk,
+                    vec![format!("Listing {path}"), line, "End".to_owned()],
+                ))
+            },
+        )
     }
 
     /// STAT with a path (RFC 959 §4.1.3): the listing, over the control connection.
@@ -886,7 +893,12 @@ impl Session {
             return done();
         }
         let Ok(jail) = self.jail() else { return done() };
-        let list = List { jail, path: path.clone(), format: ListFormat::Long, now: unix_now() };
+        let list = List {
+            jail,
+            path: path.clone(),
+            format: ListFormat::Long,
+            now: unix_now(),
+        };
         self.ask(list, move |_, res, _| {
             let body = res?;
             let mut lines = vec![format!("Status of {path}:")];
@@ -1347,14 +1359,25 @@ fn help(topic: Option<String>) -> Reply {
 
 /// SITE (RFC 959 §4.1.3): only HELP; other subcommands are not offered.
 fn site(arg: &str) -> Result<Reply, FtpError> {
-    let sub = arg.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+    let sub = arg
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
     if sub == "HELP" {
         Ok(Reply::multi(
             ReplyCode::HelpMessage,
-            vec!["SITE commands recognized:".to_owned(), " HELP".to_owned(), "End".to_owned()],
+            vec![
+                "SITE commands recognized:".to_owned(),
+                " HELP".to_owned(),
+                "End".to_owned(),
+            ],
         ))
     } else {
-        Ok(Reply::new(ReplyCode::NotImplemented, format!("SITE {sub} not implemented")))
+        Ok(Reply::new(
+            ReplyCode::NotImplemented,
+            format!("SITE {sub} not implemented"),
+        ))
     }
 }
 

@@ -196,6 +196,8 @@ async fn commands_before_login_get_530() {
     h.cmd(Command::Syst, 215).await;
     let feat = h.cmd(Command::Feat, 211).await;
     assert!(feat.lines.iter().any(|l| l == " UTF8"), "{feat:?}");
+    assert_eq!(feat.lines.first().map(String::as_str), Some("Features:"));
+    assert_eq!(feat.lines.last().map(String::as_str), Some("End"));
     h.cmd(Command::Opts("UTF8".into(), Some("ON".into())), 200)
         .await;
     h.cmd(Command::Help(None), 214).await;
