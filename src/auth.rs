@@ -1,15 +1,23 @@
 //! Users, credentials and permissions.
 //!
-//! The users file is TOML (`[[user]]` tables). A password is held in a type whose `Debug`
-//! never shows it. Verification is the same for an unknown user and a wrong password, so
-//! replies and timing do not tell which names exist. Argon2 verification is CPU-heavy: the
-//! Session runs `verify` on the blocking pool, never on a worker Arbiter.
+//! The users file is TOML: `[[user]]` tables with an Argon2 `password_hash` (PHC string), a
+//! root, permissions, optional allowed source networks and an `enabled` flag, and an optional
+//! `[anonymous]` table. Plain-text passwords are refused at start-up. A password is held in a
+//! type whose `Debug` never shows it. Verification does the same work, and gives the same
+//! answer, for an unknown user, a disabled user, a disallowed network and a wrong password, so
+//! nothing tells which names exist. Argon2 is CPU-heavy: the Session runs `authenticate` on
+//! the blocking pool, never on a worker Arbiter.
 
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use toml::Spanned;
+
+/// Names that log in as the anonymous user when `[anonymous]` is configured (RFC 1635).
+pub const ANONYMOUS_NAMES: [&str; 2] = ["anonymous", "ftp"];
 
 /// A secret that never reaches a log line.
 #[derive(Clone, PartialEq, Eq)]
@@ -35,7 +43,7 @@ impl fmt::Debug for Password {
 /// How a user's password is checked.
 #[derive(Clone, Debug)]
 pub enum Credential {
-    /// A plain password (the one-off default user, and users files written before hashes).
+    /// A plain password: only the embedded default's one-off user, never from a file.
     Plain(Password),
     /// An Argon2 PHC string (`$argon2id$v=19$...`).
     Argon2(String),
@@ -60,7 +68,7 @@ impl Credential {
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
+    let mut diff = u8::from(a.len() != b.len());
     for (i, x) in a.iter().enumerate() {
         diff |= x ^ b.get(i).copied().unwrap_or(0);
     }
@@ -71,9 +79,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Permissions {
     pub read: bool,
-    /// Create new files (STOR of a new name, APPE, STOU).
+    /// Create new files (STOR of a new name, STOU).
     pub upload: bool,
-    /// Replace or append to existing files.
+    /// Replace, append to or resume existing files.
     pub overwrite: bool,
     pub delete: bool,
     pub rename: bool,
@@ -107,7 +115,7 @@ impl Permissions {
         mkdir: false,
     };
 
-    /// Parses a list of names: `all`, `read-only`, or any of `read upload overwrite delete rename mkdir`.
+    /// Parses names: `all`, `read-only`, or any of `read upload overwrite delete rename mkdir`.
     pub fn from_names(names: &[String]) -> Result<Permissions, String> {
         let mut p = Permissions::NONE;
         for name in names {
@@ -121,12 +129,67 @@ impl Permissions {
                 "mkdir" => p.mkdir = true,
                 other => {
                     return Err(format!(
-                        "unknown permission {other:?} (known: all, read-only, read, upload, overwrite, delete, rename, mkdir)"
+                        "unknown permission {other:?} (known: all, read-only, read, upload, \
+                         overwrite, delete, rename, mkdir)"
                     ))
                 }
             }
         }
         Ok(p)
+    }
+}
+
+/// An IP network in CIDR form (`10.0.0.0/8`, `::1/128`; a bare address is a /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(s: &str) -> Result<IpNet, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad network address {s:?}"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or(format!("bad prefix in {s:?}"))?,
+            None => max,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+
+    /// SECURITY: IPv4-mapped IPv6 peers compare as IPv4, so `::ffff:10.0.0.1` is in `10.0.0.0/8`.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
     }
 }
 
@@ -136,18 +199,48 @@ pub struct User {
     pub credential: Credential,
     pub root: PathBuf,
     pub permissions: Permissions,
+    /// Source networks this user may log in from; empty means any.
+    pub allowed_networks: Vec<IpNet>,
+    pub enabled: bool,
+    /// The anonymous user accepts any password (RFC 1635).
+    pub anonymous: bool,
+}
+
+impl User {
+    /// An enabled user that may log in from anywhere.
+    pub fn new(
+        name: &str,
+        credential: Credential,
+        root: PathBuf,
+        permissions: Permissions,
+    ) -> User {
+        User {
+            name: name.to_owned(),
+            credential,
+            root,
+            permissions,
+            allowed_networks: Vec::new(),
+            enabled: true,
+            anonymous: false,
+        }
+    }
+
+    /// SECURITY: a user restricted to networks never logs in from elsewhere.
+    fn allows(&self, ip: Option<IpAddr>) -> bool {
+        if self.allowed_networks.is_empty() {
+            return true;
+        }
+        ip.is_some_and(|ip| self.allowed_networks.iter().any(|n| n.contains(ip)))
+    }
 }
 
 /// All configured users, by name.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct UserDb {
     users: HashMap<String, Arc<User>>,
-}
-
-/// Checked against when the user name is unknown, so that case costs what a real check costs.
-fn decoy() -> &'static Credential {
-    static DECOY: std::sync::OnceLock<Credential> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| Credential::Plain(Password::new("\u{0}decoy")))
+    anonymous: Option<Arc<User>>,
+    /// Checked when the name is unknown, so that case costs what a real check costs.
+    decoy: Credential,
 }
 
 #[derive(Deserialize)]
@@ -155,27 +248,92 @@ fn decoy() -> &'static Credential {
 struct UsersFile {
     #[serde(default)]
     user: Vec<UserEntry>,
+    anonymous: Option<AnonymousEntry>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UserEntry {
-    name: String,
+    name: Spanned<String>,
     password: Option<String>,
     password_hash: Option<String>,
     root: PathBuf,
     permissions: Option<Vec<String>>,
+    #[serde(default)]
+    allowed_networks: Vec<String>,
+    #[serde(default = "yes")]
+    enabled: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnonymousEntry {
+    root: Spanned<PathBuf>,
+    permissions: Option<Vec<String>>,
+    #[serde(default)]
+    allowed_networks: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// 1-based line of a byte offset in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn parse_networks(list: &[String]) -> Result<Vec<IpNet>, String> {
+    list.iter().map(|n| IpNet::parse(n)).collect()
+}
+
+fn resolve_root(root: PathBuf, base: &Path) -> Result<PathBuf, String> {
+    let root = if root.is_absolute() {
+        root
+    } else {
+        base.join(root)
+    };
+    if !root.is_dir() {
+        return Err(format!("root {} is not a directory", root.display()));
+    }
+    Ok(root)
+}
+
+fn is_anonymous(name: &str) -> bool {
+    ANONYMOUS_NAMES.contains(&name.to_ascii_lowercase().as_str())
 }
 
 impl UserDb {
     /// One user (the embedded default).
     pub fn single(user: User) -> UserDb {
+        let decoy = decoy_like(&user.credential);
         let mut users = HashMap::new();
         users.insert(user.name.clone(), Arc::new(user));
-        UserDb { users }
+        UserDb {
+            users,
+            anonymous: None,
+            decoy,
+        }
     }
 
-    /// Reads and validates a users file. Errors are one line naming the file and the problem.
+    /// Adds anonymous access with `permissions` (callers pass read-only unless told otherwise).
+    pub fn with_anonymous(mut self, root: PathBuf, permissions: Permissions) -> UserDb {
+        let mut anon = User::new(
+            "anonymous",
+            Credential::Plain(Password::new("")),
+            root,
+            permissions,
+        );
+        anon.anonymous = true;
+        self.anonymous = Some(Arc::new(anon));
+        self
+    }
+
+    /// Reads and validates a users file. Errors are one line naming the file, line and problem.
     pub fn load(path: &Path) -> Result<UserDb, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("users file {}: {e}", path.display()))?;
@@ -183,80 +341,176 @@ impl UserDb {
             .map_err(|e| format!("users file {}: {e}", path.display()))
     }
 
-    /// Parses users-file text; relative roots are taken from `base`.
+    /// Parses users-file text; relative roots are taken from `base`. Errors name the line.
     pub fn parse(text: &str, base: &Path) -> Result<UserDb, String> {
-        let file: UsersFile = toml::from_str(text).map_err(|e| e.to_string().replace('\n', " "))?;
+        let file: UsersFile = toml::from_str(text).map_err(|e| {
+            let msg = e.message().trim().replace('\n', " ");
+            match e.span() {
+                Some(span) => format!("line {}: {msg}", line_of(text, span.start)),
+                None => msg,
+            }
+        })?;
         let mut users = HashMap::new();
         for entry in file.user {
-            let who = format!("user {:?}", entry.name);
-            if entry.name.is_empty() || entry.name.chars().any(|c| c.is_control() || c == ' ') {
-                return Err(format!(
-                    "{who}: a name must be non-empty, without spaces or control characters"
+            let line = line_of(text, entry.name.span().start);
+            let name = entry.name.into_inner();
+            let fail = |why: String| format!("line {line}: user {name:?}: {why}");
+            if name.is_empty() || name.chars().any(|c| c.is_control() || c == ' ') {
+                return Err(fail(
+                    "a name must be non-empty, without spaces or control characters".into(),
+                ));
+            }
+            if is_anonymous(&name) {
+                return Err(fail(
+                    "this name is reserved; configure an [anonymous] table instead".into(),
                 ));
             }
             let credential = match (entry.password, entry.password_hash) {
-                (Some(p), None) => Credential::Plain(Password::new(p)),
-                (None, Some(h)) => {
-                    argon2::password_hash::PasswordHash::new(&h)
-                        .map_err(|e| format!("{who}: password_hash is not a PHC string: {e}"))?;
-                    Credential::Argon2(h)
-                }
-                _ => {
-                    return Err(format!(
-                        "{who}: give exactly one of password or password_hash"
+                // SECURITY: a readable users file must not hand out passwords.
+                (Some(_), _) => {
+                    return Err(fail(
+                        "plain-text password refused; store an Argon2 hash as password_hash \
+                         (make one with `actorftpd hash-password`)"
+                            .into(),
                     ))
                 }
+                (None, Some(h)) => {
+                    argon2::password_hash::PasswordHash::new(&h).map_err(|e| {
+                        fail(format!("password_hash is not an Argon2 PHC string: {e}"))
+                    })?;
+                    Credential::Argon2(h)
+                }
+                (None, None) => return Err(fail("password_hash is missing".into())),
             };
-            let root = if entry.root.is_absolute() {
-                entry.root
-            } else {
-                base.join(entry.root)
-            };
-            if !root.is_dir() {
-                return Err(format!("{who}: root {} is not a directory", root.display()));
-            }
+            let root = resolve_root(entry.root, base).map_err(fail)?;
             let permissions = match entry.permissions {
                 None => Permissions::ALL,
-                Some(names) => {
-                    Permissions::from_names(&names).map_err(|e| format!("{who}: {e}"))?
-                }
+                Some(names) => Permissions::from_names(&names).map_err(fail)?,
             };
+            let allowed_networks = parse_networks(&entry.allowed_networks).map_err(fail)?;
             let user = User {
-                name: entry.name.clone(),
+                name: name.clone(),
                 credential,
                 root,
                 permissions,
+                allowed_networks,
+                enabled: entry.enabled,
+                anonymous: false,
             };
-            if users.insert(entry.name.clone(), Arc::new(user)).is_some() {
-                return Err(format!("{who} is listed twice"));
+            if users.insert(name.clone(), Arc::new(user)).is_some() {
+                return Err(fail("listed twice".into()));
             }
         }
-        if users.is_empty() {
-            return Err("no [[user]] entries".to_owned());
+        let anonymous = match file.anonymous {
+            None => None,
+            Some(a) => {
+                let line = line_of(text, a.root.span().start);
+                let fail = |why: String| format!("line {line}: [anonymous]: {why}");
+                let root = resolve_root(a.root.into_inner(), base).map_err(fail)?;
+                // Anonymous users are read-only unless the file grants more, name by name.
+                let permissions = match a.permissions {
+                    None => Permissions::READ_ONLY,
+                    Some(names) => Permissions::from_names(&names).map_err(fail)?,
+                };
+                let mut anon = User::new(
+                    "anonymous",
+                    Credential::Plain(Password::new("")),
+                    root,
+                    permissions,
+                );
+                anon.anonymous = true;
+                anon.allowed_networks = parse_networks(&a.allowed_networks).map_err(fail)?;
+                Some(Arc::new(anon))
+            }
+        };
+        if users.is_empty() && anonymous.is_none() {
+            return Err("no [[user]] entries and no [anonymous] table".to_owned());
         }
-        Ok(UserDb { users })
+        let decoy = users
+            .values()
+            .next()
+            .map(|u| decoy_like(&u.credential))
+            .unwrap_or(Credential::Plain(Password::new("\u{0}decoy")));
+        Ok(UserDb {
+            users,
+            anonymous,
+            decoy,
+        })
     }
 
-    /// Checks a login. The same work is done, and the same `None` returned, for an unknown
-    /// name and for a wrong password (no user enumeration). Blocking: may run Argon2.
-    pub fn authenticate(&self, name: &str, password: &str) -> Option<Arc<User>> {
+    /// Checks a login from `source`. The same work is done, and the same `None` returned, for
+    /// an unknown name, a disabled user, a disallowed network and a wrong password (no user
+    /// enumeration). Blocking: may run Argon2.
+    pub fn authenticate(
+        &self,
+        name: &str,
+        password: &str,
+        source: Option<IpAddr>,
+    ) -> Option<Arc<User>> {
+        if let Some(anon) = self.anonymous.as_ref().filter(|_| is_anonymous(name)) {
+            return anon.allows(source).then(|| anon.clone());
+        }
         match self.users.get(name) {
-            Some(user) if user.credential.verify(password) => Some(user.clone()),
-            Some(_) => None,
+            Some(user) => {
+                let ok = user.credential.verify(password);
+                (ok && user.enabled && user.allows(source)).then(|| user.clone())
+            }
             None => {
-                let _ = decoy().verify(password);
+                let _ = self.decoy.verify(password);
                 None
             }
         }
     }
 
+    /// Whether `name` logs in anonymously (the PASS prompt says so).
+    pub fn is_anonymous_name(&self, name: &str) -> bool {
+        self.anonymous.is_some() && is_anonymous(name)
+    }
+
     pub fn len(&self) -> usize {
-        self.users.len()
+        self.users.len() + usize::from(self.anonymous.is_some())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
+        self.len() == 0
     }
+}
+
+/// A decoy of the same kind, and so the same cost, as a real credential.
+fn decoy_like(c: &Credential) -> Credential {
+    const DECOY: &str = "\u{0}decoy";
+    match c {
+        Credential::Plain(_) => Credential::Plain(Password::new(DECOY)),
+        Credential::Argon2(phc) => {
+            let params = argon2::password_hash::PasswordHash::new(phc)
+                .ok()
+                .and_then(|h| argon2::Params::try_from(&h).ok())
+                .unwrap_or_default();
+            let hasher =
+                argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+            match hash_with(&hasher, DECOY) {
+                Ok(h) => Credential::Argon2(h),
+                Err(_) => Credential::Plain(Password::new(DECOY)),
+            }
+        }
+    }
+}
+
+/// An Argon2id PHC string for `password` with the crate's default parameters (OWASP's
+/// m=19 MiB, t=2, p=1) and a random salt. `actorftpd hash-password` prints this.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    hash_with(&argon2::Argon2::default(), password)
+}
+
+fn hash_with(hasher: &argon2::Argon2<'_>, password: &str) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut salt = [0u8; 16];
+    getrandom::getrandom(&mut salt).map_err(|e| format!("no randomness from the OS: {e}"))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    hasher
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// A random password of `len` letters and digits from the OS generator.
@@ -264,10 +518,10 @@ pub fn random_password(len: usize) -> Result<String, String> {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
+    // Rejection sampling keeps every character equally likely.
+    let limit = 256 - 256 % ALPHABET.len();
     while out.len() < len {
         getrandom::getrandom(&mut buf).map_err(|e| format!("no randomness from the OS: {e}"))?;
-        // Rejection sampling keeps every character equally likely.
-        let limit = 256 - 256 % ALPHABET.len();
         for &b in &buf {
             if (b as usize) < limit && out.len() < len {
                 out.push(ALPHABET[b as usize % ALPHABET.len()] as char);
@@ -285,42 +539,82 @@ mod tests {
         UserDb::parse(text, &std::env::temp_dir())
     }
 
-    #[test]
-    fn users_file_parses_and_authenticates() {
-        let dir = std::env::temp_dir();
-        let text = format!(
-            "[[user]]\nname = \"alice\"\npassword = \"pw\"\nroot = {:?}\n\n[[user]]\nname = \"bob\"\npassword = \"x\"\nroot = {:?}\npermissions = [\"read-only\"]\n",
-            dir, dir
-        );
-        let users = db(&text).expect("valid");
-        assert_eq!(users.len(), 2);
-        let alice = users.authenticate("alice", "pw").expect("alice logs in");
-        assert_eq!(alice.permissions, Permissions::ALL);
-        assert!(users.authenticate("alice", "PW").is_none());
-        assert!(users.authenticate("nobody", "pw").is_none());
-        assert_eq!(
-            users.authenticate("bob", "x").map(|u| u.permissions),
-            Some(Permissions::READ_ONLY)
-        );
+    fn local() -> Option<IpAddr> {
+        "127.0.0.1".parse().ok()
     }
 
     #[test]
-    fn bad_users_files_say_what_is_wrong() {
+    fn users_file_parses_and_authenticates() {
+        let dir = std::env::temp_dir();
+        let hash = hash_password("pw").expect("hash");
+        let text = format!(
+            "[[user]]\nname = \"alice\"\npassword_hash = \"{hash}\"\nroot = {dir:?}\n\n\
+             [[user]]\nname = \"bob\"\npassword_hash = \"{hash}\"\nroot = {dir:?}\n\
+             permissions = [\"read-only\"]\nallowed_networks = [\"10.0.0.0/8\"]\n\n\
+             [[user]]\nname = \"carol\"\npassword_hash = \"{hash}\"\nroot = {dir:?}\nenabled = false\n"
+        );
+        let users = db(&text).expect("valid");
+        assert_eq!(users.len(), 3);
+        let alice = users
+            .authenticate("alice", "pw", local())
+            .expect("alice logs in");
+        assert_eq!(alice.permissions, Permissions::ALL);
+        assert!(users.authenticate("alice", "PW", local()).is_none());
+        assert!(users.authenticate("nobody", "pw", local()).is_none());
+        // bob only from 10/8, carol never.
+        assert!(users.authenticate("bob", "pw", local()).is_none());
+        let from_ten = "10.1.2.3".parse().ok();
+        assert_eq!(
+            users
+                .authenticate("bob", "pw", from_ten)
+                .map(|u| u.permissions),
+            Some(Permissions::READ_ONLY)
+        );
+        assert!(users.authenticate("carol", "pw", local()).is_none());
+        // No anonymous table: anonymous is just an unknown name.
+        assert!(users.authenticate("anonymous", "x@y", local()).is_none());
+        assert!(!users.is_anonymous_name("anonymous"));
+    }
+
+    #[test]
+    fn anonymous_is_read_only_unless_granted() {
+        let dir = std::env::temp_dir();
+        let users = db(&format!("[anonymous]\nroot = {dir:?}\n")).expect("valid");
+        for name in ["anonymous", "FTP", "Anonymous"] {
+            let u = users
+                .authenticate(name, "guest@", local())
+                .expect("anonymous login");
+            assert_eq!(u.permissions, Permissions::READ_ONLY);
+            assert!(u.anonymous);
+        }
+        let users = db(&format!(
+            "[anonymous]\nroot = {dir:?}\npermissions = [\"read\", \"upload\"]\n"
+        ))
+        .expect("valid");
+        let u = users.authenticate("ftp", "", local()).expect("login");
+        assert!(u.permissions.upload && !u.permissions.delete);
+    }
+
+    #[test]
+    fn bad_users_files_say_what_is_wrong_with_the_line() {
         let dir = format!("{:?}", std::env::temp_dir());
+        let hash = hash_password("x").expect("hash");
         let cases = [
             ("[[user]]\nname = \"a\"\n".to_owned(), "missing field"),
             (
-                format!("[[user]]\nname=\"a\"\nroot={dir}\n"),
-                "exactly one of password",
+                format!("\n\n[[user]]\nname=\"a\"\npassword=\"p\"\nroot={dir}\n"),
+                "line 4: user \"a\": plain-text password refused",
             ),
             (
-                format!(
-                    "[[user]]\nname=\"a\"\npassword=\"p\"\nroot={dir}\npermissions=[\"fly\"]\n"
-                ),
+                format!("[[user]]\nname=\"a\"\nroot={dir}\n"),
+                "line 2: user \"a\": password_hash is missing",
+            ),
+            (
+                format!("[[user]]\nname=\"a\"\npassword_hash=\"{hash}\"\nroot={dir}\npermissions=[\"fly\"]\n"),
                 "unknown permission",
             ),
             (
-                "[[user]]\nname=\"a\"\npassword=\"p\"\nroot=\"/no/such/dir/x\"\n".to_owned(),
+                format!("[[user]]\nname=\"a\"\npassword_hash=\"{hash}\"\nroot=\"/no/such/dir/x\"\n"),
                 "not a directory",
             ),
             (
@@ -328,10 +622,18 @@ mod tests {
                 "PHC",
             ),
             (
-                format!("[[user]]\nname=\"a\"\npassword=\"p\"\nroot={dir}\ncolour=1\n"),
+                format!("[[user]]\nname=\"a\"\npassword_hash=\"{hash}\"\nroot={dir}\ncolour=1\n"),
                 "unknown field",
             ),
-            ("this is = = not toml".to_owned(), "line 1"),
+            (
+                format!("[[user]]\nname=\"a\"\npassword_hash=\"{hash}\"\nroot={dir}\nallowed_networks=[\"10.0.0.0/33\"]\n"),
+                "bad prefix",
+            ),
+            (
+                format!("[[user]]\nname=\"ftp\"\npassword_hash=\"{hash}\"\nroot={dir}\n"),
+                "reserved",
+            ),
+            ("x = 1\nthis is = = not toml".to_owned(), "line 2"),
             (String::new(), "no [[user]]"),
         ];
         for (text, want) in cases {
@@ -342,9 +644,36 @@ mod tests {
     }
 
     #[test]
-    fn password_debug_is_redacted() {
-        let c = Credential::Plain(Password::new("hunter2"));
-        assert!(!format!("{c:?}").contains("hunter2"));
+    fn networks_match_by_prefix() {
+        let cases = [
+            ("10.0.0.0/8", "10.255.1.1", true),
+            ("10.0.0.0/8", "11.0.0.1", false),
+            ("127.0.0.1", "127.0.0.1", true),
+            ("127.0.0.1", "127.0.0.2", false),
+            ("0.0.0.0/0", "8.8.8.8", true),
+            ("10.0.0.0/8", "::ffff:10.0.0.1", true),
+            ("::1/128", "::1", true),
+            ("fd00::/8", "fd12::1", true),
+            ("fd00::/8", "fe80::1", false),
+            ("10.0.0.0/8", "::1", false),
+        ];
+        for (net, ip, want) in cases {
+            let net = IpNet::parse(net).expect("net");
+            let ip: IpAddr = ip.parse().expect("ip");
+            assert_eq!(net.contains(ip), want, "{net:?} {ip}");
+        }
+        assert!(IpNet::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn hashes_verify_and_debug_is_redacted() {
+        let phc = hash_password("hunter2").expect("hash");
+        assert!(phc.starts_with("$argon2id$"));
+        let c = Credential::Argon2(phc);
+        assert!(c.verify("hunter2"));
+        assert!(!c.verify("hunter3"));
+        let p = Credential::Plain(Password::new("hunter2"));
+        assert!(!format!("{p:?}").contains("hunter2"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! `main.rs`, which reports problems as one line and a non-zero exit.
 
 use crate::config::{self, Config};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -61,11 +61,67 @@ struct Opt {
     /// Less log output (-q warnings only, -qq errors only). RUST_LOG overrides.
     #[structopt(short, long, parse(from_occurrences))]
     quiet: u8,
+
+    /// Sessions open at once; the next connection gets 421.
+    #[structopt(long, default_value = "2000")]
+    max_sessions: usize,
+
+    /// Sessions open at once from one source IP.
+    #[structopt(long, default_value = "50")]
+    max_sessions_per_ip: usize,
+
+    /// Milliseconds to wait before answering a failed login.
+    #[structopt(long, default_value = "1000")]
+    login_failure_delay_ms: u64,
+
+    /// Failed logins on one connection before it is closed.
+    #[structopt(long, default_value = "3")]
+    max_login_failures: u32,
+
+    /// Failed logins from one IP within --ban-window seconds that ban it for --ban-time seconds.
+    #[structopt(long, default_value = "10")]
+    ban_failures: u32,
+
+    #[structopt(long, default_value = "60")]
+    ban_window: u64,
+
+    #[structopt(long, default_value = "600")]
+    ban_time: u64,
+
+    /// Accept passive data connections from any address (FXP); off by default.
+    #[structopt(long)]
+    allow_fxp: bool,
+
+    /// Address (IPv4 or host name, resolved at start) advertised in PASV replies to peers
+    /// outside loopback and private networks, for a server behind NAT.
+    #[structopt(long)]
+    passive_address: Option<String>,
+
+    /// Seconds running transfers may go on after SIGTERM/SIGINT before they are aborted.
+    #[structopt(long, default_value = "30")]
+    shutdown_grace: u64,
+
+    #[structopt(subcommand)]
+    command: Option<Sub>,
 }
 
-/// What the daemon was asked to do.
+#[derive(Debug, StructOpt)]
+enum Sub {
+    /// Print an Argon2id hash for a password read from the terminal (or one line of stdin),
+    /// to paste into a users file as password_hash.
+    HashPassword,
+}
+
+/// What the program was asked to do.
 #[derive(Debug)]
-pub struct Invocation {
+pub enum Invocation {
+    Run(Box<RunSettings>),
+    HashPassword,
+}
+
+/// The daemon's settings.
+#[derive(Debug)]
+pub struct RunSettings {
     pub config: Config,
     pub root: Option<PathBuf>,
     pub users: Option<PathBuf>,
@@ -74,11 +130,30 @@ pub struct Invocation {
 }
 
 /// Parses the process arguments; prints help or a usage error and exits on bad input.
-pub fn parse() -> Invocation {
+pub fn parse() -> Result<Invocation, String> {
     from_opt(Opt::from_args())
 }
 
-fn from_opt(opt: Opt) -> Invocation {
+/// Resolves a host name or address to the IPv4 address PASV can carry.
+fn resolve_ipv4(name: &str) -> Result<IpAddr, String> {
+    use std::net::ToSocketAddrs;
+    let addrs = (name, 0)
+        .to_socket_addrs()
+        .map_err(|e| format!("--passive-address {name}: {e}"))?;
+    addrs
+        .map(|a| a.ip())
+        .find(IpAddr::is_ipv4)
+        .ok_or_else(|| format!("--passive-address {name}: no IPv4 address"))
+}
+
+fn from_opt(opt: Opt) -> Result<Invocation, String> {
+    if let Some(Sub::HashPassword) = opt.command {
+        return Ok(Invocation::HashPassword);
+    }
+    let passive_address = match &opt.passive_address {
+        Some(name) => Some(resolve_ipv4(name)?),
+        None => None,
+    };
     let defaults = Config::default();
     let config = Config {
         listen: opt.listen,
@@ -90,6 +165,21 @@ fn from_opt(opt: Opt) -> Invocation {
             data_connect: Duration::from_secs(opt.data_timeout.max(1)),
             data_stall: Duration::from_secs(opt.stall_timeout.max(1)),
         },
+        limits: config::Limits {
+            max_sessions: opt.max_sessions.max(1),
+            max_sessions_per_ip: opt.max_sessions_per_ip.max(1),
+            ..defaults.limits.clone()
+        },
+        login: config::LoginPolicy {
+            failure_delay: Duration::from_millis(opt.login_failure_delay_ms),
+            max_failures: opt.max_login_failures.max(1),
+            ban_failures: opt.ban_failures.max(1),
+            ban_window: Duration::from_secs(opt.ban_window),
+            ban_time: Duration::from_secs(opt.ban_time),
+        },
+        allow_fxp: opt.allow_fxp,
+        passive_address,
+        shutdown_grace: Duration::from_secs(opt.shutdown_grace),
         ..defaults
     };
     let log_level = match (opt.verbose, opt.quiet) {
@@ -99,24 +189,53 @@ fn from_opt(opt: Opt) -> Invocation {
         (1, _) => "debug",
         _ => "trace",
     };
-    Invocation {
+    Ok(Invocation::Run(Box::new(RunSettings {
         config,
         root: opt.root,
         users: opt.users,
         log_level,
-    }
+    })))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn inv(args: &[&str]) -> Result<Invocation, String> {
+    fn inv(args: &[&str]) -> Result<RunSettings, String> {
         let mut all = vec!["actorftpd"];
         all.extend_from_slice(args);
-        Opt::from_iter_safe(all)
-            .map(from_opt)
-            .map_err(|e| e.message)
+        match from_opt(Opt::from_iter_safe(all).map_err(|e| e.message)?)? {
+            Invocation::Run(r) => Ok(*r),
+            Invocation::HashPassword => Err("hash-password".into()),
+        }
+    }
+
+    #[test]
+    fn hash_password_subcommand() {
+        let opt = Opt::from_iter_safe(["actorftpd", "hash-password"]).expect("parses");
+        assert!(matches!(from_opt(opt), Ok(Invocation::HashPassword)));
+    }
+
+    #[test]
+    fn limits_and_policies() {
+        let i = inv(&[
+            "--max-sessions",
+            "10",
+            "--max-sessions-per-ip",
+            "2",
+            "--login-failure-delay-ms",
+            "0",
+            "--allow-fxp",
+            "--passive-address",
+            "203.0.113.7",
+        ])
+        .expect("valid");
+        assert_eq!(i.config.limits.max_sessions, 10);
+        assert_eq!(i.config.limits.max_sessions_per_ip, 2);
+        assert_eq!(i.config.login.failure_delay, Duration::ZERO);
+        assert!(i.config.allow_fxp);
+        assert_eq!(i.config.passive_address, "203.0.113.7".parse().ok());
+        assert!(inv(&["--passive-address", "::1"]).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! `cli.rs` turns arguments into a `Config`; nothing else reads arguments or the
 //! environment. Every limit is a named value here, so the README and SPEC can point at it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ impl Default for Timeouts {
     }
 }
 
-/// Caps on what one client can make the daemon hold.
+/// Caps on what clients can make the daemon hold.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Longest control line (bytes, without the line ending).
@@ -43,6 +43,10 @@ pub struct Limits {
     pub max_bad_lines: u32,
     /// Copy buffer for one transfer (large files; small files get a small buffer).
     pub transfer_buffer: usize,
+    /// Sessions open at once; the next connection gets 421 and is closed.
+    pub max_sessions: usize,
+    /// Sessions open at once from one source IP.
+    pub max_sessions_per_ip: usize,
 }
 
 impl Default for Limits {
@@ -51,6 +55,33 @@ impl Default for Limits {
             max_line: crate::protocol::MAX_LINE_LEN,
             max_bad_lines: 3,
             transfer_buffer: 1024 * 1024,
+            max_sessions: 2000,
+            max_sessions_per_ip: 50,
+        }
+    }
+}
+
+/// What failed logins cost the client.
+#[derive(Debug, Clone)]
+pub struct LoginPolicy {
+    /// Wait before answering a failed PASS (only that session waits).
+    pub failure_delay: Duration,
+    /// Failed logins on one connection before it is closed with 421.
+    pub max_failures: u32,
+    /// Failed logins from one IP within `ban_window` that ban it for `ban_time`.
+    pub ban_failures: u32,
+    pub ban_window: Duration,
+    pub ban_time: Duration,
+}
+
+impl Default for LoginPolicy {
+    fn default() -> Self {
+        LoginPolicy {
+            failure_delay: Duration::from_secs(1),
+            max_failures: 3,
+            ban_failures: 10,
+            ban_window: Duration::from_secs(60),
+            ban_time: Duration::from_secs(600),
         }
     }
 }
@@ -66,6 +97,13 @@ pub struct Config {
     pub store_threads: usize,
     pub timeouts: Timeouts,
     pub limits: Limits,
+    pub login: LoginPolicy,
+    /// Accept passive data connections from any address (FXP). Off: only from the control peer.
+    pub allow_fxp: bool,
+    /// Address advertised in PASV replies to peers outside loopback and private networks (NAT).
+    pub passive_address: Option<IpAddr>,
+    /// On SIGTERM/SIGINT, how long running transfers may go on before they are aborted.
+    pub shutdown_grace: Duration,
     /// Greeting text after `220 `.
     pub banner: String,
 }
@@ -81,8 +119,27 @@ impl Default for Config {
             store_threads: 4,
             timeouts: Timeouts::default(),
             limits: Limits::default(),
+            login: LoginPolicy::default(),
+            allow_fxp: false,
+            passive_address: None,
+            shutdown_grace: Duration::from_secs(30),
             banner: "actorftpd ready".to_owned(),
         }
+    }
+}
+
+/// Loopback, private (RFC 1918, ULA) and link-local peers are "local": they get the control
+/// connection's own address in PASV replies, never the NAT address.
+pub fn is_local_peer(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_local_peer(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                v6.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+            }
+        },
     }
 }
 
@@ -110,6 +167,27 @@ pub fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_peers() {
+        let cases = [
+            ("127.0.0.1", true),
+            ("10.1.1.1", true),
+            ("192.168.0.9", true),
+            ("172.16.0.1", true),
+            ("169.254.1.1", true),
+            ("8.8.8.8", false),
+            ("::1", true),
+            ("fd00::1", true),
+            ("fe80::1", true),
+            ("2001:db8::1", false),
+            ("::ffff:10.0.0.1", true),
+            ("::ffff:1.1.1.1", false),
+        ];
+        for (ip, want) in cases {
+            assert_eq!(is_local_peer(ip.parse().expect("ip")), want, "{ip}");
+        }
+    }
 
     #[test]
     fn port_ranges() {

@@ -55,8 +55,8 @@ pub struct TransferSpec {
     pub payload: Payload,
     /// TYPE A: LF on disk, CRLF on the wire.
     pub ascii: bool,
-    /// SECURITY: only this address may connect to a passive endpoint.
-    pub control_peer: IpAddr,
+    /// SECURITY: only this address may connect to a passive endpoint (`None`: FXP allowed).
+    pub control_peer: Option<IpAddr>,
     /// Bytes still to send when known (a buffer size hint).
     pub size_hint: Option<u64>,
     pub connect_timeout: Duration,
@@ -253,7 +253,7 @@ fn buffer_size(payload: &Payload, size_hint: Option<u64>, max: usize) -> usize {
 /// Accepts the first connection from the control peer; others are closed untouched.
 async fn accept_from(
     listener: TcpListener,
-    peer: IpAddr,
+    peer: Option<IpAddr>,
     timeout: Duration,
 ) -> Result<TcpStream, TransferError> {
     let accept = async {
@@ -263,10 +263,12 @@ async fn accept_from(
                 .await
                 .map_err(|e| TransferError::NoConnection(format!("accept failed: {e}")))?;
             // SECURITY: a passive port is guessable; only the control connection's peer may use it.
-            if same_ip(from.ip(), peer) {
-                return Ok(stream);
+            match peer {
+                Some(peer) if !same_ip(from.ip(), peer) => log::warn!(
+                    "data connection from {from} refused: control connection is from {peer}"
+                ),
+                _ => return Ok(stream),
             }
-            log::warn!("data connection from {from} refused: control connection is from {peer}");
         }
     };
     match tokio::time::timeout(timeout, accept).await {

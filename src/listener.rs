@@ -1,31 +1,52 @@
 //! The Listener actor: one per listening address.
 //!
-//! It accepts control connections, numbers them, and starts each Session on one of the worker
-//! Arbiters in turn (an Arbiter is one thread, so this is what spreads sessions over cores).
-//! The accepted socket crosses threads as a std socket and is registered again on the worker's
-//! reactor. It keeps the count of open sessions, told by `SessionClosed`. It never reads or
-//! writes a control connection itself.
+//! It accepts control connections, refuses those over the session limits (global, per source
+//! IP) or from a temporarily banned source with `421`, numbers the rest, and starts each Session
+//! on one of the worker Arbiters in turn (an Arbiter is one thread, so this is what spreads
+//! sessions over cores). The accepted socket crosses threads as a std socket and is registered
+//! again on the worker's reactor. It keeps its sessions' addresses (told by `SessionStarted` and
+//! `SessionClosed`) to tell them about a shutdown, and counts failed logins per source IP. It
+//! never reads a control connection itself.
 
 use crate::connection::{run_control, ControlStream};
-use crate::session::{Peer, Services, Session, SessionClosed};
+use crate::session::{LoginFailed, Peer, ServerShutdown, Services, Session, SessionClosed};
 use actix::prelude::*;
 use actix_rt::ArbiterHandle;
+use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 /// Pause after an accept error (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How long a refused client gets to read its 421 before the socket is closed.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Failed-login records kept before old, unbanned ones are pruned.
+const MAX_TRACKED_SOURCES: usize = 10_000;
+
+#[derive(Default)]
+struct Failures {
+    recent: VecDeque<Instant>,
+    banned_until: Option<Instant>,
+}
+
 pub struct Listener {
     listener: Option<TcpListener>,
+    accepting: Option<SpawnHandle>,
     workers: Vec<ArbiterHandle>,
     next_worker: usize,
     services: Services,
     next_id: u64,
     open: usize,
+    per_ip: HashMap<IpAddr, usize>,
+    sessions: HashMap<u64, Addr<Session>>,
+    failures: HashMap<IpAddr, Failures>,
+    shutting_down: bool,
 }
 
 impl Listener {
@@ -33,12 +54,35 @@ impl Listener {
     pub fn new(listener: TcpListener, workers: Vec<ArbiterHandle>, services: Services) -> Listener {
         Listener {
             listener: Some(listener),
+            accepting: None,
             workers,
             next_worker: 0,
             services,
             next_id: 1,
             open: 0,
+            per_ip: HashMap::new(),
+            sessions: HashMap::new(),
+            failures: HashMap::new(),
+            shutting_down: false,
         }
+    }
+
+    /// SECURITY: the limits every new connection passes before a Session exists for it.
+    fn refusal(&mut self, ip: IpAddr) -> Option<&'static str> {
+        let limits = &self.services.config.limits;
+        let now = Instant::now();
+        if let Some(f) = self.failures.get(&ip) {
+            if f.banned_until.is_some_and(|until| until > now) {
+                return Some("Too many failed logins from your address, try again later");
+            }
+        }
+        if self.open >= limits.max_sessions {
+            return Some("Too many users, try again later");
+        }
+        if self.per_ip.get(&ip).copied().unwrap_or(0) >= limits.max_sessions_per_ip {
+            return Some("Too many connections from your address");
+        }
+        None
     }
 }
 
@@ -47,10 +91,25 @@ impl Listener {
 #[rtype(result = "()")]
 struct Accepted(io::Result<(TcpStream, SocketAddr)>);
 
-/// How many sessions are open (for tests and the admin view).
+/// A fact from a worker: this Session is running (the Listener keeps its address).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionStarted {
+    pub id: u64,
+    pub session: Addr<Session>,
+}
+
+/// How many sessions are open (the shutdown wait, tests and the admin view ask).
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct OpenSessions;
+
+/// Stop accepting, and tell every session the daemon is stopping.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown {
+    pub grace: Duration,
+}
 
 impl Actor for Listener {
     type Context = Context<Self>;
@@ -62,7 +121,7 @@ impl Actor for Listener {
         let me = ctx.address();
         // The accept loop waits for each connection to be handled before the next accept,
         // so a burst of connections cannot pile up unbounded in the mailbox.
-        ctx.spawn(
+        let handle = ctx.spawn(
             async move {
                 loop {
                     let accepted = listener.accept().await;
@@ -77,6 +136,7 @@ impl Actor for Listener {
             }
             .into_actor(self),
         );
+        self.accepting = Some(handle);
     }
 }
 
@@ -91,6 +151,14 @@ impl Handler<Accepted> for Listener {
                 return;
             }
         };
+        if self.shutting_down {
+            return;
+        }
+        if let Some(why) = self.refusal(remote.ip()) {
+            log::warn!("refused connection from {remote}: {why}");
+            actix_rt::spawn(refuse(stream, why));
+            return;
+        }
         let std_stream = match stream.into_std() {
             Ok(s) => s,
             Err(e) => {
@@ -101,25 +169,95 @@ impl Handler<Accepted> for Listener {
         let id = self.next_id;
         self.next_id += 1;
         self.open += 1;
+        *self.per_ip.entry(remote.ip()).or_default() += 1;
         let worker = &self.workers[self.next_worker % self.workers.len()];
         self.next_worker = self.next_worker.wrapping_add(1);
         let services = self.services.clone();
-        let closed_to = ctx.address().recipient();
+        let me = ctx.address();
         let spawned = worker.spawn(async move {
-            start_session(std_stream, remote, id, services, Some(closed_to));
+            start_session(std_stream, remote, id, services, me);
         });
         if !spawned {
             log::error!("worker arbiter is gone; connection from {remote} dropped");
-            self.open -= 1;
+            self.handle(SessionClosed { id, remote }, ctx);
         }
+    }
+}
+
+/// Writes a 421 and closes, without ever starting a Session.
+async fn refuse(mut stream: TcpStream, why: &'static str) {
+    let line = format!("421 {why}\r\n");
+    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
+        let _ = stream.write_all(line.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+impl Handler<SessionStarted> for Listener {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionStarted, _: &mut Context<Self>) {
+        if self.shutting_down {
+            msg.session.do_send(ServerShutdown {
+                grace: self.services.config.shutdown_grace,
+            });
+        }
+        self.sessions.insert(msg.id, msg.session);
     }
 }
 
 impl Handler<SessionClosed> for Listener {
     type Result = ();
 
-    fn handle(&mut self, _: SessionClosed, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: SessionClosed, _: &mut Context<Self>) {
         self.open = self.open.saturating_sub(1);
+        self.sessions.remove(&msg.id);
+        let ip = msg.remote.ip();
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+    }
+}
+
+impl Handler<LoginFailed> for Listener {
+    type Result = ();
+
+    fn handle(&mut self, msg: LoginFailed, _: &mut Context<Self>) {
+        let policy = &self.services.config.login;
+        let now = Instant::now();
+        if self.failures.len() >= MAX_TRACKED_SOURCES {
+            let window = policy.ban_window;
+            self.failures.retain(|_, f| {
+                f.banned_until.is_some_and(|u| u > now)
+                    || f.recent
+                        .back()
+                        .is_some_and(|t| now.duration_since(*t) < window)
+            });
+        }
+        let f = self.failures.entry(msg.ip).or_default();
+        f.recent.push_back(now);
+        while f
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > policy.ban_window)
+        {
+            f.recent.pop_front();
+        }
+        // SECURITY: a source that keeps guessing is shut out for a while, whatever connection it uses.
+        if f.recent.len() >= policy.ban_failures as usize {
+            log::warn!(
+                "banning {} for {:?} after {} failed logins",
+                msg.ip,
+                policy.ban_time,
+                f.recent.len()
+            );
+            f.banned_until = Some(now + policy.ban_time);
+            f.recent.clear();
+        }
     }
 }
 
@@ -131,13 +269,33 @@ impl Handler<OpenSessions> for Listener {
     }
 }
 
+impl Handler<Shutdown> for Listener {
+    type Result = ();
+
+    fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) {
+        self.shutting_down = true;
+        if let Some(handle) = self.accepting.take() {
+            // Dropping the accept loop closes the listening socket.
+            ctx.cancel_future(handle);
+        }
+        log::info!(
+            "shutting down: {} sessions, transfers get {:?}",
+            self.open,
+            msg.grace
+        );
+        for session in self.sessions.values() {
+            session.do_send(ServerShutdown { grace: msg.grace });
+        }
+    }
+}
+
 /// Starts a Session and its I/O task on the current (worker) Arbiter.
 fn start_session(
     std_stream: std::net::TcpStream,
     remote: SocketAddr,
     id: u64,
     services: Services,
-    closed_to: Option<Recipient<SessionClosed>>,
+    listener: Addr<Listener>,
 ) {
     let setup = || -> io::Result<(ControlStream, SocketAddr)> {
         let stream = TcpStream::from_std(std_stream)?;
@@ -148,14 +306,17 @@ fn start_session(
         Ok(v) => v,
         Err(e) => {
             log::warn!("[#{id} {remote}] connection setup failed: {e}");
-            if let Some(to) = closed_to {
-                to.do_send(SessionClosed { id, remote });
-            }
+            listener.do_send(SessionClosed { id, remote });
             return;
         }
     };
     let max_line = services.config.limits.max_line;
     let (tx, rx) = mpsc::unbounded_channel();
-    let session = Session::new(Peer { id, remote, local }, services, tx, closed_to).start();
+    let peer = Peer { id, remote, local };
+    let session = Session::new(peer, services, tx, Some(listener.clone())).start();
+    listener.do_send(SessionStarted {
+        id,
+        session: session.clone(),
+    });
     actix_rt::spawn(run_control(stream, session, rx, max_line));
 }

@@ -1,24 +1,37 @@
-//! The actorftpd daemon: parse options, load users, bind, start the actors, wait for a signal.
+//! The actorftpd daemon: parse options, load users, bind, start the actors, wait for a signal,
+//! shut down gracefully. Also `actorftpd hash-password`.
 //!
 //! This is the only place that writes to stdout: the listening address and, for the embedded
 //! default user, exactly how to connect. Everything else goes to the log (stderr).
 
-use actorftpd::auth::{random_password, Credential, Password, Permissions, User, UserDb};
+use actorftpd::auth::{
+    hash_password, random_password, Credential, Password, Permissions, User, UserDb,
+};
+use actorftpd::listener::{OpenSessions, Shutdown};
 use actorftpd::{cli, server};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 /// Name of the one-off user of the embedded default.
 const DEFAULT_USER: &str = "ftpuser";
 
 fn main() -> ExitCode {
-    let inv = cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(inv.log_level))
-        .format_timestamp_millis()
-        .init();
-    match run(inv) {
+    let result = match cli::parse() {
+        Ok(cli::Invocation::HashPassword) => print_hash(),
+        Ok(cli::Invocation::Run(settings)) => {
+            env_logger::Builder::from_env(
+                env_logger::Env::default().default_filter_or(settings.log_level),
+            )
+            .format_timestamp_millis()
+            .init();
+            run(*settings)
+        }
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("actorftpd: {e}");
@@ -27,17 +40,44 @@ fn main() -> ExitCode {
     }
 }
 
+/// `actorftpd hash-password`: the password comes from the terminal without echo (asked twice),
+/// or from one line of standard input; never from the command line, where `ps` would show it.
+fn print_hash() -> Result<(), String> {
+    use std::io::{BufRead, IsTerminal};
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+        let again = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+        if first != again {
+            return Err("the passwords differ".into());
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if password.is_empty() {
+        return Err("an empty password cannot be hashed".into());
+    }
+    let hash = hash_password(&password)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{hash}").map_err(|e| e.to_string())
+}
+
 /// The one-off user: how to connect is printed once the address is known.
 struct OneOff {
     root: PathBuf,
     password: String,
 }
 
-fn run(inv: cli::Invocation) -> Result<(), String> {
-    let (users, one_off) = match &inv.users {
+fn run(settings: cli::RunSettings) -> Result<(), String> {
+    let (users, one_off) = match &settings.users {
         Some(path) => (UserDb::load(path)?, None),
         None => {
-            let root = match &inv.root {
+            let root = match &settings.root {
                 Some(r) => r.clone(),
                 None => default_root()?,
             };
@@ -48,34 +88,43 @@ fn run(inv: cli::Invocation) -> Result<(), String> {
                 .canonicalize()
                 .map_err(|e| format!("root {}: {e}", root.display()))?;
             let password = random_password(16)?;
-            let user = User {
-                name: DEFAULT_USER.to_owned(),
-                credential: Credential::Plain(Password::new(password.clone())),
-                root: root.clone(),
-                permissions: Permissions::ALL,
-            };
+            let user = User::new(
+                DEFAULT_USER,
+                Credential::Plain(Password::new(password.clone())),
+                root.clone(),
+                Permissions::ALL,
+            );
             (UserDb::single(user), Some(OneOff { root, password }))
         }
     };
-    let listen = inv.config.listen;
+    let listen = settings.config.listen;
     let std_listener =
         server::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = std_listener.local_addr().map_err(|e| e.to_string())?;
 
+    let grace = settings.config.shutdown_grace;
     let system = actix_rt::System::new();
     system.block_on(async move {
-        let running = server::start(inv.config, users, std_listener)
+        let running = server::start(settings.config, users, std_listener)
             .map_err(|e| format!("start failed: {e}"))?;
         announce(local, one_off.as_ref());
         wait_for_signal().await;
-        log::info!("shutting down");
+        // Stop accepting, 421 to idle sessions, let transfers finish within the grace period
+        // (then they are aborted and unfinished uploads discarded), then stop.
+        let _ = running.listener.send(Shutdown { grace }).await;
+        let deadline = Instant::now() + grace + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            match running.listener.send(OpenSessions).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        log::info!("stopped");
         running.stop_workers();
         Ok::<(), String>(())
-    })?;
-    Ok(())
+    })
 }
 
-/// The ready folder of the embedded default, created with a welcome file on first use.
 fn default_root() -> Result<PathBuf, String> {
     let root = std::env::temp_dir().join("actorftpd-root");
     std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;

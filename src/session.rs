@@ -8,7 +8,7 @@
 //! the disk itself, and it never waits on a transfer: NOOP, STAT and ABOR answer while one runs.
 
 use crate::auth::{Permissions, User, UserDb};
-use crate::config::Config;
+use crate::config::{is_local_peer, Config};
 use crate::data_channel::{
     self, Abort, DataChannel, DataEndpoint, Payload, Progress, TransferDone, TransferError,
     TransferResult, TransferSpec,
@@ -18,6 +18,7 @@ use crate::file_store::{
     FileStore, FinishUpload, Jail, List, ListFormat, MakeDir, OpenJail, OpenRead, OpenWrite,
     RemoveDir, RemoveFile, Rename, Stat, UploadTarget, VirtualPath, WriteMode,
 };
+use crate::listener::Listener;
 use crate::listing::{mlsx_line, CivilTime, EntryKind, MlsxFacts, PermFact};
 use crate::protocol::{quote_path, Command, EpsvArg, ParseError, Reply, ReplyCode, TransferType};
 use actix::prelude::*;
@@ -69,6 +70,21 @@ pub struct Unparsable(pub ParseError);
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct ControlClosed;
+
+/// A fact for the Listener: a login from this address failed (it bans repeat offenders).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct LoginFailed {
+    pub ip: IpAddr,
+}
+
+/// The daemon is stopping: idle sessions get 421 now; a running transfer may go on for
+/// `grace`, then it is aborted (an unfinished upload is discarded) and the session gets 421.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct ServerShutdown {
+    pub grace: Duration,
+}
 
 /// A fact for the Listener: this session has ended.
 #[derive(Debug, Message)]
@@ -151,7 +167,7 @@ pub struct Session {
     peer: Peer,
     services: Services,
     out: ReplySender,
-    closed_to: Option<Recipient<SessionClosed>>,
+    listener: Option<Addr<Listener>>,
     login: Login,
     cwd: VirtualPath,
     transfer_type: TransferType,
@@ -170,6 +186,10 @@ pub struct Session {
     quit_after_transfer: bool,
     /// RFC 3659 §7.9: the facts MLST and MLSD show, chosen with OPTS MLST.
     mlst_facts: MlsxFacts,
+    login_failures: u32,
+    /// Lines received so far (the first one is checked against other protocols).
+    lines_seen: u64,
+    shutting_down: bool,
     /// Prefix of every log line: session id, peer, and user once known.
     tag: String,
 }
@@ -179,7 +199,7 @@ impl Session {
         peer: Peer,
         services: Services,
         out: ReplySender,
-        closed_to: Option<Recipient<SessionClosed>>,
+        listener: Option<Addr<Listener>>,
     ) -> Session {
         let now = Instant::now();
         Session {
@@ -187,7 +207,7 @@ impl Session {
             peer,
             services,
             out,
-            closed_to,
+            listener,
             login: Login::Connected,
             cwd: VirtualPath::root(),
             transfer_type: TransferType::Ascii,
@@ -204,6 +224,9 @@ impl Session {
             closing: false,
             quit_after_transfer: false,
             mlst_facts: MlsxFacts::default(),
+            login_failures: 0,
+            lines_seen: 0,
+            shutting_down: false,
         }
     }
 
@@ -508,7 +531,11 @@ impl Session {
                 "Already logged in; cannot change user",
             ));
         }
-        let text = format!("Password required for {name}");
+        let text = if self.services.users.is_anonymous_name(&name) {
+            "Anonymous login ok, send your e-mail address as password".to_owned()
+        } else {
+            format!("Password required for {name}")
+        };
         self.login = Login::AwaitingPassword(name);
         Ok(Reply::new(ReplyCode::NeedPassword, text))
     }
@@ -531,31 +558,39 @@ impl Session {
         let users = self.services.users.clone();
         let store = self.services.store.clone();
         let who = name.clone();
+        let source = Some(self.peer.remote.ip());
+        let delay = self.services.config.login.failure_delay;
         let check = async move {
             // Argon2 is CPU-heavy: it runs on the blocking pool, never on this Arbiter.
-            let user = tokio::task::spawn_blocking(move || users.authenticate(&who, &password))
-                .await
-                .ok()
-                .flatten()?;
-            let jail = store
-                .send(OpenJail {
-                    root: user.root.clone(),
-                })
-                .await;
-            Some((user, jail))
+            let found =
+                tokio::task::spawn_blocking(move || users.authenticate(&who, &password, source))
+                    .await
+                    .ok()
+                    .flatten();
+            match found {
+                Some(user) => {
+                    let root = user.root.clone();
+                    Ok((user, store.send(OpenJail { root }).await))
+                }
+                None => {
+                    // SECURITY: each failure costs the guesser time; only this session waits.
+                    tokio::time::sleep(delay).await;
+                    Err(())
+                }
+            }
         };
         Box::pin(
             check
                 .into_actor(self)
-                .map(move |outcome, act, _ctx| match outcome {
-                    Some((user, Ok(Ok(jail)))) => {
+                .map(move |outcome, act, ctx| match outcome {
+                    Ok((user, Ok(Ok(jail)))) => {
                         log::info!("[{}] login ok as {}", act.tag, user.name);
                         act.tag = format!("#{} {} {}", act.peer.id, act.peer.remote, user.name);
                         act.cwd = VirtualPath::root();
                         act.login = Login::LoggedIn { user, jail };
                         act.reply(ReplyCode::LoggedIn, "Login successful");
                     }
-                    Some((user, jail)) => {
+                    Ok((user, jail)) => {
                         log::error!(
                             "[{}] root of {} cannot be opened: {:?}",
                             act.tag,
@@ -566,12 +601,36 @@ impl Session {
                             "Login failed: home directory unavailable",
                         )));
                     }
-                    None => {
-                        log::warn!("[{}] login failed for {name}", act.tag);
-                        act.respond(Err(FtpError::NotLoggedIn("Login incorrect")));
-                    }
+                    Err(()) => act.login_failed(ctx, &name),
                 }),
         )
+    }
+
+    /// A failed PASS: 530, tell the Listener (which bans repeat offenders), and after
+    /// `max_failures` on this connection, close it.
+    fn login_failed(&mut self, ctx: &mut Context<Self>, name: &str) {
+        self.login_failures += 1;
+        log::warn!(
+            "[{}] login failed for {name} ({} on this connection)",
+            self.tag,
+            self.login_failures
+        );
+        if let Some(listener) = &self.listener {
+            listener.do_send(LoginFailed {
+                ip: self.peer.remote.ip(),
+            });
+        }
+        self.respond(Err(FtpError::NotLoggedIn("Login incorrect")));
+        // SECURITY: a connection gets a bounded number of guesses.
+        if self.login_failures >= self.services.config.login.max_failures {
+            self.close(
+                ctx,
+                Some(Reply::new(
+                    ReplyCode::ServiceNotAvailable,
+                    "Too many failed logins, closing control connection",
+                )),
+            );
+        }
     }
 
     fn cmd_cwd(&mut self, path: VirtualPath) -> Flow {
@@ -771,7 +830,13 @@ impl Session {
                 format!("Entering Extended Passive Mode (|||{port}|)"),
             )
         } else {
-            let o = v4.map(|a| a.octets()).unwrap_or([127, 0, 0, 1]);
+            // Behind NAT the outside world must be told the public address; local peers
+            // (loopback, private networks) keep the address they connected to.
+            let advertised = match self.services.config.passive_address {
+                Some(IpAddr::V4(public)) if !is_local_peer(self.peer.remote.ip()) => Some(public),
+                _ => v4,
+            };
+            let o = advertised.map(|a| a.octets()).unwrap_or([127, 0, 0, 1]);
             Reply::new(
                 ReplyCode::EnteringPassiveMode,
                 format!(
@@ -1090,7 +1155,11 @@ impl Session {
             endpoint,
             payload,
             ascii: self.transfer_type == TransferType::Ascii && !matches!(verb, "LIST" | "NLST"),
-            control_peer: self.peer.remote.ip(),
+            control_peer: if config.allow_fxp {
+                None
+            } else {
+                Some(self.peer.remote.ip())
+            },
             size_hint: size,
             connect_timeout: config.timeouts.data_connect,
             stall_timeout: config.timeouts.data_stall,
@@ -1183,7 +1252,49 @@ impl Session {
             ctx.stop();
         } else if self.quit_after_transfer {
             self.close(ctx, Some(Reply::new(ReplyCode::ClosingControl, "Goodbye")));
+        } else if self.shutting_down {
+            self.close(ctx, Some(shutdown_reply()));
         }
+    }
+}
+
+fn shutdown_reply() -> Reply {
+    Reply::new(
+        ReplyCode::ServiceNotAvailable,
+        "Server shutting down, closing control connection",
+    )
+}
+
+/// First words of HTTP and SMTP requests: a connection that opens with one of them is not an
+/// FTP client (a browser, a cross-protocol attack through a web page) and is closed silently.
+const FOREIGN_VERBS: &[&str] = &[
+    "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT", "TRACE", "PATCH", "PRI", "HELO",
+    "EHLO", "MAIL", "RCPT", "DATA",
+];
+
+impl Handler<ServerShutdown> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: ServerShutdown, ctx: &mut Context<Self>) {
+        if self.closing || self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        if self.transfer.is_none() {
+            self.close(ctx, Some(shutdown_reply()));
+            return;
+        }
+        log::info!(
+            "[{}] shutdown: transfer may run {:?} more",
+            self.tag,
+            msg.grace
+        );
+        // The transfer's end (complete, or aborted here) replies and then closes with 421.
+        ctx.run_later(msg.grace, |act, _| {
+            if let Some(t) = &act.transfer {
+                t.channel.do_send(Abort);
+            }
+        });
     }
 }
 
@@ -1203,7 +1314,7 @@ impl Actor for Session {
             t.channel.do_send(Abort);
         }
         log::info!("[{}] disconnected", self.tag);
-        if let Some(to) = &self.closed_to {
+        if let Some(to) = &self.listener {
             to.do_send(SessionClosed {
                 id: self.peer.id,
                 remote: self.peer.remote,
@@ -1220,6 +1331,7 @@ impl Handler<Command> for Session {
             return AtomicResponse::new(done());
         }
         self.last_active = Instant::now();
+        self.lines_seen += 1;
         log::debug!("[{}] <- {}", self.tag, cmd);
         AtomicResponse::new(self.dispatch(cmd, ctx))
     }
@@ -1233,6 +1345,18 @@ impl Handler<Unparsable> for Session {
             return;
         }
         log::debug!("[{}] <- unparsable line: {}", self.tag, msg.0);
+        self.lines_seen += 1;
+        if let ParseError::UnknownCommand(verb) = &msg.0 {
+            // SECURITY: cross-protocol guard, only on the first line.
+            if self.lines_seen == 1 && FOREIGN_VERBS.contains(&verb.as_str()) {
+                log::warn!(
+                    "[{}] not an FTP client (first word {verb}), closing",
+                    self.tag
+                );
+                self.close(ctx, None);
+                return;
+            }
+        }
         if msg.0 == ParseError::LineTooLong {
             // SECURITY: one over-long line is answered; a client that keeps sending them is cut off.
             self.bad_lines += 1;

@@ -31,14 +31,17 @@ impl Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().join("srv");
         std::fs::create_dir(&root).expect("root");
-        let user = User {
-            name: "alice".into(),
-            credential: Credential::Plain(Password::new("secret")),
-            root: root.clone(),
+        let user = User::new(
+            "alice",
+            Credential::Plain(Password::new("secret")),
+            root.clone(),
             permissions,
-        };
+        );
+        let mut config = Config::default();
+        // Failed logins are answered at once here; the delay has its own test.
+        config.login.failure_delay = Duration::ZERO;
         let services = Services {
-            config: Arc::new(Config::default()),
+            config: Arc::new(config),
             users: Arc::new(UserDb::single(user)),
             store: FileStore::start_pool(2),
         };

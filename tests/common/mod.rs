@@ -49,6 +49,8 @@ pub struct Daemon {
     stdout_seen: Vec<String>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     stderr_thread: Option<JoinHandle<()>>,
+    /// Set by `wait_exit`: the test asked the daemon to stop, so its exit is no crash.
+    exit_expected: bool,
     // Last field: dropped after the child has been killed.
     tmp: TempDir,
 }
@@ -70,6 +72,11 @@ impl Daemon {
     /// Starts the daemon with explicit user roots, given relative to the temporary directory
     /// (`("alice", "pw", "srv")` serves `<tmp>/srv` to alice).
     pub fn start_with_roots(users: &[(&str, &str, &str)]) -> Daemon {
+        Daemon::start_with_args(users, &[])
+    }
+
+    /// Like [`Daemon::start_with_roots`], with extra command-line options (limits, timeouts).
+    pub fn start_with_args(users: &[(&str, &str, &str)], extra: &[&str]) -> Daemon {
         assert!(!users.is_empty(), "Daemon::start needs at least one user");
         let tmp = TempDir::new().expect("create temporary directory for the daemon");
         let mut toml = String::new();
@@ -78,9 +85,9 @@ impl Daemon {
             let root = tmp.path().join(rel_root);
             std::fs::create_dir_all(&root).expect("create user root");
             toml.push_str(&format!(
-                "[[user]]\nname = {}\npassword = {}\nroot = {}\n\n",
+                "[[user]]\nname = {}\npassword_hash = {}\nroot = {}\n\n",
                 toml_string(name),
-                toml_string(pass),
+                toml_string(&actorftpd::auth::hash_password(pass).expect("hash password")),
                 toml_string(root.to_str().expect("temporary path is UTF-8")),
             ));
             table.push((name.to_string(), pass.to_string(), root));
@@ -95,6 +102,7 @@ impl Daemon {
             "--users".into(),
             users_file.into_os_string(),
         ];
+        args.extend(extra.iter().map(OsString::from));
         // Set ACTORFTPD_TEST_LOG to get the daemon's full logs in a failing test's output.
         if std::env::var_os("ACTORFTPD_TEST_LOG").is_none() {
             args.push("-q".into());
@@ -147,6 +155,7 @@ impl Daemon {
             stdout_seen: Vec::new(),
             stderr_tail,
             stderr_thread: Some(stderr_thread),
+            exit_expected: false,
             tmp,
         };
         let line = daemon
@@ -203,6 +212,28 @@ impl Daemon {
     /// Every stdout line read so far.
     pub fn stdout_lines(&self) -> &[String] {
         &self.stdout_seen
+    }
+
+    /// The daemon's process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits, up to `deadline`, for the daemon to exit; `None` if it is still running. The
+    /// daemon's stdout closes when it exits, so this waits on that event, not on a clock.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + deadline;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.stdout_rx.recv_timeout(left) {
+                Ok(line) => self.stdout_seen.push(line),
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.exit_expected = true;
+                    return self.child.wait().ok();
+                }
+                Err(RecvTimeoutError::Timeout) => return None,
+            }
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -274,7 +305,12 @@ impl Drop for Daemon {
         // A daemon that is gone before the test ends crashed or quit on its own: that fails the
         // test even when every client-side check passed. (Best effort: a crash racing with the
         // end of the test may go unnoticed.)
-        let exited_early = self.child.try_wait().ok().flatten();
+        let exited_early = self
+            .child
+            .try_wait()
+            .ok()
+            .flatten()
+            .filter(|_| !self.exit_expected);
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let (Some(status), false) = (exited_early, thread::panicking()) {

@@ -1,0 +1,556 @@
+//! Users, permissions, limits and shutdown, against the real daemon: each test tries to get
+//! past one rule and checks the reply and what happened on disk.
+
+mod common;
+
+use common::{sha256_hex, Daemon};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(15);
+
+/// A control connection that shows exactly what the server sends.
+struct Raw {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Raw {
+    fn connect(addr: SocketAddr) -> Raw {
+        let s = TcpStream::connect(addr).expect("connect control");
+        s.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        Raw {
+            reader: BufReader::new(s.try_clone().expect("clone")),
+            writer: s,
+        }
+    }
+
+    /// One complete reply (multi-line aware), or `None` at EOF.
+    fn reply(&mut self) -> Option<(u16, String)> {
+        let mut first = String::new();
+        if self.reader.read_line(&mut first).expect("read reply") == 0 {
+            return None;
+        }
+        let code: u16 = first
+            .get(..3)
+            .and_then(|c| c.parse().ok())
+            .expect("reply code");
+        let mut text = first.clone();
+        if first.as_bytes().get(3) == Some(&b'-') {
+            loop {
+                let mut line = String::new();
+                if self.reader.read_line(&mut line).expect("read") == 0 {
+                    break;
+                }
+                text.push_str(&line);
+                if line.starts_with(&format!("{code} ")) {
+                    break;
+                }
+            }
+        }
+        Some((code, text))
+    }
+
+    fn expect(&mut self, code: u16) -> String {
+        match self.reply() {
+            Some((c, text)) => {
+                assert_eq!(c, code, "unexpected reply {text:?}");
+                text
+            }
+            None => panic!("connection closed, expected {code}"),
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("send command");
+    }
+
+    fn cmd(&mut self, line: &str, code: u16) -> String {
+        self.send(line);
+        self.expect(code)
+    }
+
+    fn login(addr: SocketAddr, user: &str, pass: &str) -> Raw {
+        let mut c = Raw::connect(addr);
+        c.expect(220);
+        c.cmd(&format!("USER {user}"), 331);
+        c.cmd(&format!("PASS {pass}"), 230);
+        c
+    }
+
+    /// True when the server has closed the connection (EOF, or a reset).
+    fn closed(&mut self) -> bool {
+        let mut buf = [0u8; 1];
+        matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
+    }
+
+    /// EPSV, then a data socket to the port it names.
+    fn passive(&mut self, from: Option<&str>) -> TcpStream {
+        let text = self.cmd("EPSV", 229);
+        let port: u16 = text
+            .split("|||")
+            .nth(1)
+            .and_then(|p| p.split('|').next())
+            .and_then(|p| p.parse().ok())
+            .expect("port in 229");
+        let target: SocketAddr = ([127, 0, 0, 1], port).into();
+        let sock = match from {
+            None => TcpStream::connect(target).expect("data connect"),
+            Some(ip) => {
+                let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                    .expect("socket");
+                let src: SocketAddr = format!("{ip}:0").parse().expect("addr");
+                s.bind(&src.into()).expect("bind source");
+                s.connect(&target.into()).expect("data connect");
+                s.into()
+            }
+        };
+        sock.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        sock
+    }
+}
+
+fn one_user(extra: &[&str]) -> Daemon {
+    Daemon::start_with_args(&[("alice", "pw", "srv")], extra)
+}
+
+fn read_to_end(mut s: TcpStream) -> Vec<u8> {
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).expect("read data");
+    buf
+}
+
+fn sigterm(d: &Daemon) {
+    let status = Command::new("kill")
+        .args(["-TERM", &d.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM failed");
+}
+
+fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn connections_over_the_session_limit_get_421() {
+    let d = one_user(&["--max-sessions", "3", "--max-sessions-per-ip", "100"]);
+    let mut held: Vec<Raw> = (0..3)
+        .map(|_| {
+            let mut c = Raw::connect(d.addr());
+            c.expect(220);
+            c
+        })
+        .collect();
+    let mut extra = Raw::connect(d.addr());
+    let text = extra.expect(421);
+    assert!(text.contains("Too many users"), "{text:?}");
+    assert!(extra.closed());
+    // A slot freed is a slot usable again (the Listener hears of it by message).
+    held[0].cmd("QUIT", 221);
+    assert!(held[0].closed());
+    let mut served = false;
+    for _ in 0..100 {
+        let mut c = Raw::connect(d.addr());
+        if c.reply().is_some_and(|(code, _)| code == 220) {
+            served = true;
+            break;
+        }
+    }
+    assert!(served, "a freed slot was never reused");
+}
+
+#[test]
+fn connections_over_the_per_ip_limit_get_421() {
+    let d = one_user(&["--max-sessions-per-ip", "2"]);
+    let mut a = Raw::connect(d.addr());
+    a.expect(220);
+    let mut b = Raw::connect(d.addr());
+    b.expect(220);
+    let mut c = Raw::connect(d.addr());
+    let text = c.expect(421);
+    assert!(text.contains("from your address"), "{text:?}");
+    a.cmd("NOOP", 200);
+}
+
+#[test]
+fn failed_logins_close_the_connection_after_three() {
+    let d = one_user(&["--login-failure-delay-ms", "0"]);
+    let mut c = Raw::connect(d.addr());
+    c.expect(220);
+    for _ in 0..3 {
+        c.cmd("USER alice", 331);
+        c.cmd("PASS wrong", 530);
+    }
+    c.expect(421);
+    assert!(c.closed());
+}
+
+#[test]
+fn failed_login_delay_does_not_hold_up_other_sessions() {
+    let d = one_user(&["--login-failure-delay-ms", "3000"]);
+    let mut slow = Raw::connect(d.addr());
+    slow.expect(220);
+    slow.cmd("USER alice", 331);
+    slow.send("PASS wrong");
+    // While the failed login waits out its delay, another client logs in and works.
+    let mut other = Raw::login(d.addr(), "alice", "pw");
+    other.cmd("NOOP", 200);
+    slow.writer.set_nonblocking(true).expect("nonblocking");
+    let mut peek = [0u8; 1];
+    let waiting =
+        matches!(slow.writer.peek(&mut peek), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    slow.writer.set_nonblocking(false).expect("blocking");
+    assert!(
+        waiting,
+        "the 530 came before the delay, or the other session waited for it"
+    );
+    slow.expect(530);
+}
+
+#[test]
+fn repeated_failures_ban_the_source_address() {
+    let d = one_user(&["--login-failure-delay-ms", "0", "--ban-failures", "2"]);
+    let mut c = Raw::connect(d.addr());
+    c.expect(220);
+    c.cmd("USER alice", 331);
+    c.cmd("PASS wrong", 530);
+    c.cmd("USER nobody", 331);
+    c.cmd("PASS wrong", 530);
+    // The ban is recorded by message; a new connection sees it once the Listener has it.
+    let mut banned = false;
+    for _ in 0..100 {
+        let mut n = Raw::connect(d.addr());
+        match n.reply() {
+            Some((421, text)) => {
+                assert!(text.contains("failed logins"), "{text:?}");
+                banned = true;
+                break;
+            }
+            Some((220, _)) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(banned, "source was never banned");
+}
+
+#[test]
+fn http_and_smtp_clients_are_disconnected_silently() {
+    let d = one_user(&[]);
+    for first in [
+        "GET / HTTP/1.1",
+        "POST /x HTTP/1.0",
+        "HELO mail.example",
+        "EHLO x",
+    ] {
+        let mut c = Raw::connect(d.addr());
+        c.expect(220);
+        c.send(first);
+        assert!(
+            c.reply().is_none(),
+            "{first:?} got a reply instead of a close"
+        );
+    }
+    // An unknown FTP-looking first word is only a 500, and the connection stays.
+    let mut c = Raw::connect(d.addr());
+    c.expect(220);
+    c.cmd("FOO", 500);
+    c.cmd("NOOP", 200);
+    // GET later in a session is an ordinary unknown command.
+    let mut c = Raw::login(d.addr(), "alice", "pw");
+    c.cmd("GET /", 500);
+    c.cmd("NOOP", 200);
+}
+
+#[test]
+fn bad_users_files_stop_the_daemon_with_one_clear_line() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("r");
+    std::fs::create_dir(&root).expect("root");
+    let hash = actorftpd::auth::hash_password("pw").expect("hash");
+    let r = root.display();
+    let cases = [
+        ("broken.toml", "[[user]\nname=1\n".to_owned(), "line 1"),
+        (
+            "plain.toml",
+            format!("[[user]]\nname = \"a\"\npassword = \"pw\"\nroot = \"{r}\"\n"),
+            "line 2: user \"a\": plain-text password refused",
+        ),
+        (
+            "noroot.toml",
+            format!("[[user]]\nname = \"a\"\npassword_hash = \"{hash}\"\nroot = \"/no/such\"\n"),
+            "not a directory",
+        ),
+        (
+            "perm.toml",
+            format!("[[user]]\nname = \"a\"\npassword_hash = \"{hash}\"\nroot = \"{r}\"\npermissions = [\"admin\"]\n"),
+            "unknown permission \"admin\"",
+        ),
+    ];
+    for (file, text, want) in cases {
+        let path = tmp.path().join(file);
+        std::fs::write(&path, text).expect("write");
+        let out = Command::new(env!("CARGO_BIN_EXE_actorftpd"))
+            .args(["--listen", "127.0.0.1:0", "--users"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run daemon");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{file}: daemon started");
+        assert_eq!(stderr.trim().lines().count(), 1, "{file}: {stderr}");
+        assert!(
+            stderr.contains(file) && stderr.contains(want),
+            "{file}: {stderr}"
+        );
+    }
+    let missing = tmp.path().join("missing.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_actorftpd"))
+        .args(["--listen", "127.0.0.1:0", "--users"])
+        .arg(&missing)
+        .output()
+        .expect("run daemon");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+#[test]
+fn hash_password_output_logs_in() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_actorftpd"))
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn hash-password");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"correct horse\n")
+        .expect("write password");
+    let out = child.wait_with_output().expect("hash-password output");
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("r");
+    std::fs::create_dir(&root).expect("root");
+    let users = tmp.path().join("users.toml");
+    std::fs::write(
+        &users,
+        format!(
+            "[[user]]\nname = \"bob\"\npassword_hash = \"{hash}\"\nroot = \"{}\"\n",
+            root.display()
+        ),
+    )
+    .expect("users");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--users",
+        users.to_str().expect("utf8"),
+        "-q",
+    ];
+    let d = Daemon::start_custom(tmp, &args, vec![]);
+    Raw::login(d.addr(), "bob", "correct horse").cmd("PWD", 257);
+    let mut c = Raw::connect(d.addr());
+    c.expect(220);
+    c.cmd("USER bob", 331);
+    c.cmd("PASS correct horsE", 530);
+}
+
+/// A users file with one normal user and extra TOML, served from `tmp`.
+fn daemon_with_file(extra_toml: &str) -> Daemon {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for dir in ["alice", "pub"] {
+        std::fs::create_dir(tmp.path().join(dir)).expect("root");
+    }
+    let hash = actorftpd::auth::hash_password("pw").expect("hash");
+    let users = tmp.path().join("users.toml");
+    std::fs::write(
+        &users,
+        format!("[[user]]\nname = \"alice\"\npassword_hash = \"{hash}\"\nroot = \"alice\"\n\n{extra_toml}"),
+    )
+    .expect("users");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--users",
+        users.to_str().expect("utf8"),
+        "--login-failure-delay-ms",
+        "0",
+        "-q",
+    ];
+    let root = tmp.path().join("alice");
+    Daemon::start_custom(tmp, &args, vec![("alice".into(), "pw".into(), root)])
+}
+
+#[test]
+fn anonymous_is_off_unless_configured() {
+    let d = daemon_with_file("");
+    let mut c = Raw::connect(d.addr());
+    c.expect(220);
+    c.cmd("USER anonymous", 331);
+    c.cmd("PASS guest@example.org", 530);
+}
+
+#[test]
+fn anonymous_is_read_only_and_jailed() {
+    let d = daemon_with_file("[anonymous]\nroot = \"pub\"\n");
+    let pub_root = d.tmp().join("pub");
+    let data = common::random_bytes(100_000);
+    std::fs::write(pub_root.join("file.bin"), &data).expect("fixture");
+    let mut c = Raw::connect(d.addr());
+    c.expect(220);
+    let prompt = c.cmd("USER anonymous", 331);
+    assert!(prompt.contains("e-mail"), "{prompt:?}");
+    c.cmd("PASS guest@example.org", 230);
+    c.cmd("TYPE I", 200);
+    let data_sock = c.passive(None);
+    c.cmd("RETR file.bin", 150);
+    assert_eq!(sha256_hex(&read_to_end(data_sock)), sha256_hex(&data));
+    c.expect(226);
+    let _data = c.passive(None);
+    c.cmd("STOR new.bin", 550);
+    c.cmd("DELE file.bin", 550);
+    c.cmd("MKD d", 550);
+    c.cmd("RNFR file.bin", 550);
+    c.cmd("CWD ../alice", 550);
+    assert_eq!(dir_names(&pub_root), vec!["file.bin".to_owned()]);
+}
+
+#[test]
+fn disabled_users_and_other_networks_get_the_same_530() {
+    let hash = actorftpd::auth::hash_password("pw").expect("hash");
+    let d = daemon_with_file(&format!(
+        "[[user]]\nname = \"off\"\npassword_hash = \"{hash}\"\nroot = \"pub\"\nenabled = false\n\n\
+         [[user]]\nname = \"far\"\npassword_hash = \"{hash}\"\nroot = \"pub\"\nallowed_networks = [\"10.0.0.0/8\"]\n\n\
+         [[user]]\nname = \"near\"\npassword_hash = \"{hash}\"\nroot = \"pub\"\nallowed_networks = [\"127.0.0.0/8\"]\n"
+    ));
+    let mut texts = Vec::new();
+    for user in ["off", "far", "alice-typo"] {
+        let mut c = Raw::connect(d.addr());
+        c.expect(220);
+        c.cmd(&format!("USER {user}"), 331);
+        texts.push(c.cmd("PASS pw", 530));
+    }
+    let mut c = Raw::connect(d.addr());
+    c.expect(220);
+    c.cmd("USER alice", 331);
+    texts.push(c.cmd("PASS wrong", 530));
+    assert!(
+        texts.windows(2).all(|w| w[0] == w[1]),
+        "replies differ: {texts:?}"
+    );
+    Raw::login(d.addr(), "near", "pw").cmd("NOOP", 200);
+}
+
+#[test]
+fn shutdown_tells_idle_sessions_421_and_lets_transfers_finish() {
+    let mut d = one_user(&["--shutdown-grace", "30"]);
+    let mut idle = Raw::login(d.addr(), "alice", "pw");
+    let mut busy = Raw::login(d.addr(), "alice", "pw");
+    busy.cmd("TYPE I", 200);
+    let mut data = busy.passive(None);
+    busy.cmd("STOR up.bin", 150);
+    let payload = common::random_bytes(3 * 1024 * 1024);
+    data.write_all(&payload[..1024 * 1024]).expect("first part");
+    sigterm(&d);
+    idle.expect(421);
+    assert!(idle.closed());
+    // New connections are no longer accepted.
+    assert!(TcpStream::connect(d.addr())
+        .map(|mut s| {
+            let mut b = [0u8; 1];
+            s.set_read_timeout(Some(DEADLINE)).ok();
+            matches!(s.read(&mut b), Ok(0) | Err(_))
+        })
+        .unwrap_or(true));
+    data.write_all(&payload[1024 * 1024..]).expect("rest");
+    drop(data);
+    busy.expect(226);
+    busy.expect(421);
+    let root = d.root("alice");
+    assert_eq!(
+        common::file_sha256(&root.join("up.bin")),
+        sha256_hex(&payload)
+    );
+    let status = d
+        .wait_exit(DEADLINE)
+        .expect("daemon exits after its sessions");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn shutdown_aborts_unfinished_uploads_after_the_grace_period() {
+    let mut d = one_user(&["--shutdown-grace", "1"]);
+    let root = d.root("alice");
+    std::fs::write(root.join("old.bin"), b"old").expect("fixture");
+    let mut busy = Raw::login(d.addr(), "alice", "pw");
+    busy.cmd("TYPE I", 200);
+    let mut data = busy.passive(None);
+    busy.cmd("STOR old.bin", 150);
+    data.write_all(&[7u8; 100_000]).expect("part");
+    sigterm(&d);
+    busy.expect(426);
+    busy.expect(421);
+    assert_eq!(
+        std::fs::read(root.join("old.bin")).expect("old file"),
+        b"old"
+    );
+    assert!(d.wait_exit(DEADLINE).is_some_and(|s| s.success()));
+    assert_eq!(
+        dir_names(&root),
+        vec!["old.bin".to_owned()],
+        "temp file left behind"
+    );
+}
+
+#[test]
+fn fxp_switch_allows_data_connections_from_elsewhere() {
+    let d = one_user(&["--allow-fxp"]);
+    let data = common::random_bytes(50_000);
+    std::fs::write(d.root("alice").join("f"), &data).expect("fixture");
+    let mut c = Raw::login(d.addr(), "alice", "pw");
+    c.cmd("TYPE I", 200);
+    let sock = c.passive(Some("127.0.0.2"));
+    c.cmd("RETR f", 150);
+    assert_eq!(sha256_hex(&read_to_end(sock)), sha256_hex(&data));
+    c.expect(226);
+}
+
+#[test]
+fn nat_address_is_not_given_to_local_peers() {
+    let d = one_user(&["--passive-address", "203.0.113.7"]);
+    let mut c = Raw::login(d.addr(), "alice", "pw");
+    let text = c.cmd("PASV", 227);
+    assert!(text.contains("(127,0,0,1,"), "{text:?}");
+}
+
+#[test]
+fn idle_and_login_timeouts_close_with_421() {
+    let d = one_user(&["--idle-timeout", "1", "--login-timeout", "1"]);
+    let mut logged_in = Raw::login(d.addr(), "alice", "pw");
+    let text = logged_in.expect(421);
+    assert!(text.contains("Idle timeout"), "{text:?}");
+    assert!(logged_in.closed());
+    let mut anonymous = Raw::connect(d.addr());
+    anonymous.expect(220);
+    let text = anonymous.expect(421);
+    assert!(text.contains("Login timeout"), "{text:?}");
+}
