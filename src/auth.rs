@@ -204,6 +204,8 @@ pub struct User {
     pub enabled: bool,
     /// The anonymous user accepts any password (RFC 1635).
     pub anonymous: bool,
+    /// This user logs in only over TLS and transfers only with PROT P.
+    pub require_tls: bool,
 }
 
 impl User {
@@ -222,6 +224,7 @@ impl User {
             allowed_networks: Vec::new(),
             enabled: true,
             anonymous: false,
+            require_tls: false,
         }
     }
 
@@ -263,6 +266,8 @@ struct UserEntry {
     allowed_networks: Vec<String>,
     #[serde(default = "yes")]
     enabled: bool,
+    #[serde(default)]
+    require_tls: bool,
 }
 
 #[derive(Deserialize)]
@@ -396,6 +401,7 @@ impl UserDb {
                 allowed_networks,
                 enabled: entry.enabled,
                 anonymous: false,
+                require_tls: entry.require_tls,
             };
             if users.insert(name.clone(), Arc::new(user)).is_some() {
                 return Err(fail("listed twice".into()));

@@ -101,8 +101,43 @@ struct Opt {
     #[structopt(long, default_value = "30")]
     shutdown_grace: u64,
 
+    /// TLS certificate chain (PEM) for FTPS; with --tls-key, enables AUTH TLS.
+    #[structopt(long, parse(from_os_str), requires = "tls-key")]
+    tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) matching --tls-cert.
+    #[structopt(long, parse(from_os_str), requires = "tls-cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Also listen for implicit TLS (TLS from the first byte; port 990 by convention).
+    #[structopt(long, requires = "tls-cert")]
+    implicit_tls_listen: Option<SocketAddr>,
+
+    /// Refuse USER on a control connection that is not in TLS.
+    #[structopt(long, requires = "tls-cert")]
+    require_tls_control: bool,
+
+    /// Refuse data transfers that are not protected (PROT P).
+    #[structopt(long, requires = "tls-cert")]
+    require_tls_data: bool,
+
+    /// Require each protected data connection to resume the control connection's TLS session
+    /// (guards against data-connection theft; curl with TLS 1.3 and Python's ftplib fail it).
+    #[structopt(long, requires = "tls-cert")]
+    require_tls_session_reuse: bool,
+
     #[structopt(subcommand)]
     command: Option<Sub>,
+}
+
+/// Where the TLS certificate and key are, and the TLS policies (loaded by `main`).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub require_control: bool,
+    pub require_data: bool,
+    pub require_session_reuse: bool,
 }
 
 #[derive(Debug, StructOpt)]
@@ -127,6 +162,7 @@ pub struct RunSettings {
     pub users: Option<PathBuf>,
     /// Default log filter when RUST_LOG is not set.
     pub log_level: &'static str,
+    pub tls: Option<TlsFiles>,
 }
 
 /// Parses the process arguments; prints help or a usage error and exits on bad input.
@@ -180,7 +216,18 @@ fn from_opt(opt: Opt) -> Result<Invocation, String> {
         allow_fxp: opt.allow_fxp,
         passive_address,
         shutdown_grace: Duration::from_secs(opt.shutdown_grace),
+        implicit_tls_listen: opt.implicit_tls_listen,
         ..defaults
+    };
+    let tls = match (opt.tls_cert, opt.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert,
+            key,
+            require_control: opt.require_tls_control,
+            require_data: opt.require_tls_data,
+            require_session_reuse: opt.require_tls_session_reuse,
+        }),
+        _ => None,
     };
     let log_level = match (opt.verbose, opt.quiet) {
         (0, 0) => "info",
@@ -194,6 +241,7 @@ fn from_opt(opt: Opt) -> Result<Invocation, String> {
         root: opt.root,
         users: opt.users,
         log_level,
+        tls,
     })))
 }
 

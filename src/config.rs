@@ -104,6 +104,10 @@ pub struct Config {
     pub passive_address: Option<IpAddr>,
     /// On SIGTERM/SIGINT, how long running transfers may go on before they are aborted.
     pub shutdown_grace: Duration,
+    /// FTPS: present when a certificate and key were given.
+    pub tls: Option<crate::tls::TlsPolicy>,
+    /// Implicit TLS (TLS from the first byte), conventionally port 990.
+    pub implicit_tls_listen: Option<SocketAddr>,
     /// Greeting text after `220 `.
     pub banner: String,
 }
@@ -123,6 +127,8 @@ impl Default for Config {
             allow_fxp: false,
             passive_address: None,
             shutdown_grace: Duration::from_secs(30),
+            tls: None,
+            implicit_tls_listen: None,
             banner: "actorftpd ready".to_owned(),
         }
     }

@@ -2,15 +2,18 @@
 //!
 //! It decodes lines with `FtpCodec`, hands each parsed command to its Session (waiting for the
 //! Session to take it, which gives back-pressure), and writes the replies the Session queues.
-//! It is a plain task rather than an actor so that it can later hand the socket to a TLS
-//! upgrade in place. It never interprets commands.
+//! It is a plain task rather than an actor so that it can own the socket across an in-place
+//! TLS upgrade (`AUTH TLS`, RFC 4217). It never interprets commands.
 
-use crate::protocol::{Command, FtpCodec, Reply};
+use crate::protocol::{Command, FtpCodec};
 use crate::session::{ControlClosed, Outbound, Session, Unparsable};
+use crate::tls::ControlIo;
 use actix::Addr;
 use futures_util::{SinkExt, StreamExt};
+use rustls::server::ServerConfig;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -80,27 +83,90 @@ impl AsyncWrite for ControlStream {
     }
 }
 
-/// Runs the control connection until the client leaves or the Session closes it.
+/// How long a TLS handshake on the control connection may take.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+type ControlFramed = Framed<ControlIo, FtpCodec>;
+
+/// Runs the TLS handshake on a plaintext control stream (AUTH TLS, or implicit TLS at connect).
+async fn accept_tls(stream: ControlStream, config: Arc<ServerConfig>) -> io::Result<ControlIo> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Ok(ControlIo::Tls(Box::new(tls))),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "TLS handshake timed out",
+        )),
+    }
+}
+
+/// Upgrades the control connection in place after the 234 reply has been flushed.
+async fn start_tls(
+    framed: ControlFramed,
+    config: Arc<ServerConfig>,
+    max_line: usize,
+) -> io::Result<ControlFramed> {
+    let mut parts = framed.into_parts();
+    // The LF of AUTH's own CRLF may still be waiting (the codec ends a line at CR).
+    if parts.read_buf.first() == Some(&b'\n') {
+        let _ = parts.read_buf.split_to(1);
+    }
+    if !parts.read_buf.is_empty() {
+        // SECURITY: plaintext pipelined after AUTH TLS could have been injected by anyone on
+        // the path; it is dropped unread (RFC 4217 §13, "command injection").
+        log::warn!(
+            "discarding {} plaintext bytes sent after AUTH TLS",
+            parts.read_buf.len()
+        );
+    }
+    let ControlIo::Plain(plain) = parts.io else {
+        return Err(io::Error::other("AUTH TLS on a connection already in TLS"));
+    };
+    let io = accept_tls(plain, config).await?;
+    Ok(Framed::with_capacity(
+        io,
+        FtpCodec::new(max_line),
+        READ_BUFFER,
+    ))
+}
+
+/// Runs the control connection until the client leaves or the Session closes it. With
+/// `implicit_tls`, the TLS handshake comes first (before the 220 greeting is written).
 pub async fn run_control(
     stream: ControlStream,
     session: Addr<Session>,
     mut replies: mpsc::UnboundedReceiver<Outbound>,
     max_line: usize,
+    implicit_tls: Option<Arc<ServerConfig>>,
 ) {
-    let mut framed = Framed::with_capacity(stream, FtpCodec::new(max_line), READ_BUFFER);
+    let io = match implicit_tls {
+        None => ControlIo::Plain(stream),
+        Some(config) => match accept_tls(stream, config).await {
+            Ok(io) => io,
+            Err(e) => {
+                log::info!("implicit TLS handshake failed: {e}");
+                session.do_send(ControlClosed);
+                return;
+            }
+        },
+    };
+    let mut framed = Framed::with_capacity(io, FtpCodec::new(max_line), READ_BUFFER);
     let mut reading = true;
     loop {
         tokio::select! {
-            // Replies first: a client that pipelines commands still sees answers promptly.
+            // Replies first: a client that pipelines commands still sees answers promptly, and
+            // an AUTH TLS upgrade happens before any further line is read.
             biased;
             out = replies.recv() => {
                 let mut next = out;
                 let mut close = false;
+                let mut upgrade = None;
                 // Queue everything already waiting, then flush once.
                 while let Some(item) = next {
                     match item {
                         Outbound::Reply(reply) => {
-                            if feed(&mut framed, reply).await.is_err() {
+                            if framed.feed(reply).await.is_err() {
                                 session.do_send(ControlClosed);
                                 return;
                             }
@@ -109,12 +175,27 @@ pub async fn run_control(
                             close = true;
                             break;
                         }
+                        Outbound::StartTls(config) => {
+                            upgrade = Some(config);
+                            break;
+                        }
                     }
                     next = replies.try_recv().ok();
                 }
                 if out_of_time(tokio::time::timeout(WRITE_TIMEOUT, framed.flush()).await) {
                     session.do_send(ControlClosed);
                     return;
+                }
+                if let Some(config) = upgrade {
+                    framed = match start_tls(framed, config, max_line).await {
+                        Ok(f) => f,
+                        Err(e) => {
+                            log::info!("AUTH TLS handshake failed: {e}");
+                            session.do_send(ControlClosed);
+                            return;
+                        }
+                    };
+                    continue;
                 }
                 // `None` from recv: the Session has stopped and dropped its sender.
                 if close || replies.is_closed() && replies.is_empty() {
@@ -141,10 +222,6 @@ pub async fn run_control(
             }
         }
     }
-}
-
-async fn feed(framed: &mut Framed<ControlStream, FtpCodec>, reply: Reply) -> io::Result<()> {
-    framed.feed(reply).await
 }
 
 fn out_of_time(r: Result<io::Result<()>, tokio::time::error::Elapsed>) -> bool {

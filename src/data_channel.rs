@@ -8,6 +8,7 @@
 //! touches the control connection or the file system's metadata.
 
 use actix::prelude::*;
+use rustls::server::ServerConfig;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,6 +63,16 @@ pub struct TransferSpec {
     pub connect_timeout: Duration,
     pub stall_timeout: Duration,
     pub buffer_size: usize,
+    /// PROT P: the data connection runs TLS with this configuration.
+    pub tls: Option<DataTls>,
+}
+
+/// TLS for one data connection (RFC 4217 §9).
+#[derive(Debug, Clone)]
+pub struct DataTls {
+    pub config: Arc<ServerConfig>,
+    /// The client must resume the control connection's TLS session.
+    pub require_resumption: bool,
 }
 
 /// Why a transfer did not complete.
@@ -228,11 +239,13 @@ async fn run_transfer(
         id: spec.id,
         last: Instant::now(),
     };
-    let payload = spec.payload;
-    let ascii = spec.ascii;
-    let job = tokio::task::spawn_blocking(move || {
-        copy_blocking(sock, payload, ascii, buffer, &switch, reporter)
-    });
+    let job = CopyJob {
+        payload: spec.payload,
+        ascii: spec.ascii,
+        buffer,
+        tls: spec.tls,
+    };
+    let job = tokio::task::spawn_blocking(move || copy_blocking(sock, job, &switch, reporter));
     match job.await {
         Ok(result) => result,
         Err(e) => Err(TransferError::LocalIo(format!("copy task failed: {e}"))),
@@ -336,24 +349,48 @@ fn file_error(e: io::Error) -> TransferError {
     }
 }
 
-/// The copy loop, on a blocking-pool thread. Returns file bytes moved.
+/// The copy loop, on a blocking-pool thread, in clear or in TLS. Returns file bytes moved.
 fn copy_blocking(
     mut sock: std::net::TcpStream,
-    payload: Payload,
-    ascii: bool,
-    buffer: usize,
+    mut job: CopyJob,
     switch: &AbortSwitch,
-    mut reporter: ProgressReporter,
+    reporter: ProgressReporter,
 ) -> TransferResult {
-    let upload = payload.is_upload();
-    let result = match payload {
-        Payload::SendBytes(bytes) => sock
-            .write_all(&bytes)
-            .map_err(|e| socket_error(e, switch))
-            .map(|_| bytes.len() as u64),
-        Payload::SendFile(file) => send_file(&mut sock, file, ascii, buffer, switch, &mut reporter),
-        Payload::Receive(file) => {
-            receive_file(&mut sock, file, ascii, buffer, switch, &mut reporter)
+    let upload = job.payload.is_upload();
+    let result = match job.tls.take() {
+        None => copy_payload(&mut sock, job, switch, reporter),
+        Some(DataTls {
+            config,
+            require_resumption,
+        }) => {
+            let conn = rustls::ServerConnection::new(config)
+                .map_err(|e| TransferError::NoConnection(format!("TLS setup: {e}")))?;
+            let mut tls = rustls::StreamOwned::new(
+                conn,
+                sock.try_clone()
+                    .map_err(|e| TransferError::NoConnection(format!("socket clone: {e}")))?,
+            );
+            while tls.conn.is_handshaking() {
+                tls.conn.complete_io(&mut tls.sock).map_err(|e| {
+                    TransferError::NoConnection(format!("data TLS handshake failed: {e}"))
+                })?;
+            }
+            // SECURITY: with session reuse required, a data connection must come from the TLS
+            // client that holds the control connection (it resumed that session).
+            if require_resumption
+                && tls.conn.handshake_kind() != Some(rustls::HandshakeKind::Resumed)
+            {
+                return Err(TransferError::NoConnection(
+                    "data connection did not resume the control connection's TLS session".into(),
+                ));
+            }
+            let result = copy_payload(&mut tls, job, switch, reporter);
+            if result.is_ok() {
+                // RFC 4217 §10: every protected transfer ends with close_notify.
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+            result
         }
     };
     if !upload {
@@ -367,8 +404,40 @@ fn copy_blocking(
     result
 }
 
-fn send_file(
-    sock: &mut std::net::TcpStream,
+/// What the copy loop moves, and how.
+struct CopyJob {
+    payload: Payload,
+    ascii: bool,
+    buffer: usize,
+    tls: Option<DataTls>,
+}
+
+fn copy_payload<S: Read + Write>(
+    sock: &mut S,
+    job: CopyJob,
+    switch: &AbortSwitch,
+    mut reporter: ProgressReporter,
+) -> TransferResult {
+    let CopyJob {
+        payload,
+        ascii,
+        buffer,
+        ..
+    } = job;
+    match payload {
+        Payload::SendBytes(bytes) => {
+            sock.write_all(&bytes)
+                .and_then(|_| sock.flush())
+                .map_err(|e| socket_error(e, switch))?;
+            Ok(bytes.len() as u64)
+        }
+        Payload::SendFile(file) => send_file(sock, file, ascii, buffer, switch, &mut reporter),
+        Payload::Receive(file) => receive_file(sock, file, ascii, buffer, switch, &mut reporter),
+    }
+}
+
+fn send_file<S: Write>(
+    sock: &mut S,
     mut file: std::fs::File,
     ascii: bool,
     buffer: usize,
@@ -402,8 +471,8 @@ fn send_file(
     }
 }
 
-fn receive_file(
-    sock: &mut std::net::TcpStream,
+fn receive_file<S: Read>(
+    sock: &mut S,
     mut file: std::fs::File,
     ascii: bool,
     buffer: usize,

@@ -83,6 +83,8 @@ pub enum FtpError {
     NoDataConnection(&'static str),
     /// A transfer that did not complete.
     Transfer(TransferError),
+    /// Data connections must be protected (PROT P) under the TLS policy.
+    ProtectionRequired,
     /// A server-side failure that is not the client's fault (a stopped actor, a join error).
     Internal,
 }
@@ -149,6 +151,10 @@ impl FtpError {
                 }
                 TransferError::LocalIo(_) => (LocalError, "Local error in processing".to_owned()),
             },
+            FtpError::ProtectionRequired => (
+                DataProtectionRequired,
+                "Data connections must be protected: send PBSZ 0 and PROT P".to_owned(),
+            ),
             FtpError::Internal => (LocalError, "Local error in processing".to_owned()),
         };
         Reply::new(code, text)
@@ -202,6 +208,7 @@ mod tests {
             (FtpError::Transfer(TransferError::Stalled), 426),
             (FtpError::Transfer(TransferError::NoSpace), 452),
             (FtpError::Transfer(TransferError::LocalIo("x".into())), 451),
+            (FtpError::ProtectionRequired, 521),
             (FtpError::Internal, 451),
         ];
         for (err, code) in cases {

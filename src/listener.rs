@@ -47,6 +47,8 @@ pub struct Listener {
     sessions: HashMap<u64, Addr<Session>>,
     failures: HashMap<IpAddr, Failures>,
     shutting_down: bool,
+    /// The implicit-TLS port: every connection starts with a TLS handshake.
+    implicit_tls: bool,
 }
 
 impl Listener {
@@ -64,7 +66,14 @@ impl Listener {
             sessions: HashMap::new(),
             failures: HashMap::new(),
             shutting_down: false,
+            implicit_tls: false,
         }
+    }
+
+    /// Makes this the implicit-TLS listener (`--implicit-tls-listen`); needs TLS configured.
+    pub fn implicit_tls(mut self) -> Listener {
+        self.implicit_tls = true;
+        self
     }
 
     /// SECURITY: the limits every new connection passes before a Session exists for it.
@@ -174,8 +183,9 @@ impl Handler<Accepted> for Listener {
         self.next_worker = self.next_worker.wrapping_add(1);
         let services = self.services.clone();
         let me = ctx.address();
+        let implicit = self.implicit_tls;
         let spawned = worker.spawn(async move {
-            start_session(std_stream, remote, id, services, me);
+            start_session(std_stream, remote, id, services, me, implicit);
         });
         if !spawned {
             log::error!("worker arbiter is gone; connection from {remote} dropped");
@@ -296,6 +306,7 @@ fn start_session(
     id: u64,
     services: Services,
     listener: Addr<Listener>,
+    implicit_tls: bool,
 ) {
     let setup = || -> io::Result<(ControlStream, SocketAddr)> {
         let stream = TcpStream::from_std(std_stream)?;
@@ -313,10 +324,18 @@ fn start_session(
     let max_line = services.config.limits.max_line;
     let (tx, rx) = mpsc::unbounded_channel();
     let peer = Peer { id, remote, local };
-    let session = Session::new(peer, services, tx, Some(listener.clone())).start();
+    let tls = match (&services.config.tls, implicit_tls) {
+        (Some(policy), true) => Some(policy.session_config()),
+        _ => None,
+    };
+    let mut session = Session::new(peer, services, tx, Some(listener.clone()));
+    if let Some(config) = &tls {
+        session = session.with_implicit_tls(config.clone());
+    }
+    let session = session.start();
     listener.do_send(SessionStarted {
         id,
         session: session.clone(),
     });
-    actix_rt::spawn(run_control(stream, session, rx, max_line));
+    actix_rt::spawn(run_control(stream, session, rx, max_line, tls));
 }

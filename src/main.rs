@@ -8,6 +8,7 @@ use actorftpd::auth::{
     hash_password, random_password, Credential, Password, Permissions, User, UserDb,
 };
 use actorftpd::listener::{OpenSessions, Shutdown};
+use actorftpd::tls::{self, TlsPolicy};
 use actorftpd::{cli, server};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -97,27 +98,55 @@ fn run(settings: cli::RunSettings) -> Result<(), String> {
             (UserDb::single(user), Some(OneOff { root, password }))
         }
     };
-    let listen = settings.config.listen;
+    let mut config = settings.config;
+    if let Some(files) = &settings.tls {
+        config.tls = Some(TlsPolicy {
+            config: tls::load_config(&files.cert, &files.key)?,
+            require_control: files.require_control,
+            require_data: files.require_data,
+            require_session_reuse: files.require_session_reuse,
+        });
+    }
+    let listen = config.listen;
     let std_listener =
         server::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = std_listener.local_addr().map_err(|e| e.to_string())?;
+    let implicit = match config.implicit_tls_listen {
+        Some(addr) => Some(
+            server::bind(addr)
+                .map_err(|e| format!("cannot listen on {addr} (implicit TLS): {e}"))?,
+        ),
+        None => None,
+    };
+    let implicit_local = match &implicit {
+        Some(l) => Some(l.local_addr().map_err(|e| e.to_string())?),
+        None => None,
+    };
 
-    let grace = settings.config.shutdown_grace;
+    let grace = config.shutdown_grace;
+    let tls_on = config.tls.is_some();
     let system = actix_rt::System::new();
     system.block_on(async move {
-        let running = server::start(settings.config, users, std_listener)
+        let running = server::start(config, users, std_listener, implicit)
             .map_err(|e| format!("start failed: {e}"))?;
-        announce(local, one_off.as_ref());
+        announce(local, implicit_local, tls_on, one_off.as_ref());
         wait_for_signal().await;
         // Stop accepting, 421 to idle sessions, let transfers finish within the grace period
         // (then they are aborted and unfinished uploads discarded), then stop.
+        if let Some(implicit) = &running.implicit {
+            let _ = implicit.send(Shutdown { grace }).await;
+        }
         let _ = running.listener.send(Shutdown { grace }).await;
         let deadline = Instant::now() + grace + Duration::from_secs(2);
         while Instant::now() < deadline {
-            match running.listener.send(OpenSessions).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            let mut open = running.listener.send(OpenSessions).await.unwrap_or(0);
+            if let Some(implicit) = &running.implicit {
+                open += implicit.send(OpenSessions).await.unwrap_or(0);
             }
+            if open == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         log::info!("stopped");
         running.stop_workers();
@@ -139,9 +168,12 @@ fn default_root() -> Result<PathBuf, String> {
     Ok(root)
 }
 
-fn announce(local: SocketAddr, one_off: Option<&OneOff>) {
+fn announce(local: SocketAddr, implicit: Option<SocketAddr>, tls: bool, one_off: Option<&OneOff>) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "actorftpd listening on {local}");
+    if let Some(addr) = implicit {
+        let _ = writeln!(out, "actorftpd implicit TLS on {addr}");
+    }
     if let Some(o) = one_off {
         let host = connect_host(local);
         let port = local.port();
@@ -152,10 +184,19 @@ fn announce(local: SocketAddr, one_off: Option<&OneOff>) {
             show(&o.root)
         );
         let _ = writeln!(out, "  url:  {url}");
-        let _ = writeln!(out, "  curl: curl {url}");
+        // With FTPS on, the commands ask for TLS (and accept a self-signed certificate).
+        let (curl_tls, lftp_tls) = if tls {
+            (
+                "--ssl-reqd -k ",
+                " -e 'set ftp:ssl-force true; set ssl:verify-certificate no'",
+            )
+        } else {
+            ("", "")
+        };
+        let _ = writeln!(out, "  curl: curl {curl_tls}{url}");
         let _ = writeln!(
             out,
-            "  lftp: lftp -u {DEFAULT_USER},{} -p {port} {host}",
+            "  lftp: lftp -u {DEFAULT_USER},{} -p {port}{lftp_tls} {host}",
             o.password
         );
     }

@@ -1,4 +1,4 @@
-//! Starting the actors: worker Arbiters, the FileStore pool and the Listener.
+//! Starting the actors: worker Arbiters, the FileStore pool and the Listener(s).
 //!
 //! Used by `main.rs` and by tests that want a real daemon inside their own process.
 
@@ -8,7 +8,7 @@ use crate::file_store::FileStore;
 use crate::listener::Listener;
 use crate::session::Services;
 use actix::prelude::*;
-use actix_rt::Arbiter;
+use actix_rt::{Arbiter, ArbiterHandle};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +17,8 @@ use std::sync::Arc;
 pub struct Running {
     pub local_addr: SocketAddr,
     pub listener: Addr<Listener>,
+    /// The implicit-TLS listener, when one was asked for.
+    pub implicit: Option<Addr<Listener>>,
     pub store: Addr<FileStore>,
     workers: Vec<Arbiter>,
 }
@@ -30,8 +32,8 @@ impl Running {
     }
 }
 
-/// Binds the control address. Done before the actors start so a bad address is reported
-/// as one clear line.
+/// Binds a control address. Done before the actors start so a bad address is reported as one
+/// clear line.
 pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
@@ -46,27 +48,46 @@ pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// Starts the FileStore pool, one worker Arbiter per configured worker, and the Listener.
+fn handles(workers: &[Arbiter]) -> Vec<ArbiterHandle> {
+    workers.iter().map(Arbiter::handle).collect()
+}
+
+/// Starts the FileStore pool, one worker Arbiter per configured worker, and the Listener(s).
 /// Must run inside an actix System.
 pub fn start(
     config: Config,
     users: UserDb,
     listener: std::net::TcpListener,
+    implicit_tls: Option<std::net::TcpListener>,
 ) -> io::Result<Running> {
     let local_addr = listener.local_addr()?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
+    let implicit_tls = match implicit_tls {
+        Some(l) if config.tls.is_some() => Some(tokio::net::TcpListener::from_std(l)?),
+        Some(_) => {
+            return Err(io::Error::other(
+                "implicit TLS needs --tls-cert and --tls-key",
+            ))
+        }
+        None => None,
+    };
     let store = FileStore::start_pool(config.store_threads);
     let workers: Vec<Arbiter> = (0..config.workers.max(1)).map(|_| Arbiter::new()).collect();
-    let handles = workers.iter().map(Arbiter::handle).collect();
     let services = Services {
         config: Arc::new(config),
         users: Arc::new(users),
         store: store.clone(),
     };
-    let listener = Listener::new(listener, handles, services).start();
+    let implicit = implicit_tls.map(|l| {
+        Listener::new(l, handles(&workers), services.clone())
+            .implicit_tls()
+            .start()
+    });
+    let listener = Listener::new(listener, handles(&workers), services).start();
     Ok(Running {
         local_addr,
         listener,
+        implicit,
         store,
         workers,
     })

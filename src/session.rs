@@ -10,8 +10,8 @@
 use crate::auth::{Permissions, User, UserDb};
 use crate::config::{is_local_peer, Config};
 use crate::data_channel::{
-    self, Abort, DataChannel, DataEndpoint, Payload, Progress, TransferDone, TransferError,
-    TransferResult, TransferSpec,
+    self, Abort, DataChannel, DataEndpoint, DataTls, Payload, Progress, TransferDone,
+    TransferError, TransferResult, TransferSpec,
 };
 use crate::error::{FtpError, StoreError};
 use crate::file_store::{
@@ -21,18 +21,34 @@ use crate::file_store::{
 use crate::listener::Listener;
 use crate::listing::{mlsx_line, CivilTime, EntryKind, MlsxFacts, PermFact};
 use crate::protocol::{quote_path, Command, EpsvArg, ParseError, Reply, ReplyCode, TransferType};
+use crate::tls::TlsPolicy;
 use actix::prelude::*;
+use rustls::server::ServerConfig;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 /// What the Session sends to whoever owns the control connection.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Outbound {
     Reply(Reply),
     /// Flush what is queued, then close the control connection.
     Close,
+    /// Flush what is queued (the 234), then run the TLS handshake on the control connection
+    /// with this configuration (RFC 4217 §4).
+    StartTls(Arc<ServerConfig>),
+}
+
+impl PartialEq for Outbound {
+    fn eq(&self, other: &Outbound) -> bool {
+        match (self, other) {
+            (Outbound::Reply(a), Outbound::Reply(b)) => a == b,
+            (Outbound::Close, Outbound::Close) => true,
+            (Outbound::StartTls(a), Outbound::StartTls(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
 }
 
 /// The Session's only way to talk to its client. In the daemon, the connection's I/O task reads
@@ -187,6 +203,13 @@ pub struct Session {
     /// RFC 3659 §7.9: the facts MLST and MLSD show, chosen with OPTS MLST.
     mlst_facts: MlsxFacts,
     login_failures: u32,
+    /// The control connection is in TLS (after AUTH TLS, or implicit TLS).
+    control_tls: bool,
+    /// This session's TLS configuration (shared, or its own when sessions must be reused).
+    tls_config: Option<Arc<ServerConfig>>,
+    pbsz: bool,
+    /// PROT P: data connections run TLS.
+    prot_private: bool,
     /// Lines received so far (the first one is checked against other protocols).
     lines_seen: u64,
     shutting_down: bool,
@@ -225,9 +248,20 @@ impl Session {
             quit_after_transfer: false,
             mlst_facts: MlsxFacts::default(),
             login_failures: 0,
+            control_tls: false,
+            tls_config: None,
+            pbsz: false,
+            prot_private: false,
             lines_seen: 0,
             shutting_down: false,
         }
+    }
+
+    /// A session on the implicit-TLS port: its control connection is TLS from the first byte.
+    pub fn with_implicit_tls(mut self, config: Arc<ServerConfig>) -> Session {
+        self.control_tls = true;
+        self.tls_config = Some(config);
+        self
     }
 
     fn send(&mut self, reply: Reply) {
@@ -368,7 +402,16 @@ impl Session {
         // RFC 959 §4.1.3: RNTO must come right after RNFR; any other command forgets it.
         let rename_from = self.rename_from.take();
         let result: Result<Reply, FtpError> = match cmd {
-            Command::User(name) => self.cmd_user(name),
+            Command::User(name) => {
+                // SECURITY: with TLS required, no name or password crosses the wire in clear.
+                if self.tls_policy().is_some_and(|p| p.require_control) && !self.control_tls {
+                    Err(FtpError::NotLoggedIn(
+                        "TLS required: send AUTH TLS before USER",
+                    ))
+                } else {
+                    self.cmd_user(name)
+                }
+            }
             Command::Pass(password) => return self.cmd_pass(password),
             Command::Quit => {
                 if self.transfer.is_some() {
@@ -383,6 +426,13 @@ impl Session {
             Command::Syst => Ok(Reply::new(ReplyCode::SystemType, "UNIX Type: L8")),
             Command::Feat => {
                 let mut features: Vec<String> = FEATURES.iter().map(|f| (*f).to_owned()).collect();
+                if self.tls_policy().is_some() {
+                    features.extend([
+                        " AUTH TLS".to_owned(),
+                        " PBSZ".to_owned(),
+                        " PROT".to_owned(),
+                    ]);
+                }
                 features.push(format!(" MLST {}", self.mlst_facts.feat()));
                 features.sort();
                 let mut lines = vec!["Features:".to_owned()];
@@ -515,11 +565,19 @@ impl Session {
                 ReplyCode::NotImplementedSuperfluous,
                 "ACCT not needed",
             )),
-            Command::Smnt(_)
-            | Command::Auth(_)
-            | Command::Pbsz(_)
-            | Command::Prot(_)
-            | Command::Ccc => Err(FtpError::NotImplemented(cmd.verb())),
+            Command::Auth(mechanism) => match self.cmd_auth(&mechanism) {
+                Ok(None) => return done(),
+                Ok(Some(reply)) => Ok(reply),
+                Err(e) => Err(e),
+            },
+            Command::Pbsz(_) => self.cmd_pbsz(),
+            Command::Prot(level) => self.cmd_prot(&level),
+            // RFC 4217 §6: clearing the control channel would expose the rest of the session.
+            Command::Ccc => Ok(Reply::new(
+                ReplyCode::NotImplemented,
+                "CCC not supported: the control connection stays encrypted",
+            )),
+            Command::Smnt(_) => Err(FtpError::NotImplemented(cmd.verb())),
         };
         self.respond(result);
         done()
@@ -583,6 +641,12 @@ impl Session {
             check
                 .into_actor(self)
                 .map(move |outcome, act, ctx| match outcome {
+                    Ok((user, Ok(Ok(_)))) if user.require_tls && !act.control_tls => {
+                        log::warn!("[{}] {} refused: account requires TLS", act.tag, user.name);
+                        act.respond(Err(FtpError::NotLoggedIn(
+                            "This account requires TLS: send AUTH TLS first",
+                        )));
+                    }
                     Ok((user, Ok(Ok(jail)))) => {
                         log::info!("[{}] login ok as {}", act.tag, user.name);
                         act.tag = format!("#{} {} {}", act.peer.id, act.peer.remote, user.name);
@@ -891,6 +955,10 @@ impl Session {
 
     /// Takes the prepared data endpoint for a transfer command (RFC 959 §3.2: 425 without one).
     fn take_endpoint(&mut self) -> Result<DataEndpoint, FtpError> {
+        // SECURITY: with data protection required, nothing is sent in clear.
+        if self.data_protection_required() && !self.prot_private {
+            return Err(FtpError::ProtectionRequired);
+        }
         if self.transfer.is_some() {
             return Err(FtpError::BadSequence("A transfer is already running"));
         }
@@ -901,6 +969,92 @@ impl Session {
             DataSetup::None => Err(FtpError::NoDataConnection(
                 "Use PASV, EPSV, PORT or EPRT first",
             )),
+        }
+    }
+
+    fn tls_policy(&self) -> Option<&TlsPolicy> {
+        self.services.config.tls.as_ref()
+    }
+
+    fn data_protection_required(&self) -> bool {
+        self.tls_policy().is_some_and(|p| p.require_data)
+            || self.user().is_some_and(|u| u.require_tls)
+    }
+
+    /// AUTH TLS (RFC 4217 §4): `None` when the 234 and the upgrade were queued.
+    fn cmd_auth(&mut self, mechanism: &str) -> Result<Option<Reply>, FtpError> {
+        let Some(policy) = self.tls_policy() else {
+            return Err(FtpError::NotImplemented("AUTH (TLS is not configured)"));
+        };
+        if !matches!(mechanism, "TLS" | "SSL" | "TLS-C" | "TLS-P") {
+            return Ok(Some(Reply::new(
+                ReplyCode::ParameterNotImplemented,
+                "AUTH mechanism not supported; use AUTH TLS",
+            )));
+        }
+        if self.control_tls {
+            return Err(FtpError::BadSequence("TLS is already in use"));
+        }
+        if matches!(self.login, Login::LoggedIn { .. }) {
+            return Err(FtpError::BadSequence("AUTH must come before login"));
+        }
+        let config = policy.session_config();
+        self.tls_config = Some(config.clone());
+        self.control_tls = true;
+        // A USER sent in clear before AUTH does not carry over (RFC 4217 §4).
+        self.login = Login::Connected;
+        self.reply(
+            ReplyCode::AuthOk,
+            "AUTH TLS successful, start TLS negotiation",
+        );
+        let _ = self.out.send(Outbound::StartTls(config));
+        Ok(None)
+    }
+
+    /// PBSZ (RFC 4217 §8): TLS has no buffer size; 0 is the only answer.
+    fn cmd_pbsz(&mut self) -> Result<Reply, FtpError> {
+        if !self.control_tls {
+            return Err(FtpError::BadSequence("PBSZ needs AUTH TLS first"));
+        }
+        self.pbsz = true;
+        Ok(Reply::new(ReplyCode::CommandOk, "PBSZ=0"))
+    }
+
+    /// PROT (RFC 4217 §9): P protects data connections, C leaves them clear.
+    fn cmd_prot(&mut self, level: &str) -> Result<Reply, FtpError> {
+        if !self.control_tls {
+            return Err(FtpError::BadSequence("PROT needs AUTH TLS first"));
+        }
+        if !self.pbsz {
+            return Err(FtpError::BadSequence("PROT needs PBSZ first"));
+        }
+        match level {
+            "P" => {
+                self.prot_private = true;
+                Ok(Reply::new(
+                    ReplyCode::CommandOk,
+                    "Protection level set to Private",
+                ))
+            }
+            "C" if self.data_protection_required() => Ok(Reply::new(
+                ReplyCode::PolicyRequiresTls,
+                "Policy requires protected data connections (PROT P)",
+            )),
+            "C" => {
+                self.prot_private = false;
+                Ok(Reply::new(
+                    ReplyCode::CommandOk,
+                    "Protection level set to Clear",
+                ))
+            }
+            "S" | "E" => Ok(Reply::new(
+                ReplyCode::ProtLevelNotSupported,
+                "Protection level not supported; use P or C",
+            )),
+            _ => Err(FtpError::Parse(ParseError::BadArgument(
+                "PROT",
+                "unknown protection level",
+            ))),
         }
     }
 
@@ -1154,7 +1308,15 @@ impl Session {
             id,
             endpoint,
             payload,
-            ascii: self.transfer_type == TransferType::Ascii && !matches!(verb, "LIST" | "NLST"),
+            ascii: self.transfer_type == TransferType::Ascii
+                && !matches!(verb, "LIST" | "NLST" | "MLSD"),
+            tls: match (&self.tls_config, self.prot_private) {
+                (Some(config), true) => Some(DataTls {
+                    config: config.clone(),
+                    require_resumption: self.tls_policy().is_some_and(|p| p.require_session_reuse),
+                }),
+                _ => None,
+            },
             control_peer: if config.allow_fxp {
                 None
             } else {

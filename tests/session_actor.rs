@@ -81,6 +81,7 @@ impl Harness {
         match self.next().await {
             Outbound::Reply(r) => r,
             Outbound::Close => panic!("connection closed instead of a reply"),
+            Outbound::StartTls(_) => panic!("TLS upgrade instead of a reply"),
         }
     }
 

@@ -43,8 +43,11 @@ pub enum ReplyCode {
     NotImplemented = 502,
     BadSequence = 503,
     ParameterNotImplemented = 504,
+    /// RFC 4217 §9: the data connection needs a protection level the client did not set.
+    DataProtectionRequired = 521,
     NotLoggedIn = 530,
     PolicyRequiresTls = 534,
+    ProtLevelNotSupported = 536,
     FileUnavailable = 550,
     PageTypeUnknown = 551,
     ExceededStorage = 552,

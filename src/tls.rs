@@ -1,0 +1,202 @@
+//! FTPS (RFC 4217): the TLS configuration and the control connection's transport.
+//!
+//! One rustls `ServerConfig` is built at start from PEM files, with the `ring` provider chosen
+//! explicitly (with two providers compiled in, rustls' default builder panics). It offers
+//! session resumption by session ID and by ticket. When data connections must resume the
+//! control connection's TLS session, each session gets its own copy of the configuration with
+//! a private session cache and no tickets, so a data connection can only resume a session of
+//! its own control connection. This module never reads FTP commands.
+
+use crate::connection::ControlStream;
+use rustls::server::{ServerConfig, ServerSessionMemoryCache};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Session IDs kept for resumption (shared configuration).
+const SESSION_CACHE: usize = 4096;
+
+/// TLS settings: the server configuration and the policies around it.
+#[derive(Debug, Clone)]
+pub struct TlsPolicy {
+    pub config: Arc<ServerConfig>,
+    /// USER is refused on a plaintext control connection.
+    pub require_control: bool,
+    /// Data connections must use PROT P.
+    pub require_data: bool,
+    /// A protected data connection must resume the control connection's TLS session.
+    pub require_session_reuse: bool,
+}
+
+impl TlsPolicy {
+    /// The configuration for one session's control and data connections.
+    pub fn session_config(&self) -> Arc<ServerConfig> {
+        if !self.require_session_reuse {
+            return self.config.clone();
+        }
+        let mut own = (*self.config).clone();
+        own.session_storage = ServerSessionMemoryCache::new(32);
+        // Tickets decrypt under any configuration that shares the ticketer: off, so resumption
+        // proves the data connection came from this control connection's TLS client.
+        own.ticketer = Arc::new(NoTickets);
+        own.send_tls13_tickets = 1;
+        Arc::new(own)
+    }
+}
+
+/// A ticketer that never issues tickets (stateful resumption through the session cache only).
+#[derive(Debug)]
+struct NoTickets;
+
+impl rustls::server::ProducesTickets for NoTickets {
+    fn enabled(&self) -> bool {
+        false
+    }
+    fn lifetime(&self) -> u32 {
+        0
+    }
+    fn encrypt(&self, _: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+    fn decrypt(&self, _: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// The crypto provider: ring, always, explicitly.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Loads a certificate chain and its private key (PEM) into a server configuration.
+/// Errors are one line naming the file and the problem (unreadable, empty, mismatched).
+pub fn load_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("TLS certificate {}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("TLS certificate {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "TLS certificate {}: no CERTIFICATE block",
+            cert.display()
+        ));
+    }
+    let key_der =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("TLS key {}: {e}", key.display()))?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| {
+            format!(
+                "TLS key {} does not fit certificate {}: {e}",
+                key.display(),
+                cert.display()
+            )
+        })?;
+    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS: {e}"))?;
+    Ok(Arc::new(config))
+}
+
+/// The control connection's transport: plaintext until `AUTH TLS`, TLS after (or from the
+/// start on the implicit-TLS port).
+pub enum ControlIo {
+    Plain(ControlStream),
+    Tls(Box<tokio_rustls::server::TlsStream<ControlStream>>),
+}
+
+impl AsyncRead for ControlIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ControlIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ControlIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ControlIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ControlIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ControlIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ControlIo::Plain(s) => Pin::new(s).poll_flush(cx),
+            ControlIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ControlIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ControlIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_pair(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("rcgen");
+        let cert = dir.join(format!("{name}.crt"));
+        let key = dir.join(format!("{name}.key"));
+        std::fs::write(&cert, ck.cert.pem()).expect("cert");
+        std::fs::write(&key, ck.key_pair.serialize_pem()).expect("key");
+        (cert, key)
+    }
+
+    #[test]
+    fn loads_a_matching_pair_and_refuses_mismatches() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (cert_a, key_a) = write_pair(dir.path(), "a");
+        let (_, key_b) = write_pair(dir.path(), "b");
+        assert!(load_config(&cert_a, &key_a).is_ok());
+        let err = load_config(&cert_a, &key_b).expect_err("mismatch");
+        assert!(err.contains("does not fit"), "{err}");
+        let err = load_config(&dir.path().join("none.crt"), &key_a).expect_err("missing");
+        assert!(err.contains("none.crt"), "{err}");
+        let err = load_config(&key_a, &key_a).expect_err("not a cert");
+        assert!(err.contains("a.key"), "{err}");
+    }
+
+    #[test]
+    fn session_reuse_gives_each_session_a_private_cache() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (cert, key) = write_pair(dir.path(), "a");
+        let config = load_config(&cert, &key).expect("config");
+        let shared = TlsPolicy {
+            config: config.clone(),
+            require_control: false,
+            require_data: false,
+            require_session_reuse: false,
+        };
+        assert!(Arc::ptr_eq(&shared.session_config(), &config));
+        let strict = TlsPolicy {
+            require_session_reuse: true,
+            ..shared
+        };
+        let own = strict.session_config();
+        assert!(!Arc::ptr_eq(&own, &config));
+        assert!(!own.ticketer.enabled());
+    }
+}
