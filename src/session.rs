@@ -21,7 +21,7 @@ use crate::file_store::{
 use crate::listener::Listener;
 use crate::listing::{mlsx_line, CivilTime, EntryKind, MlsxFacts, PermFact};
 use crate::protocol::{quote_path, Command, EpsvArg, ParseError, Reply, ReplyCode, TransferType};
-use crate::tls::TlsPolicy;
+use crate::tls::{data_config, SessionTls, TlsPolicy};
 use actix::prelude::*;
 use rustls::server::ServerConfig;
 use std::net::{IpAddr, SocketAddr};
@@ -206,7 +206,7 @@ pub struct Session {
     /// The control connection is in TLS (after AUTH TLS, or implicit TLS).
     control_tls: bool,
     /// This session's TLS configuration (shared, or its own when sessions must be reused).
-    tls_config: Option<Arc<ServerConfig>>,
+    tls_config: Option<SessionTls>,
     pbsz: bool,
     /// PROT P: data connections run TLS.
     prot_private: bool,
@@ -260,7 +260,10 @@ impl Session {
     /// A session on the implicit-TLS port: its control connection is TLS from the first byte.
     pub fn with_implicit_tls(mut self, config: Arc<ServerConfig>) -> Session {
         self.control_tls = true;
-        self.tls_config = Some(config);
+        self.tls_config = Some(SessionTls {
+            data: data_config(&config),
+            control: config,
+        });
         self
     }
 
@@ -999,7 +1002,10 @@ impl Session {
             return Err(FtpError::BadSequence("AUTH must come before login"));
         }
         let config = policy.session_config();
-        self.tls_config = Some(config.clone());
+        self.tls_config = Some(SessionTls {
+            data: data_config(&config),
+            control: config.clone(),
+        });
         self.control_tls = true;
         // A USER sent in clear before AUTH does not carry over (RFC 4217 §4).
         self.login = Login::Connected;
@@ -1311,8 +1317,8 @@ impl Session {
             ascii: self.transfer_type == TransferType::Ascii
                 && !matches!(verb, "LIST" | "NLST" | "MLSD"),
             tls: match (&self.tls_config, self.prot_private) {
-                (Some(config), true) => Some(DataTls {
-                    config: config.clone(),
+                (Some(tls), true) => Some(DataTls {
+                    config: tls.data.clone(),
                     require_resumption: self.tls_policy().is_some_and(|p| p.require_session_reuse),
                 }),
                 _ => None,

@@ -24,6 +24,7 @@ const SESSION_CACHE: usize = 4096;
 /// TLS settings: the server configuration and the policies around it.
 #[derive(Debug, Clone)]
 pub struct TlsPolicy {
+    /// For control connections.
     pub config: Arc<ServerConfig>,
     /// USER is refused on a plaintext control connection.
     pub require_control: bool,
@@ -33,8 +34,15 @@ pub struct TlsPolicy {
     pub require_session_reuse: bool,
 }
 
+/// One session's TLS configurations: control, and data (same keys and session cache).
+#[derive(Debug, Clone)]
+pub struct SessionTls {
+    pub control: Arc<ServerConfig>,
+    pub data: Arc<ServerConfig>,
+}
+
 impl TlsPolicy {
-    /// The configuration for one session's control and data connections.
+    /// The configuration for one session's control connection.
     pub fn session_config(&self) -> Arc<ServerConfig> {
         if !self.require_session_reuse {
             return self.config.clone();
@@ -47,6 +55,16 @@ impl TlsPolicy {
         own.send_tls13_tickets = 1;
         Arc::new(own)
     }
+}
+
+/// The data-connection twin of a control configuration: it shares the session cache and
+/// ticketer (so data connections resume the control session) but issues no TLS 1.3 tickets
+/// of its own. A client that only writes (an upload) never reads them, and closing a socket
+/// with unread data makes the kernel send RST, which destroys upload bytes still in flight.
+pub fn data_config(control: &Arc<ServerConfig>) -> Arc<ServerConfig> {
+    let mut data = (**control).clone();
+    data.send_tls13_tickets = 0;
+    Arc::new(data)
 }
 
 /// A ticketer that never issues tickets (stateful resumption through the session cache only).
@@ -198,5 +216,8 @@ mod tests {
         let own = strict.session_config();
         assert!(!Arc::ptr_eq(&own, &config));
         assert!(!own.ticketer.enabled());
+        let data = data_config(&own);
+        assert_eq!(data.send_tls13_tickets, 0);
+        assert!(Arc::ptr_eq(&data.session_storage, &own.session_storage));
     }
 }
