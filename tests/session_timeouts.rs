@@ -1,0 +1,396 @@
+//! Actor-level timeout tests: a Session with a channel as its reply sink (the pattern of
+//! tests/session_actor.rs) and a Config with the timeouts under test.
+//!
+//! The data-connection timeout runs on tokio timers, so it is tested with paused time
+//! (`tokio::time::pause()` + `advance()`): no test waits 30 s. While time is paused, replies are
+//! awaited by polling the channel and yielding (bounded by a real-clock deadline) instead of
+//! `tokio::time::timeout`, because an idle runtime would auto-advance the paused clock to the
+//! next timer and fire timeouts the test did not ask for.
+//!
+//! The idle and login timeouts compare `std::time::Instant`s inside the Session, which paused
+//! tokio time does not move; the paused-time versions of those tests are ignored (see the
+//! reason on them) and real-clock versions with 1-second timeouts run instead.
+
+use actix::prelude::*;
+use actorftpd::auth::{Credential, Password, Permissions, User, UserDb};
+use actorftpd::config::{Config, Timeouts};
+use actorftpd::file_store::FileStore;
+use actorftpd::protocol::{Command, EpsvArg, Reply, TransferType};
+use actorftpd::session::{Outbound, Peer, Services, Session};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// A reply that does not come within this (real time) is a hang, and the test fails.
+const REPLY_DEADLINE: Duration = Duration::from_secs(10);
+
+fn config(idle: u64, login: u64, data: u64) -> Config {
+    Config {
+        timeouts: Timeouts {
+            idle: Duration::from_secs(idle),
+            login: Duration::from_secs(login),
+            data_connect: Duration::from_secs(data),
+            data_stall: Duration::from_secs(120),
+        },
+        ..Config::default()
+    }
+}
+
+struct Harness {
+    session: Addr<Session>,
+    replies: mpsc::UnboundedReceiver<Outbound>,
+    root: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start(config: Config) -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("srv");
+        std::fs::create_dir(&root).expect("root");
+        let user = User {
+            name: "alice".into(),
+            credential: Credential::Plain(Password::new("secret")),
+            root: root.clone(),
+            permissions: Permissions::ALL,
+        };
+        let services = Services {
+            config: Arc::new(config),
+            users: Arc::new(UserDb::single(user)),
+            store: FileStore::start_pool(2),
+        };
+        let peer = Peer {
+            id: 1,
+            remote: "127.0.0.1:40000".parse().expect("addr"),
+            local: "127.0.0.1:2121".parse().expect("addr"),
+        };
+        let (tx, replies) = mpsc::unbounded_channel();
+        let session = Session::new(peer, services, tx, None).start();
+        let mut h = Harness {
+            session,
+            replies,
+            root,
+            _dir: dir,
+        };
+        h.expect(220).await;
+        h
+    }
+
+    async fn logged_in(config: Config) -> Harness {
+        let mut h = Harness::start(config).await;
+        h.cmd(Command::User("alice".into()), 331).await;
+        h.cmd(Command::Pass("secret".into()), 230).await;
+        h.cmd(Command::Type(TransferType::Image), 200).await;
+        h
+    }
+
+    /// Next outbound item (real clock; only while time is not paused).
+    async fn next(&mut self) -> Outbound {
+        match tokio::time::timeout(REPLY_DEADLINE, self.replies.recv()).await {
+            Ok(Some(out)) => out,
+            Ok(None) => panic!("session stopped without replying"),
+            Err(_) => panic!("no reply within {REPLY_DEADLINE:?}"),
+        }
+    }
+
+    /// Next outbound item while tokio time may be paused: poll and yield, never sleep, so the
+    /// runtime is never idle and the paused clock moves only when the test advances it.
+    async fn next_spin(&mut self) -> Outbound {
+        let deadline = Instant::now() + REPLY_DEADLINE;
+        loop {
+            match self.replies.try_recv() {
+                Ok(out) => return out,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    panic!("session stopped without replying")
+                }
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "no reply within {REPLY_DEADLINE:?} (real time)"
+                    );
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+    }
+
+    async fn expect(&mut self, code: u16) -> Reply {
+        match self.next().await {
+            Outbound::Reply(r) => {
+                assert_eq!(r.code.as_u16(), code, "unexpected reply {r}");
+                r
+            }
+            Outbound::Close => panic!("connection closed instead of a {code} reply"),
+        }
+    }
+
+    async fn expect_spin(&mut self, code: u16) -> Reply {
+        match self.next_spin().await {
+            Outbound::Reply(r) => {
+                assert_eq!(r.code.as_u16(), code, "unexpected reply {r}");
+                r
+            }
+            Outbound::Close => panic!("connection closed instead of a {code} reply"),
+        }
+    }
+
+    async fn send(&mut self, cmd: Command) {
+        self.session.send(cmd).await.expect("session alive");
+    }
+
+    async fn cmd(&mut self, cmd: Command, code: u16) -> Reply {
+        self.send(cmd).await;
+        self.expect(code).await
+    }
+
+    async fn cmd_spin(&mut self, cmd: Command, code: u16) -> Reply {
+        self.send(cmd).await;
+        self.expect_spin(code).await
+    }
+
+    /// No reply is queued right now.
+    fn assert_quiet(&mut self, what: &str) {
+        if let Ok(out) = self.replies.try_recv() {
+            panic!("{what}: unexpected {out:?}");
+        }
+    }
+}
+
+fn epsv_port(r: &Reply) -> u16 {
+    let text = r.text();
+    text.split("|||")
+        .nth(1)
+        .and_then(|s| s.trim_end_matches(['|', ')']).parse().ok())
+        .unwrap_or_else(|| panic!("no port in {text:?}"))
+}
+
+fn local(port: u16) -> SocketAddr {
+    ([127, 0, 0, 1], port).into()
+}
+
+fn write(root: &Path, name: &str, data: &[u8]) {
+    std::fs::write(root.join(name), data).expect("write fixture");
+}
+
+fn sha256(data: &[u8]) -> Vec<u8> {
+    Sha256::digest(data).to_vec()
+}
+
+fn data_of(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ n as u64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Reads a data socket to EOF on a plain thread (not the runtime's blocking pool, so the test
+/// can keep polling the session meanwhile); the result comes back through a channel.
+fn read_in_thread(mut sock: TcpStream) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        sock.set_read_timeout(Some(REPLY_DEADLINE))
+            .expect("timeout");
+        let mut buf = Vec::new();
+        sock.read_to_end(&mut buf).expect("read data connection");
+        let _ = tx.send(buf);
+    });
+    rx
+}
+
+#[actix::test]
+async fn passive_listener_expires_after_the_data_timeout_and_retr_gets_425() {
+    let mut h = Harness::logged_in(config(300, 60, 30)).await;
+    write(&h.root, "f.bin", b"data");
+    tokio::time::pause();
+    let r = h.cmd_spin(Command::Epsv(EpsvArg::Any), 229).await;
+    let port = epsv_port(&r);
+    tokio::time::advance(Duration::from_secs(31)).await;
+    // A command after the advance runs once the expiry timer has had its turn.
+    h.cmd_spin(Command::Noop, 200).await;
+    assert!(
+        TcpStream::connect(local(port)).is_err(),
+        "the expired passive port {port} still accepts connections"
+    );
+    // 425 at once, not a hang.
+    h.cmd_spin(Command::Retr("f.bin".into()), 425).await;
+    h.cmd_spin(Command::List(None), 425).await;
+    // A fresh EPSV works.
+    let r = h.cmd_spin(Command::Epsv(EpsvArg::Any), 229).await;
+    let sock = TcpStream::connect(local(epsv_port(&r))).expect("connect to the new port");
+    let got = read_in_thread(sock);
+    h.cmd_spin(Command::Retr("f.bin".into()), 150).await;
+    h.expect_spin(226).await;
+    assert_eq!(got.recv_timeout(REPLY_DEADLINE).expect("data"), b"data");
+}
+
+#[actix::test]
+async fn passive_listener_is_kept_until_the_data_timeout() {
+    let mut h = Harness::logged_in(config(300, 60, 30)).await;
+    let data = data_of(100_000);
+    write(&h.root, "f.bin", &data);
+    tokio::time::pause();
+    let r = h.cmd_spin(Command::Epsv(EpsvArg::Any), 229).await;
+    tokio::time::advance(Duration::from_secs(29)).await;
+    h.cmd_spin(Command::Noop, 200).await;
+    let sock = TcpStream::connect(local(epsv_port(&r))).expect("port still open after 29 s");
+    let got = read_in_thread(sock);
+    h.cmd_spin(Command::Retr("f.bin".into()), 150).await;
+    h.expect_spin(226).await;
+    assert_eq!(
+        sha256(&got.recv_timeout(REPLY_DEADLINE).expect("data")),
+        sha256(&data)
+    );
+}
+
+#[actix::test]
+async fn retr_whose_data_connection_never_comes_gets_425_after_the_data_timeout() {
+    let mut h = Harness::logged_in(config(300, 60, 30)).await;
+    write(&h.root, "f.bin", b"data");
+    tokio::time::pause();
+    h.cmd_spin(Command::Epsv(EpsvArg::Any), 229).await; // nobody connects
+    h.cmd_spin(Command::Retr("f.bin".into()), 150).await;
+    tokio::time::advance(Duration::from_secs(29)).await;
+    h.cmd_spin(Command::Noop, 200).await;
+    h.assert_quiet("before the data timeout");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    h.expect_spin(425).await;
+    // The session is free again.
+    h.cmd_spin(Command::Noop, 200).await;
+    h.cmd_spin(Command::Abor, 225).await;
+}
+
+#[actix::test]
+async fn active_target_that_never_accepts_gets_425_after_the_data_timeout() {
+    let mut h = Harness::logged_in(config(300, 60, 30)).await;
+    write(&h.root, "f.bin", b"data");
+    // A listener whose accept queue is full: further SYNs are dropped, so a connect to it
+    // neither succeeds nor fails until the connecting side gives up.
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    listener.bind(&local(0).into()).expect("bind");
+    listener.listen(0).expect("listen");
+    let addr = listener
+        .local_addr()
+        .expect("addr")
+        .as_socket()
+        .expect("inet address");
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        s.set_nonblocking(true).expect("nonblocking");
+        let _ = s.connect(&addr.into());
+        fillers.push(s);
+    }
+    tokio::time::pause();
+    h.cmd_spin(Command::Port(addr), 200).await;
+    h.cmd_spin(Command::Retr("f.bin".into()), 150).await;
+    tokio::time::advance(Duration::from_secs(29)).await;
+    h.cmd_spin(Command::Noop, 200).await;
+    h.assert_quiet("before the data timeout");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    h.expect_spin(425).await;
+    h.cmd_spin(Command::Noop, 200).await;
+    drop(fillers);
+}
+
+#[actix::test]
+#[ignore = "BUG (testability): the Session measures idle time with std::time::Instant \
+            (last_active.elapsed()), so a paused tokio clock advanced past --idle-timeout fires the \
+            timer but the check sees ~0 s elapsed and re-arms: no 421 ever comes under paused time"]
+async fn idle_timeout_closes_a_logged_in_session_with_421_under_paused_time() {
+    let mut h = Harness::logged_in(config(300, 60, 30)).await;
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(301)).await;
+    h.expect_spin(421).await;
+    assert_eq!(h.next_spin().await, Outbound::Close);
+}
+
+#[actix::test]
+#[ignore = "BUG (testability): the Session measures the login timeout with std::time::Instant \
+            (connected_at.elapsed()), so advancing a paused tokio clock past --login-timeout never \
+            closes the connection"]
+async fn login_timeout_closes_an_unauthenticated_session_with_421_under_paused_time() {
+    let mut h = Harness::start(config(300, 60, 30)).await;
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(61)).await;
+    h.expect_spin(421).await;
+    assert_eq!(h.next_spin().await, Outbound::Close);
+}
+
+#[actix::test]
+async fn idle_timeout_closes_a_logged_in_idle_session_with_421_then_close() {
+    let mut h = Harness::logged_in(config(1, 60, 30)).await;
+    let last_command = Instant::now();
+    h.cmd(Command::Noop, 200).await;
+    let r = h.expect(421).await;
+    let waited = last_command.elapsed();
+    assert!(r.text().contains("Idle timeout"), "{r}");
+    assert!(
+        waited >= Duration::from_millis(950),
+        "421 came {waited:?} after the last command, before the 1 s idle timeout"
+    );
+    assert_eq!(h.next().await, Outbound::Close);
+    // Nothing after Close; the session has stopped.
+    match tokio::time::timeout(REPLY_DEADLINE, h.replies.recv()).await {
+        Ok(None) => {}
+        other => panic!("expected the session to stop after Close, got {other:?}"),
+    }
+}
+
+#[actix::test]
+async fn login_timeout_closes_a_session_that_never_logs_in_with_421_then_close() {
+    let connected = Instant::now();
+    let mut h = Harness::start(config(300, 1, 30)).await;
+    // USER without PASS does not count as logged in.
+    h.cmd(Command::User("alice".into()), 331).await;
+    let r = h.expect(421).await;
+    assert!(r.text().contains("Login timeout"), "{r}");
+    assert!(
+        connected.elapsed() >= Duration::from_millis(950),
+        "421 before the 1 s login timeout: {:?}",
+        connected.elapsed()
+    );
+    assert_eq!(h.next().await, Outbound::Close);
+}
+
+#[actix::test]
+async fn idle_timeout_does_not_fire_while_a_transfer_runs() {
+    let mut h = Harness::logged_in(config(1, 60, 30)).await;
+    // Far larger than the socket buffers: the transfer cannot finish while nobody reads.
+    let data = data_of(64 * 1024 * 1024);
+    write(&h.root, "big.bin", &data);
+    let r = h.cmd(Command::Epsv(EpsvArg::Any), 229).await;
+    let sock = TcpStream::connect(local(epsv_port(&r))).expect("connect");
+    h.cmd(Command::Retr("big.bin".into()), 150).await;
+    // Two and a half idle periods with the transfer stalled on the client: no 421.
+    match tokio::time::timeout(Duration::from_millis(2500), h.replies.recv()).await {
+        Err(_) => {}
+        Ok(out) => panic!("reply during the transfer: {out:?}"),
+    }
+    let got = read_in_thread(sock);
+    let done = h.expect(226).await;
+    // Idle from here on: now the timeout applies.
+    let idle_from = Instant::now();
+    assert!(done.text().contains(&data.len().to_string()), "{done}");
+    assert_eq!(
+        sha256(&got.recv_timeout(REPLY_DEADLINE).expect("data")),
+        sha256(&data)
+    );
+    h.expect(421).await;
+    assert!(
+        idle_from.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        idle_from.elapsed()
+    );
+    assert_eq!(h.next().await, Outbound::Close);
+}
