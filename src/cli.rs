@@ -3,6 +3,7 @@
 //! It turns arguments into a typed `Invocation`; validation of files (users, root) happens in
 //! `main.rs`, which reports problems as one line and a non-zero exit.
 
+use crate::admin;
 use crate::config::{self, Config};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -126,6 +127,26 @@ struct Opt {
     #[structopt(long, requires = "tls-cert")]
     require_tls_session_reuse: bool,
 
+    /// Append a transfer log in xferlog(5) format to this file.
+    #[structopt(long, parse(from_os_str))]
+    xferlog: Option<PathBuf>,
+
+    /// Serve the admin endpoint (what `actorftpd who` reads) on this address (loopback).
+    #[structopt(long)]
+    admin_listen: Option<SocketAddr>,
+
+    /// Allow --admin-listen on a non-loopback address.
+    #[structopt(long)]
+    admin_allow_remote: bool,
+
+    /// Serve Prometheus metrics at /metrics on this address (loopback).
+    #[structopt(long)]
+    metrics_listen: Option<SocketAddr>,
+
+    /// Allow --metrics-listen on a non-loopback address.
+    #[structopt(long)]
+    metrics_allow_remote: bool,
+
     #[structopt(subcommand)]
     command: Option<Sub>,
 }
@@ -145,13 +166,33 @@ enum Sub {
     /// Print an Argon2id hash for a password read from the terminal (or one line of stdin),
     /// to paste into a users file as password_hash.
     HashPassword,
+    /// Show the running daemon's sessions and transfers (needs its --admin-listen).
+    Who {
+        /// The daemon's admin endpoint.
+        #[structopt(long, default_value = DEFAULT_ADMIN)]
+        admin: SocketAddr,
+        /// Print one snapshot and exit.
+        #[structopt(long)]
+        once: bool,
+        /// Print the snapshot as JSON.
+        #[structopt(long)]
+        json: bool,
+    },
 }
+
+/// Where `who` looks by default, and what the README suggests for --admin-listen.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:2122";
 
 /// What the program was asked to do.
 #[derive(Debug)]
 pub enum Invocation {
     Run(Box<RunSettings>),
     HashPassword,
+    Who {
+        admin: SocketAddr,
+        once: bool,
+        json: bool,
+    },
 }
 
 /// The daemon's settings.
@@ -163,6 +204,8 @@ pub struct RunSettings {
     /// Default log filter when RUST_LOG is not set.
     pub log_level: &'static str,
     pub tls: Option<TlsFiles>,
+    pub admin_listen: Option<SocketAddr>,
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Parses the process arguments; prints help or a usage error and exits on bad input.
@@ -183,8 +226,16 @@ fn resolve_ipv4(name: &str) -> Result<IpAddr, String> {
 }
 
 fn from_opt(opt: Opt) -> Result<Invocation, String> {
-    if let Some(Sub::HashPassword) = opt.command {
-        return Ok(Invocation::HashPassword);
+    match opt.command {
+        Some(Sub::HashPassword) => return Ok(Invocation::HashPassword),
+        Some(Sub::Who { admin, once, json }) => return Ok(Invocation::Who { admin, once, json }),
+        None => {}
+    }
+    if let Some(addr) = opt.admin_listen {
+        admin::check_bind(addr, "admin", opt.admin_allow_remote)?;
+    }
+    if let Some(addr) = opt.metrics_listen {
+        admin::check_bind(addr, "metrics", opt.metrics_allow_remote)?;
     }
     let passive_address = match &opt.passive_address {
         Some(name) => Some(resolve_ipv4(name)?),
@@ -217,6 +268,8 @@ fn from_opt(opt: Opt) -> Result<Invocation, String> {
         passive_address,
         shutdown_grace: Duration::from_secs(opt.shutdown_grace),
         implicit_tls_listen: opt.implicit_tls_listen,
+        xferlog: opt.xferlog,
+        metrics_enabled: opt.admin_listen.is_some() || opt.metrics_listen.is_some(),
         ..defaults
     };
     let tls = match (opt.tls_cert, opt.tls_key) {
@@ -242,6 +295,8 @@ fn from_opt(opt: Opt) -> Result<Invocation, String> {
         users: opt.users,
         log_level,
         tls,
+        admin_listen: opt.admin_listen,
+        metrics_listen: opt.metrics_listen,
     })))
 }
 
@@ -254,7 +309,7 @@ mod tests {
         all.extend_from_slice(args);
         match from_opt(Opt::from_iter_safe(all).map_err(|e| e.message)?)? {
             Invocation::Run(r) => Ok(*r),
-            Invocation::HashPassword => Err("hash-password".into()),
+            _ => Err("not a run".into()),
         }
     }
 
@@ -262,6 +317,24 @@ mod tests {
     fn hash_password_subcommand() {
         let opt = Opt::from_iter_safe(["actorftpd", "hash-password"]).expect("parses");
         assert!(matches!(from_opt(opt), Ok(Invocation::HashPassword)));
+    }
+
+    #[test]
+    fn who_and_observability_options() {
+        let opt = Opt::from_iter_safe(["actorftpd", "who", "--once", "--json"]).expect("parses");
+        match from_opt(opt) {
+            Ok(Invocation::Who { admin, once, json }) => {
+                assert_eq!(admin.to_string(), DEFAULT_ADMIN);
+                assert!(once && json);
+            }
+            other => panic!("{other:?}"),
+        }
+        let i = inv(&["--admin-listen", "127.0.0.1:0", "--xferlog", "/tmp/x.log"]).expect("valid");
+        assert!(i.config.metrics_enabled);
+        assert!(i.config.xferlog.is_some());
+        let err = inv(&["--admin-listen", "0.0.0.0:2122"]).expect_err("refused");
+        assert!(err.contains("--admin-allow-remote"), "{err}");
+        assert!(inv(&["--metrics-listen", "0.0.0.0:0", "--metrics-allow-remote"]).is_ok());
     }
 
     #[test]

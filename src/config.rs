@@ -108,6 +108,10 @@ pub struct Config {
     pub tls: Option<crate::tls::TlsPolicy>,
     /// Implicit TLS (TLS from the first byte), conventionally port 990.
     pub implicit_tls_listen: Option<SocketAddr>,
+    /// Transfer log in xferlog(5) format.
+    pub xferlog: Option<std::path::PathBuf>,
+    /// Count metrics even without a metrics endpoint (the admin endpoint serves them).
+    pub metrics_enabled: bool,
     /// Greeting text after `220 `.
     pub banner: String,
 }
@@ -129,6 +133,8 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             tls: None,
             implicit_tls_listen: None,
+            xferlog: None,
+            metrics_enabled: false,
             banner: "actorftpd ready".to_owned(),
         }
     }

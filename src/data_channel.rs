@@ -11,9 +11,9 @@ use actix::prelude::*;
 use rustls::server::ServerConfig;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 /// How often, at most, a running transfer reports its byte count.
@@ -116,12 +116,14 @@ pub struct Progress {
 #[rtype(result = "()")]
 pub struct Abort;
 
-/// Shared between the actor and its copy task: the only way to stop a blocking copy is to
-/// shut its socket down, so the socket is published here once it exists.
+/// Shared between the actor and its own copy task (nothing else sees it). The only way to stop
+/// a blocking copy is to shut its socket down, so the socket is published here once it exists;
+/// the copy stores its byte count here, and the actor turns it into `Progress` messages.
 #[derive(Debug, Default)]
 struct AbortSwitch {
     aborted: AtomicBool,
     socket: OnceLock<std::net::TcpStream>,
+    done: AtomicU64,
 }
 
 impl AbortSwitch {
@@ -144,6 +146,7 @@ pub struct DataChannel {
     progress_to: Recipient<Progress>,
     switch: Arc<AbortSwitch>,
     result: Option<TransferResult>,
+    reported: u64,
 }
 
 impl DataChannel {
@@ -159,6 +162,7 @@ impl DataChannel {
             progress_to,
             switch: Arc::new(AbortSwitch::default()),
             result: None,
+            reported: 0,
         }
     }
 }
@@ -173,12 +177,20 @@ impl Actor for DataChannel {
             return;
         };
         let switch = self.switch.clone();
-        let progress = self.progress_to.clone();
-        let fut = run_transfer(spec, switch, progress);
+        let fut = run_transfer(spec, switch);
         ctx.spawn(fut.into_actor(self).map(|result, act, ctx| {
             act.result = Some(result);
             ctx.stop();
         }));
+        // Progress to the Session at a bounded rate, and only when bytes moved: the copy loop
+        // may be blocked on a full socket, and its latest count still gets reported.
+        ctx.run_interval(PROGRESS_INTERVAL, |act, _| {
+            let bytes = act.switch.done.load(Ordering::Relaxed);
+            if bytes != act.reported {
+                act.reported = bytes;
+                act.progress_to.do_send(Progress { id: act.id, bytes });
+            }
+        });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -205,11 +217,7 @@ impl Handler<Abort> for DataChannel {
 }
 
 /// The whole transfer: connect, then copy on the blocking pool.
-async fn run_transfer(
-    spec: TransferSpec,
-    switch: Arc<AbortSwitch>,
-    progress: Recipient<Progress>,
-) -> TransferResult {
+async fn run_transfer(spec: TransferSpec, switch: Arc<AbortSwitch>) -> TransferResult {
     let stream = match spec.endpoint {
         DataEndpoint::Passive(listener) => {
             accept_from(listener, spec.control_peer, spec.connect_timeout).await?
@@ -235,9 +243,7 @@ async fn run_transfer(
     }
     let buffer = buffer_size(&spec.payload, spec.size_hint, spec.buffer_size);
     let reporter = ProgressReporter {
-        to: progress,
-        id: spec.id,
-        last: Instant::now(),
+        switch: switch.clone(),
     };
     let job = CopyJob {
         payload: spec.payload,
@@ -316,18 +322,14 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The copy loop's side of progress: one relaxed store per chunk.
 struct ProgressReporter {
-    to: Recipient<Progress>,
-    id: u64,
-    last: Instant,
+    switch: Arc<AbortSwitch>,
 }
 
 impl ProgressReporter {
     fn report(&mut self, bytes: u64) {
-        if self.last.elapsed() >= PROGRESS_INTERVAL {
-            self.last = Instant::now();
-            self.to.do_send(Progress { id: self.id, bytes });
-        }
+        self.switch.done.store(bytes, Ordering::Relaxed);
     }
 }
 

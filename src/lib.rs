@@ -13,6 +13,7 @@
 //! - Components talk only by messages; no shared mutable state.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -22,7 +23,10 @@ pub mod error;
 pub mod file_store;
 pub mod listener;
 pub mod listing;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod session;
 pub mod tls;
+pub mod who;
+pub mod xferlog;

@@ -108,6 +108,11 @@ pub struct SessionStarted {
     pub session: Addr<Session>,
 }
 
+/// The sessions this Listener started and that are still open (the admin view asks).
+#[derive(Message)]
+#[rtype(result = "Vec<Addr<Session>>")]
+pub struct ListSessions;
+
 /// How many sessions are open (the shutdown wait, tests and the admin view ask).
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -276,6 +281,14 @@ impl Handler<OpenSessions> for Listener {
 
     fn handle(&mut self, _: OpenSessions, _: &mut Context<Self>) -> usize {
         self.open
+    }
+}
+
+impl Handler<ListSessions> for Listener {
+    type Result = MessageResult<ListSessions>;
+
+    fn handle(&mut self, _: ListSessions, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.sessions.values().cloned().collect())
     }
 }
 

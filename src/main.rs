@@ -22,6 +22,7 @@ const DEFAULT_USER: &str = "ftpuser";
 fn main() -> ExitCode {
     let result = match cli::parse() {
         Ok(cli::Invocation::HashPassword) => print_hash(),
+        Ok(cli::Invocation::Who { admin, once, json }) => actorftpd::who::run(admin, once, json),
         Ok(cli::Invocation::Run(settings)) => {
             env_logger::Builder::from_env(
                 env_logger::Env::default().default_filter_or(settings.log_level),
@@ -122,14 +123,37 @@ fn run(settings: cli::RunSettings) -> Result<(), String> {
         Some(l) => Some(l.local_addr().map_err(|e| e.to_string())?),
         None => None,
     };
+    let bind_endpoint = |addr: Option<SocketAddr>, what: &str| -> Result<_, String> {
+        match addr {
+            Some(a) => {
+                let l =
+                    server::bind(a).map_err(|e| format!("cannot listen on {a} ({what}): {e}"))?;
+                let local = l.local_addr().map_err(|e| e.to_string())?;
+                Ok((Some(l), Some(local)))
+            }
+            None => Ok((None, None)),
+        }
+    };
+    let (admin, admin_local) = bind_endpoint(settings.admin_listen, "admin")?;
+    let (metrics, metrics_local) = bind_endpoint(settings.metrics_listen, "metrics")?;
+    let endpoints = Endpoints {
+        implicit: implicit_local,
+        admin: admin_local,
+        metrics: metrics_local,
+    };
+    let sockets = server::Sockets {
+        control: std_listener,
+        implicit_tls: implicit,
+        admin,
+        metrics,
+    };
 
     let grace = config.shutdown_grace;
     let tls_on = config.tls.is_some();
     let system = actix_rt::System::new();
     system.block_on(async move {
-        let running = server::start(config, users, std_listener, implicit)
-            .map_err(|e| format!("start failed: {e}"))?;
-        announce(local, implicit_local, tls_on, one_off.as_ref());
+        let running = server::start(config, users, sockets)?;
+        announce(local, &endpoints, tls_on, one_off.as_ref());
         wait_for_signal().await;
         // Stop accepting, 421 to idle sessions, let transfers finish within the grace period
         // (then they are aborted and unfinished uploads discarded), then stop.
@@ -168,11 +192,27 @@ fn default_root() -> Result<PathBuf, String> {
     Ok(root)
 }
 
-fn announce(local: SocketAddr, implicit: Option<SocketAddr>, tls: bool, one_off: Option<&OneOff>) {
+/// Where the optional endpoints ended up (port 0 binds are resolved).
+struct Endpoints {
+    implicit: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
+}
+
+fn announce(local: SocketAddr, endpoints: &Endpoints, tls: bool, one_off: Option<&OneOff>) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "actorftpd listening on {local}");
-    if let Some(addr) = implicit {
+    if let Some(addr) = endpoints.implicit {
         let _ = writeln!(out, "actorftpd implicit TLS on {addr}");
+    }
+    if let Some(addr) = endpoints.admin {
+        let _ = writeln!(
+            out,
+            "actorftpd admin endpoint on {addr} (actorftpd who --admin {addr})"
+        );
+    }
+    if let Some(addr) = endpoints.metrics {
+        let _ = writeln!(out, "actorftpd metrics on http://{addr}/metrics");
     }
     if let Some(o) = one_off {
         let host = connect_host(local);

@@ -2,11 +2,14 @@
 //!
 //! Used by `main.rs` and by tests that want a real daemon inside their own process.
 
+use crate::admin::{AdminEndpoint, Routes};
 use crate::auth::UserDb;
 use crate::config::Config;
 use crate::file_store::FileStore;
 use crate::listener::Listener;
-use crate::session::Services;
+use crate::metrics::Metrics;
+use crate::session::{Observers, Services};
+use crate::xferlog::XferLog;
 use actix::prelude::*;
 use actix_rt::{Arbiter, ArbiterHandle};
 use std::io;
@@ -52,23 +55,38 @@ fn handles(workers: &[Arbiter]) -> Vec<ArbiterHandle> {
     workers.iter().map(Arbiter::handle).collect()
 }
 
-/// Starts the FileStore pool, one worker Arbiter per configured worker, and the Listener(s).
-/// Must run inside an actix System.
-pub fn start(
-    config: Config,
-    users: UserDb,
-    listener: std::net::TcpListener,
-    implicit_tls: Option<std::net::TcpListener>,
-) -> io::Result<Running> {
-    let local_addr = listener.local_addr()?;
-    let listener = tokio::net::TcpListener::from_std(listener)?;
+/// The sockets the daemon serves, bound before the actors start.
+pub struct Sockets {
+    pub control: std::net::TcpListener,
+    pub implicit_tls: Option<std::net::TcpListener>,
+    /// `/sessions` (and `/metrics` when metrics are on).
+    pub admin: Option<std::net::TcpListener>,
+    /// `/metrics` only.
+    pub metrics: Option<std::net::TcpListener>,
+}
+
+/// Starts the FileStore pool, the observers, one worker Arbiter per configured worker, the
+/// Listener(s) and the admin endpoints. Must run inside an actix System.
+pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running, String> {
+    let Sockets {
+        control: listener,
+        implicit_tls,
+        admin,
+        metrics: metrics_socket,
+    } = sockets;
+    let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+    let async_socket =
+        |l: std::net::TcpListener| tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string());
     let implicit_tls = match implicit_tls {
-        Some(l) if config.tls.is_some() => Some(tokio::net::TcpListener::from_std(l)?),
-        Some(_) => {
-            return Err(io::Error::other(
-                "implicit TLS needs --tls-cert and --tls-key",
-            ))
-        }
+        Some(l) if config.tls.is_some() => Some(async_socket(l)?),
+        Some(_) => return Err("implicit TLS needs --tls-cert and --tls-key".into()),
+        None => None,
+    };
+    let metrics =
+        (metrics_socket.is_some() || config.metrics_enabled).then(|| Metrics::default().start());
+    let xferlog = match &config.xferlog {
+        Some(path) => Some(XferLog::start(path)?),
         None => None,
     };
     let store = FileStore::start_pool(config.store_threads);
@@ -77,6 +95,10 @@ pub fn start(
         config: Arc::new(config),
         users: Arc::new(users),
         store: store.clone(),
+        observers: Observers {
+            metrics: metrics.clone(),
+            xferlog,
+        },
     };
     let implicit = implicit_tls.map(|l| {
         Listener::new(l, handles(&workers), services.clone())
@@ -84,6 +106,22 @@ pub fn start(
             .start()
     });
     let listener = Listener::new(listener, handles(&workers), services).start();
+    let mut sessions_from = vec![listener.clone()];
+    sessions_from.extend(implicit.clone());
+    if let Some(l) = admin {
+        let routes = Routes {
+            sessions: sessions_from,
+            metrics: metrics.clone(),
+        };
+        AdminEndpoint::new(async_socket(l)?, routes).start();
+    }
+    if let Some(l) = metrics_socket {
+        let routes = Routes {
+            sessions: Vec::new(),
+            metrics,
+        };
+        AdminEndpoint::new(async_socket(l)?, routes).start();
+    }
     Ok(Running {
         local_addr,
         listener,

@@ -7,6 +7,7 @@
 //! and hands each transfer to a short-lived DataChannel. It never touches a socket's bytes or
 //! the disk itself, and it never waits on a transfer: NOOP, STAT and ABOR answer while one runs.
 
+use crate::admin::{SessionSnapshot, TransferSnapshot};
 use crate::auth::{Permissions, User, UserDb};
 use crate::config::{is_local_peer, Config};
 use crate::data_channel::{
@@ -20,14 +21,18 @@ use crate::file_store::{
 };
 use crate::listener::Listener;
 use crate::listing::{mlsx_line, CivilTime, EntryKind, MlsxFacts, PermFact};
+use crate::metrics::{Metrics, Observe, Observed};
 use crate::protocol::{quote_path, Command, EpsvArg, ParseError, Reply, ReplyCode, TransferType};
 use crate::tls::{data_config, SessionTls, TlsPolicy};
+use crate::xferlog::{XferLog, XferRecord};
 use actix::prelude::*;
 use rustls::server::ServerConfig;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+// tokio's clock: the same one actix timers use, so paused-time tests can drive timeouts.
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// What the Session sends to whoever owns the control connection.
 #[derive(Debug)]
@@ -61,7 +66,23 @@ pub struct Services {
     pub config: Arc<Config>,
     pub users: Arc<UserDb>,
     pub store: Addr<FileStore>,
+    pub observers: Observers,
 }
+
+/// Where sessions report what happened; each is off (`None`) unless configured.
+#[derive(Clone, Default)]
+pub struct Observers {
+    pub metrics: Option<Addr<Metrics>>,
+    pub xferlog: Option<Addr<XferLog>>,
+}
+
+/// Asks a Session to describe itself (the admin endpoint's live view).
+#[derive(Debug, Message)]
+#[rtype(result = "SessionSnapshot")]
+pub struct SessionStatus;
+
+/// How often a long transfer writes a progress line to the log.
+const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Who a Session talks to.
 #[derive(Debug, Clone, Copy)]
@@ -143,9 +164,12 @@ const FEATURES: &[&str] = &[
 
 /// HELP lists the verbs we answer.
 const HELP_VERBS: &str =
-    "ABOR ALLO APPE CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MKD MODE NLST NOOP \
-OPTS PASS PASV PORT PWD QUIT REST RETR RMD RNFR RNTO SIZE STAT STOR STOU STRU SYST TYPE USER \
-XCUP XCWD XMKD XPWD XRMD";
+    "ABOR ACCT ALLO APPE CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MKD MLSD MLST MODE NLST \
+NOOP OPTS PASS PASV PORT PWD QUIT REIN REST RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU STRU \
+SYST TYPE USER XCUP XCWD XMKD XPWD XRMD";
+
+/// Answered only when TLS is configured.
+const HELP_TLS_VERBS: &str = "AUTH PBSZ PROT";
 
 enum Login {
     Connected,
@@ -167,8 +191,37 @@ struct Transfer {
     bytes: u64,
     size: Option<u64>,
     started: Instant,
-    upload: Option<UploadTarget>,
+    upload: Option<(Jail, UploadTarget)>,
     abort_requested: bool,
+    ascii: bool,
+    last_log: Instant,
+}
+
+impl Transfer {
+    fn direction(&self) -> &'static str {
+        match self.verb {
+            "RETR" => "download",
+            "STOR" | "APPE" | "STOU" => "upload",
+            _ => "listing",
+        }
+    }
+
+    fn snapshot(&self) -> TransferSnapshot {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        TransferSnapshot {
+            verb: self.verb.to_owned(),
+            path: self.path.to_string(),
+            direction: self.direction().to_owned(),
+            bytes: self.bytes,
+            size: self.size,
+            elapsed_secs: elapsed,
+            rate: if elapsed > 0.0 {
+                self.bytes as f64 / elapsed
+            } else {
+                0.0
+            },
+        }
+    }
 }
 
 /// What a command handler hands back: its reply is sent when the future completes, and the
@@ -213,6 +266,8 @@ pub struct Session {
     /// Lines received so far (the first one is checked against other protocols).
     lines_seen: u64,
     shutting_down: bool,
+    /// The last command, as the live view shows it (passwords masked).
+    last_command: String,
     /// Prefix of every log line: session id, peer, and user once known.
     tag: String,
 }
@@ -254,6 +309,7 @@ impl Session {
             prot_private: false,
             lines_seen: 0,
             shutting_down: false,
+            last_command: String::new(),
         }
     }
 
@@ -267,7 +323,14 @@ impl Session {
         self
     }
 
+    fn observe(&self, event: Observe) {
+        if let Some(m) = &self.services.observers.metrics {
+            m.do_send(Observed(event));
+        }
+    }
+
     fn send(&mut self, reply: Reply) {
+        self.observe(Observe::Reply(reply.code.as_u16()));
         log::debug!("[{}] -> {}", self.tag, reply);
         // A closed receiver means the connection is gone; ControlClosed will follow.
         let _ = self.out.send(Outbound::Reply(reply));
@@ -443,7 +506,7 @@ impl Session {
                 lines.push("End".to_owned());
                 Ok(Reply::multi(ReplyCode::SystemStatus, lines))
             }
-            Command::Help(topic) => Ok(help(topic)),
+            Command::Help(topic) => Ok(help(topic, self.tls_policy().is_some())),
             Command::Opts(name, value) => self.cmd_opts(&name, value.as_deref()),
             Command::Pwd => Ok(Reply::new(
                 ReplyCode::PathCreated,
@@ -652,6 +715,7 @@ impl Session {
                     }
                     Ok((user, Ok(Ok(jail)))) => {
                         log::info!("[{}] login ok as {}", act.tag, user.name);
+                        act.observe(Observe::Login { ok: true });
                         act.tag = format!("#{} {} {}", act.peer.id, act.peer.remote, user.name);
                         act.cwd = VirtualPath::root();
                         act.login = Login::LoggedIn { user, jail };
@@ -677,6 +741,7 @@ impl Session {
     /// `max_failures` on this connection, close it.
     fn login_failed(&mut self, ctx: &mut Context<Self>, name: &str) {
         self.login_failures += 1;
+        self.observe(Observe::Login { ok: false });
         log::warn!(
             "[{}] login failed for {name} ({} on this connection)",
             self.tag,
@@ -1247,6 +1312,9 @@ impl Session {
                 return done();
             }
         };
+        // The upload keeps its own jail handle: after REIN (or anything else that changes the
+        // login) the temporary file is still renamed into place or removed in the right root.
+        let upload_jail = jail.clone();
         self.ask(
             OpenWrite {
                 jail,
@@ -1272,7 +1340,7 @@ impl Session {
                     endpoint,
                     Payload::Receive(upload.file),
                     None,
-                    Some(upload.target),
+                    Some((upload_jail, upload.target)),
                 )?;
                 Ok(Reply::new(ReplyCode::OpeningDataConnection, text))
             },
@@ -1305,7 +1373,7 @@ impl Session {
         endpoint: DataEndpoint,
         payload: Payload,
         size: Option<u64>,
-        upload: Option<UploadTarget>,
+        upload: Option<(Jail, UploadTarget)>,
     ) -> Result<(), FtpError> {
         let config = &self.services.config;
         let id = self.next_transfer_id;
@@ -1335,7 +1403,12 @@ impl Session {
         };
         let me = ctx.address();
         let channel = DataChannel::new(spec, me.clone().recipient(), me.recipient()).start();
-        log::info!("[{}] {verb} {path} started", self.tag);
+        log::info!(
+            "[{}] {verb} {path} started ({} bytes expected)",
+            self.tag,
+            size.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
+        );
+        self.observe(Observe::TransferStarted);
         self.transfer = Some(Transfer {
             id,
             channel,
@@ -1346,6 +1419,8 @@ impl Session {
             started: Instant::now(),
             upload,
             abort_requested: false,
+            ascii: self.transfer_type == TransferType::Ascii,
+            last_log: Instant::now(),
         });
         Ok(())
     }
@@ -1364,13 +1439,22 @@ impl Session {
         match &self.transfer {
             Some(t) => {
                 let secs = t.started.elapsed().as_secs_f64();
-                let total = t.size.map(|s| format!(" of {s}")).unwrap_or_default();
+                let (total, pct) = match t.size {
+                    Some(s) if s > 0 => (
+                        format!(" of {s}"),
+                        format!(" ({:.0}%)", t.bytes as f64 * 100.0 / s as f64),
+                    ),
+                    Some(s) => (format!(" of {s}"), String::new()),
+                    None => (String::new(), String::new()),
+                };
                 lines.push(format!(
-                    "Transfer in progress: {} {} {}{} bytes, {:.1} s, {}",
+                    "Transfer in progress: {} {} ({}) {}{} bytes{}, {:.1} s, {}",
                     t.verb,
                     t.path,
+                    t.direction(),
                     t.bytes,
                     total,
+                    pct,
                     secs,
                     rate(t.bytes, secs)
                 ));
@@ -1384,6 +1468,28 @@ impl Session {
     /// Replies to the end of a transfer, in RFC 959 order, then any QUIT or close that waited.
     fn finish_transfer(&mut self, ctx: &mut Context<Self>, t: Transfer, result: TransferResult) {
         let secs = t.started.elapsed().as_secs_f64();
+        let bytes = *result.as_ref().unwrap_or(&t.bytes);
+        self.observe(Observe::TransferEnded {
+            incoming: t.direction() == "upload",
+            bytes,
+            ok: result.is_ok(),
+        });
+        if let (Some(log), Some(user), "download" | "upload") =
+            (&self.services.observers.xferlog, self.user(), t.direction())
+        {
+            log.do_send(XferRecord {
+                when: unix_now(),
+                seconds: secs,
+                remote: self.peer.remote.ip(),
+                bytes,
+                path: user.root.join(t.path.to_relative()),
+                binary: !t.ascii,
+                incoming: t.direction() == "upload",
+                anonymous: user.anonymous,
+                user: user.name.clone(),
+                complete: result.is_ok(),
+            });
+        }
         let reply = match &result {
             Ok(bytes) => {
                 log::info!(
@@ -1471,6 +1577,7 @@ impl Actor for Session {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         log::info!("[{}] connected", self.tag);
+        self.observe(Observe::SessionOpened);
         let banner = self.services.config.banner.clone();
         self.reply(ReplyCode::ServiceReady, banner);
         let t = &self.services.config.timeouts;
@@ -1481,6 +1588,7 @@ impl Actor for Session {
         if let Some(t) = self.transfer.take() {
             t.channel.do_send(Abort);
         }
+        self.observe(Observe::SessionClosed);
         log::info!("[{}] disconnected", self.tag);
         if let Some(to) = &self.listener {
             to.do_send(SessionClosed {
@@ -1501,6 +1609,8 @@ impl Handler<Command> for Session {
         self.last_active = Instant::now();
         self.lines_seen += 1;
         log::debug!("[{}] <- {}", self.tag, cmd);
+        self.observe(Observe::Command(cmd.verb()));
+        self.last_command = cmd.to_string();
         AtomicResponse::new(self.dispatch(cmd, ctx))
     }
 }
@@ -1556,9 +1666,43 @@ impl Handler<Progress> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: Progress, _: &mut Context<Self>) {
-        if let Some(t) = self.transfer.as_mut().filter(|t| t.id == msg.id) {
-            t.bytes = msg.bytes;
+        let Some(t) = self.transfer.as_mut().filter(|t| t.id == msg.id) else {
+            return;
+        };
+        t.bytes = msg.bytes;
+        // A steady progress line for long transfers, not one per chunk.
+        if t.last_log.elapsed() >= PROGRESS_LOG_INTERVAL {
+            t.last_log = Instant::now();
+            let snap = t.snapshot();
+            log::info!(
+                "[{}] {} {} in progress: {} of {} bytes, {:.0} s, {}",
+                self.tag,
+                snap.verb,
+                snap.path,
+                snap.bytes,
+                snap.size
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                snap.elapsed_secs,
+                rate(snap.bytes, snap.elapsed_secs)
+            );
         }
+    }
+}
+
+impl Handler<SessionStatus> for Session {
+    type Result = MessageResult<SessionStatus>;
+
+    fn handle(&mut self, _: SessionStatus, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(SessionSnapshot {
+            id: self.peer.id,
+            peer: self.peer.remote.to_string(),
+            user: self.user().map(|u| u.name.clone()),
+            idle_secs: self.last_active.elapsed().as_secs(),
+            command: self.last_command.clone(),
+            tls: self.control_tls,
+            transfer: self.transfer.as_ref().map(Transfer::snapshot),
+        })
     }
 }
 
@@ -1573,20 +1717,13 @@ impl Handler<TransferDone> for Session {
             t.bytes = bytes;
         }
         self.last_active = Instant::now();
-        let Some(target) = t.upload.take() else {
+        let Some((jail, target)) = t.upload.take() else {
             self.finish_transfer(ctx, t, msg.result);
             return;
         };
         // An upload is renamed into place only when it completed; otherwise its temporary
         // file is removed, so a failed STOR never leaves a truncated file under the real name.
         let keep = msg.result.is_ok();
-        let jail = match self.jail() {
-            Ok(j) => j,
-            Err(_) => {
-                self.finish_transfer(ctx, t, msg.result);
-                return;
-            }
-        };
         let finish = self
             .services
             .store
@@ -1631,17 +1768,24 @@ pub fn rate(bytes: u64, secs: f64) -> String {
     }
 }
 
-fn help(topic: Option<String>) -> Reply {
+fn help(topic: Option<String>, tls: bool) -> Reply {
+    let known = |t: &str| {
+        HELP_VERBS.split(' ').any(|v| v == t) || (tls && HELP_TLS_VERBS.split(' ').any(|v| v == t))
+    };
     match topic {
         None => Reply::multi(
             ReplyCode::HelpMessage,
             vec![
                 "The following commands are recognized:".to_owned(),
-                format!(" {HELP_VERBS}"),
+                if tls {
+                    format!(" {HELP_VERBS} {HELP_TLS_VERBS}")
+                } else {
+                    format!(" {HELP_VERBS}")
+                },
                 "Help OK".to_owned(),
             ],
         ),
-        Some(t) if HELP_VERBS.split(' ').any(|v| v == t) => Reply::new(
+        Some(t) if known(&t) => Reply::new(
             ReplyCode::HelpMessage,
             format!("{t} is supported; see RFC 959"),
         ),

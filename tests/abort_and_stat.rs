@@ -59,26 +59,38 @@ struct StatProgress {
 #[track_caller]
 fn stat_progress(c: &mut Ctrl, path: &str) -> StatProgress {
     let r = c.expect("STAT", 211);
-    let prefix = format!("Transfer in progress: RETR {path} ");
+    let prefix = format!("Transfer in progress: RETR {path} (download) ");
     let line = r
         .middle()
         .iter()
         .find_map(|l| l.strip_prefix(&prefix))
         .unwrap_or_else(|| c.fail(&format!("no `{prefix}N of M bytes` line in STAT: {r}")));
+    // `N of M bytes (P%), S s, rate`
     let words: Vec<&str> = line.split_whitespace().collect();
+    let pct_ok = words
+        .get(4)
+        .and_then(|w| {
+            w.strip_prefix('(')?
+                .strip_suffix("%),")?
+                .parse::<u32>()
+                .ok()
+        })
+        .is_some_and(|p| p <= 100);
     match (
         words.first().and_then(|w| w.parse().ok()),
         words.get(1),
         words.get(2).and_then(|w| w.parse().ok()),
         words.get(3),
-        words.get(4).and_then(|w| w.parse().ok()),
-        words.get(5),
+        words.get(5).and_then(|w| w.parse().ok()),
+        words.get(6),
     ) {
-        (Some(done), Some(&"of"), Some(total), Some(&"bytes,"), Some(secs), Some(&"s,")) => {
+        (Some(done), Some(&"of"), Some(total), Some(&"bytes"), Some(secs), Some(&"s,"))
+            if pct_ok =>
+        {
             StatProgress { done, total, secs }
         }
         _ => c.fail(&format!(
-            "STAT transfer line not `N of M bytes, S s, rate`: {line:?}"
+            "STAT transfer line not `N of M bytes (P%), S s, rate`: {line:?}"
         )),
     }
 }

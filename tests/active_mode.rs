@@ -163,7 +163,10 @@ fn start_ipv6() -> Daemon {
     );
     std::fs::write(
         &users,
-        format!("[[user]]\nname = \"{USER}\"\npassword = \"{PASS}\"\nroot = \"{root_str}\"\n"),
+        format!(
+            "[[user]]\nname = \"{USER}\"\npassword_hash = \"{}\"\nroot = \"{root_str}\"\n",
+            actorftpd::auth::hash_password(PASS).expect("hash")
+        ),
     )
     .expect("write users file");
     let args: Vec<OsString> = vec![

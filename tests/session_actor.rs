@@ -44,6 +44,7 @@ impl Harness {
             config: Arc::new(config),
             users: Arc::new(UserDb::single(user)),
             store: FileStore::start_pool(2),
+            observers: Default::default(),
         };
         let peer = Peer {
             id: 1,

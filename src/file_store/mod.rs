@@ -326,9 +326,9 @@ impl Handler<OpenWrite> for FileStore {
     fn handle(&mut self, msg: OpenWrite, _: &mut SyncContext<Self>) -> Self::Result {
         let dir = msg.jail.dir();
         let dest = non_root(&msg.path)?;
-        match dir.metadata(&dest) {
+        let existing_len = match dir.metadata(&dest) {
             Ok(m) if m.is_dir() => return Err(StoreError::IsADirectory),
-            Ok(_) => {
+            Ok(m) => {
                 if msg.mode
                     == (WriteMode::Replace {
                         allow_overwrite: false,
@@ -336,9 +336,16 @@ impl Handler<OpenWrite> for FileStore {
                 {
                     return Err(StoreError::PermissionDenied);
                 }
+                m.len()
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(e.into()),
+        };
+        // RFC 3659 §5.5: a restart offset past the end is refused before anything is created.
+        if let WriteMode::At(offset) = msg.mode {
+            if offset > existing_len {
+                return Err(StoreError::BadOffset);
+            }
         }
         let mut opts = OpenOptions::new();
         opts.write(true).mode(0o644);
