@@ -9,6 +9,7 @@ use crate::protocol::{Command, FtpCodec};
 use crate::session::{ControlClosed, Outbound, Session, Unparsable};
 use crate::tls::ControlIo;
 use actix::Addr;
+use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use rustls::server::ServerConfig;
 use std::io;
@@ -88,6 +89,16 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 type ControlFramed = Framed<ControlIo, FtpCodec>;
 
+/// Replies are short: the write buffer starts small and grows only for long listings (STAT,
+/// HELP). tokio-util would give every connection 8 KiB here, most of an idle session's cost.
+const WRITE_BUFFER: usize = 128;
+
+fn control_framed(io: ControlIo, max_line: usize) -> ControlFramed {
+    let mut framed = Framed::with_capacity(io, FtpCodec::new(max_line), READ_BUFFER);
+    *framed.write_buffer_mut() = BytesMut::with_capacity(WRITE_BUFFER);
+    framed
+}
+
 /// Runs the TLS handshake on a plaintext control stream (AUTH TLS, or implicit TLS at connect).
 async fn accept_tls(stream: ControlStream, config: Arc<ServerConfig>) -> io::Result<ControlIo> {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
@@ -124,11 +135,7 @@ async fn start_tls(
         return Err(io::Error::other("AUTH TLS on a connection already in TLS"));
     };
     let io = accept_tls(plain, config).await?;
-    Ok(Framed::with_capacity(
-        io,
-        FtpCodec::new(max_line),
-        READ_BUFFER,
-    ))
+    Ok(control_framed(io, max_line))
 }
 
 /// Runs the control connection until the client leaves or the Session closes it. With
@@ -151,7 +158,7 @@ pub async fn run_control(
             }
         },
     };
-    let mut framed = Framed::with_capacity(io, FtpCodec::new(max_line), READ_BUFFER);
+    let mut framed = control_framed(io, max_line);
     let mut reading = true;
     loop {
         tokio::select! {
