@@ -554,3 +554,22 @@ fn idle_and_login_timeouts_close_with_421() {
     let text = anonymous.expect(421);
     assert!(text.contains("Login timeout"), "{text:?}");
 }
+
+#[test]
+fn a_transfer_that_stalls_is_ended_with_426() {
+    let d = one_user(&["--stall-timeout", "1"]);
+    std::fs::write(
+        d.root("alice").join("big.bin"),
+        common::random_bytes(64 * 1024 * 1024),
+    )
+    .expect("fixture");
+    let mut c = Raw::login(d.addr(), "alice", "pw");
+    c.cmd("TYPE I", 200);
+    // The client connects and never reads: the server's writes stop making progress.
+    let data = c.passive(None);
+    c.cmd("RETR big.bin", 150);
+    let text = c.expect(426);
+    assert!(text.contains("stalled"), "{text:?}");
+    drop(data);
+    c.cmd("NOOP", 200);
+}

@@ -294,3 +294,31 @@ fn admin_and_metrics_endpoints_refuse_non_loopback_unless_forced() {
     let (status, _) = http_get(local, "/../../etc/passwd");
     assert!(status.contains("404"), "{status}");
 }
+
+#[test]
+fn admin_endpoint_refuses_oversized_and_non_get_requests() {
+    use std::io::{Read, Write};
+    let mut d = Daemon::start_with_args(
+        &[("alice", "pw", "srv")],
+        &["--admin-listen", "127.0.0.1:0"],
+    );
+    let admin = announced(&mut d, "actorftpd admin endpoint on ");
+    let ask = |request: &[u8]| -> String {
+        let mut s = std::net::TcpStream::connect(admin).expect("connect");
+        s.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        // The server may answer and close before reading all of a huge request.
+        let _ = s.write_all(request);
+        let mut raw = String::new();
+        let _ = s.read_to_string(&mut raw);
+        raw.lines().next().unwrap_or("").to_owned()
+    };
+    let mut huge = b"GET /sessions HTTP/1.1\r\nX: ".to_vec();
+    huge.extend(std::iter::repeat(b'a').take(64 * 1024));
+    huge.extend_from_slice(b"\r\n\r\n");
+    assert!(
+        ask(&huge).contains("431"),
+        "oversized request head accepted"
+    );
+    assert!(ask(b"POST /sessions HTTP/1.1\r\n\r\n").contains("405"));
+    assert!(ask(b"GET /sessions HTTP/1.1\r\n\r\n").contains("200"));
+}

@@ -44,6 +44,9 @@ impl std::fmt::Debug for Jail {
 }
 
 impl Jail {
+    /// SECURITY: every file-system call goes through this handle: cap-std resolves each path
+    /// beneath it (openat2 RESOLVE_BENEATH where the kernel has it) and fails any `..` or
+    /// symlink, absolute or relative, that would lead outside, so a check cannot race an open.
     fn dir(&self) -> &Dir {
         &self.0
     }
