@@ -224,6 +224,13 @@ async fn run_transfer(spec: TransferSpec, switch: Arc<AbortSwitch>) -> TransferR
         }
         DataEndpoint::Active(addr) => connect_to(addr, spec.connect_timeout).await?,
     };
+    let payload = match (spec.tls.is_none(), spec.payload) {
+        // Bytes in memory (listings, small files) in clear: written right here, no thread.
+        (true, Payload::SendBytes(bytes)) => {
+            return send_bytes(stream, bytes, spec.ascii, spec.stall_timeout, &switch).await;
+        }
+        (_, payload) => payload,
+    };
     let sock = stream
         .into_std()
         .map_err(|e| TransferError::NoConnection(e.to_string()))?;
@@ -241,12 +248,12 @@ async fn run_transfer(spec: TransferSpec, switch: Arc<AbortSwitch>) -> TransferR
     if switch.is_triggered() {
         return Err(TransferError::Aborted);
     }
-    let buffer = buffer_size(&spec.payload, spec.size_hint, spec.buffer_size);
+    let buffer = buffer_size(&payload, spec.size_hint, spec.buffer_size);
     let reporter = ProgressReporter {
         switch: switch.clone(),
     };
     let job = CopyJob {
-        payload: spec.payload,
+        payload,
         ascii: spec.ascii,
         buffer,
         tls: spec.tls,
@@ -255,6 +262,38 @@ async fn run_transfer(spec: TransferSpec, switch: Arc<AbortSwitch>) -> TransferR
     match job.await {
         Ok(result) => result,
         Err(e) => Err(TransferError::LocalIo(format!("copy task failed: {e}"))),
+    }
+}
+
+/// Sends bytes held in memory on the async socket. An Abort drops this future (the actor
+/// stops), which closes the socket.
+async fn send_bytes(
+    mut stream: TcpStream,
+    bytes: Vec<u8>,
+    ascii: bool,
+    stall: Duration,
+    switch: &AbortSwitch,
+) -> TransferResult {
+    use tokio::io::AsyncWriteExt;
+    let len = bytes.len() as u64;
+    let wire = if ascii {
+        let mut wire = Vec::with_capacity(bytes.len() + bytes.len() / 16);
+        lf_to_crlf(&bytes, false, &mut wire);
+        wire
+    } else {
+        bytes
+    };
+    let write = async {
+        stream.write_all(&wire).await?;
+        stream.shutdown().await
+    };
+    match tokio::time::timeout(stall, write).await {
+        Ok(Ok(())) => {
+            switch.done.store(len, Ordering::Relaxed);
+            Ok(len)
+        }
+        Ok(Err(e)) => Err(socket_error(e, switch)),
+        Err(_) => Err(TransferError::Stalled),
     }
 }
 
@@ -428,7 +467,14 @@ fn copy_payload<S: Read + Write>(
     } = job;
     match payload {
         Payload::SendBytes(bytes) => {
-            sock.write_all(&bytes)
+            let mut wire = Vec::new();
+            let out: &[u8] = if ascii {
+                lf_to_crlf(&bytes, false, &mut wire);
+                &wire
+            } else {
+                &bytes
+            };
+            sock.write_all(out)
                 .and_then(|_| sock.flush())
                 .map_err(|e| socket_error(e, switch))?;
             Ok(bytes.len() as u64)

@@ -17,7 +17,7 @@ use crate::data_channel::{
 use crate::error::{FtpError, StoreError};
 use crate::file_store::{
     FileStore, FinishUpload, Jail, List, ListFormat, MakeDir, OpenJail, OpenRead, OpenWrite,
-    RemoveDir, RemoveFile, Rename, Stat, UploadTarget, VirtualPath, WriteMode,
+    ReadSource, RemoveDir, RemoveFile, Rename, Stat, UploadTarget, VirtualPath, WriteMode,
 };
 use crate::listener::Listener;
 use crate::listing::{mlsx_line, CivilTime, EntryKind, MlsxFacts, PermFact};
@@ -1288,7 +1288,10 @@ impl Session {
                     "RETR",
                     path,
                     endpoint,
-                    Payload::SendFile(handle.file),
+                    match handle.source {
+                        ReadSource::File(file) => Payload::SendFile(file),
+                        ReadSource::Bytes(bytes) => Payload::SendBytes(bytes),
+                    },
                     Some(left),
                     None,
                 )?;

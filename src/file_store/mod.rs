@@ -13,7 +13,7 @@ use crate::error::StoreError;
 use crate::listing::{self, EntryInfo, EntryKind, MlsxFacts, PermFact};
 use actix::prelude::*;
 use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 pub use vpath::VirtualPath;
@@ -91,8 +91,22 @@ pub struct List {
 /// A file opened for download.
 #[derive(Debug)]
 pub struct ReadHandle {
-    pub file: std::fs::File,
+    pub source: ReadSource,
+    /// The whole file's size.
     pub size: u64,
+}
+
+/// Files up to this size are read here, on the FileStore's pool, and sent from memory: a
+/// small transfer then needs no blocking-pool thread at all.
+pub const SMALL_FILE: u64 = 64 * 1024;
+
+/// What a download sends from.
+#[derive(Debug)]
+pub enum ReadSource {
+    /// An open file, positioned at the restart offset.
+    File(std::fs::File),
+    /// A small file's bytes from the restart offset on.
+    Bytes(Vec<u8>),
 }
 
 /// Opens a file for RETR, positioned at `offset`.
@@ -319,7 +333,15 @@ impl Handler<OpenRead> for FileStore {
             file.seek(SeekFrom::Start(msg.offset))
                 .map_err(StoreError::from)?;
         }
-        Ok(ReadHandle { file, size })
+        let left = size - msg.offset;
+        let source = if left <= SMALL_FILE {
+            let mut bytes = Vec::with_capacity(left as usize);
+            file.read_to_end(&mut bytes).map_err(StoreError::from)?;
+            ReadSource::Bytes(bytes)
+        } else {
+            ReadSource::File(file)
+        };
+        Ok(ReadHandle { source, size })
     }
 }
 
