@@ -1906,3 +1906,46 @@ fn port_and_eprt_refuse_other_hosts_and_low_ports_and_never_connect() {
     c.expect("QUIT", 221);
     fx.finish("after bounce attempts");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 9. Reply framing with hostile file names (the reply_encode fuzz finding, end to end).
+// ---------------------------------------------------------------------------------------------
+
+/// STAT of a directory answers with a multi-line 213 reply built from the listing. A file
+/// name cannot contain LF over FTP, but one created on disk can; a name line that starts with
+/// digits must not end the reply early.
+fn stat_listing_keeps_its_framing(name: &str) {
+    let fx = Fixture::start(&[]);
+    fs::create_dir(fx.root().join("d")).expect("mkdir");
+    write_file(&fx.root().join("d").join(name), b"x");
+    let mut c = Raw::login(fx.addr(), ALICE);
+    let r = c.cmd("STAT d");
+    assert_eq!(r.code, 213, "STAT d: {r:?}");
+    assert_eq!(
+        r.lines.last().map(String::as_str),
+        Some("End of status"),
+        "the 213 reply ended early, at a line made from the file name {name:?}: {r:?}"
+    );
+    let r = c.cmd("NOOP");
+    assert_eq!(
+        (r.code, r.text().as_str()),
+        (200, "NOOP ok"),
+        "the session is out of step with its replies"
+    );
+    c.expect("QUIT", 221);
+    fx.finish("after STAT of a hostile file name");
+}
+
+#[test]
+fn stat_listing_of_a_name_with_lf_and_digits_keeps_its_framing() {
+    stat_listing_keeps_its_framing("evil\n213 forged end of reply");
+}
+
+#[test]
+#[ignore = "BUG: a file name like \"evil\\n\\x01213 x\" (LF, a control character, digits), \
+            created on disk, ends STAT's multi-line 213 reply early and desynchronises the \
+            session: Reply::encode picks the guard space from the raw first byte (\\x01) and \
+            then drops the control character, so the middle line goes out as \"213 x\""]
+fn stat_listing_of_a_name_with_lf_control_and_digits_keeps_its_framing() {
+    stat_listing_keeps_its_framing("evil\n\u{1}213 forged end of reply");
+}
