@@ -108,7 +108,9 @@ impl FtpError {
         let (code, text): (ReplyCode, String) = match self {
             FtpError::Parse(p) => (
                 match p {
-                    ParseError::UnknownCommand(_) | ParseError::LineTooLong => SyntaxError,
+                    ParseError::UnknownCommand(_)
+                    | ParseError::LineTooLong
+                    | ParseError::LineTooLongContinues => SyntaxError,
                     ParseError::NotUtf8
                     | ParseError::MissingArgument(_)
                     | ParseError::BadArgument(..) => ArgumentSyntaxError,

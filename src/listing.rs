@@ -128,7 +128,7 @@ pub fn mlsx_line(entry: &EntryInfo, facts: MlsxFacts, perm: PermFact, name: &str
         out.push(';');
     }
     out.push(' ');
-    out.push_str(name);
+    out.push_str(&shown_name(name));
     out
 }
 
@@ -243,6 +243,19 @@ pub fn mode_string(kind: &EntryKind, mode: u32) -> String {
     s
 }
 
+/// A name as listings show it: control characters (a LF in a file name, say) become `?`, as
+/// `ls -q` does, so no name on disk can split a listing line or a multi-line STAT reply.
+pub fn shown_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.chars().any(char::is_control) {
+        name.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        name.into()
+    }
+}
+
 /// One LIST line (without its CRLF). `now` is seconds since the epoch.
 pub fn list_line(entry: &EntryInfo, now: i64) -> String {
     let t = CivilTime::from_unix(entry.mtime);
@@ -261,11 +274,11 @@ pub fn list_line(entry: &EntryInfo, now: i64) -> String {
         entry.gid,
         entry.size,
         when,
-        entry.name
+        shown_name(&entry.name)
     );
     if let EntryKind::Symlink { target } = &entry.kind {
         line.push_str(" -> ");
-        line.push_str(target);
+        line.push_str(&shown_name(target));
     }
     line
 }
@@ -284,7 +297,7 @@ pub fn list_body(entries: &[EntryInfo], now: i64) -> Vec<u8> {
 pub fn nlst_body(entries: &[EntryInfo]) -> Vec<u8> {
     let mut out = Vec::with_capacity(entries.len() * 16);
     for e in entries {
-        out.extend_from_slice(e.name.as_bytes());
+        out.extend_from_slice(shown_name(&e.name).as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     out
@@ -408,6 +421,19 @@ mod tests {
             MlsxFacts::parse("size").feat(),
             "type;size*;modify;perm;unique;UNIX.mode;"
         );
+    }
+
+    #[test]
+    fn control_characters_in_names_are_shown_as_question_marks() {
+        let e = entry("evil\n\u{1}213 x", EntryKind::File, 1, 0o644, NOW);
+        assert!(list_line(&e, NOW).ends_with(" evil??213 x"));
+        assert_eq!(nlst_body(std::slice::from_ref(&e)), b"evil??213 x\r\n");
+        let all = PermFact {
+            read: true,
+            ..PermFact::default()
+        };
+        assert!(mlsx_line(&e, MlsxFacts::parse("type;"), all, &e.name).ends_with("; evil??213 x"));
+        assert_eq!(shown_name("plain ü"), "plain ü");
     }
 
     #[test]

@@ -1638,8 +1638,10 @@ impl Handler<Unparsable> for Session {
                 return;
             }
         }
-        if msg.0 == ParseError::LineTooLong {
-            // SECURITY: one over-long line is answered; a client that keeps sending them is cut off.
+        let continues = msg.0 == ParseError::LineTooLongContinues;
+        if msg.0 == ParseError::LineTooLong || continues {
+            // SECURITY: an over-long line is answered once; a client that keeps sending them (or
+            // one endless line) is cut off.
             self.bad_lines += 1;
             if self.bad_lines > self.services.config.limits.max_bad_lines {
                 log::warn!("[{}] too many over-long lines, closing", self.tag);
@@ -1650,6 +1652,9 @@ impl Handler<Unparsable> for Session {
                         "Too many over-long lines",
                     )),
                 );
+                return;
+            }
+            if continues {
                 return;
             }
         }

@@ -16,6 +16,10 @@ use tokio_util::codec::{Decoder, Encoder};
 /// this leaves room for the verb and for clients that quote generously.
 pub const MAX_LINE_LEN: usize = 8192;
 
+/// While an over-long line is being dropped, one more report per this many bytes: a 1 MB line
+/// gets a single 500, an endless one keeps reporting until the session closes it.
+pub const DISCARD_REPORT: usize = 1024 * 1024;
+
 const IAC: u8 = 255;
 const SB: u8 = 250;
 const SE: u8 = 240;
@@ -58,7 +62,7 @@ impl FtpCodec {
     pub fn new(max_line: usize) -> FtpCodec {
         FtpCodec {
             line: Vec::with_capacity(64),
-            max_line,
+            max_line: max_line.max(1),
             telnet: Telnet::Data,
             after_cr: false,
             discarding: 0,
@@ -121,14 +125,15 @@ impl FtpCodec {
         item
     }
 
-    /// Adds a byte to the line. SECURITY: past the limit, bytes are dropped and a `LineTooLong`
-    /// item is produced for every `max_line` bytes dropped, so an endless line cannot grow memory
-    /// and the session can count the offences and close the connection.
+    /// Adds a byte to the line. SECURITY: past the limit, bytes are dropped: the line is
+    /// reported once as `LineTooLong` when it crosses the limit (one 500), then as
+    /// `LineTooLongContinues` for every further `DISCARD_REPORT` bytes dropped, so an endless
+    /// line cannot grow memory and the session can count it and close the connection.
     fn push(&mut self, b: u8) -> Option<Result<Command, ParseError>> {
         if self.discarding > 0 {
             self.discarding += 1;
-            if self.discarding % self.max_line == 0 {
-                return Some(Err(ParseError::LineTooLong));
+            if self.discarding % DISCARD_REPORT == 0 {
+                return Some(Err(ParseError::LineTooLongContinues));
             }
             return None;
         }
@@ -254,33 +259,49 @@ mod tests {
         let mut codec = FtpCodec::new(16);
         let long = [b'A'; 40];
         let items = decode_all(&mut codec, &[b"RETR ", &long, b"\r\nNOOP\r\n"]);
-        // One report when the limit is crossed and one more for each further 16 bytes dropped;
-        // the line's end is silent and the next line is read normally.
-        assert_eq!(items.first(), Some(&Err(ParseError::LineTooLong)));
-        assert_eq!(items.last(), Some(&Ok(Command::Noop)));
-        assert_eq!(items.len(), 3);
-        assert!(items[..2]
-            .iter()
-            .all(|i| *i == Err(ParseError::LineTooLong)));
+        // One report when the limit is crossed; the line's end is silent and the next line is
+        // read normally.
+        assert_eq!(items, vec![Err(ParseError::LineTooLong), Ok(Command::Noop)]);
         assert!(codec.line.capacity() <= 64);
     }
 
     #[test]
     fn endless_line_keeps_memory_bounded_and_keeps_reporting() {
         let mut codec = FtpCodec::new(100);
-        let chunk = [b'x'; 1000];
+        let chunk = [b'x'; 64 * 1024];
         let mut buf = BytesMut::new();
-        let mut reports = 0;
-        for _ in 0..100 {
+        let mut items = Vec::new();
+        // 4 MiB of one line: one LineTooLong, then one report per DISCARD_REPORT dropped.
+        for _ in 0..64 {
             buf.extend_from_slice(&chunk);
             while let Some(item) = codec.decode(&mut buf).expect("decode") {
-                assert_eq!(item, Err(ParseError::LineTooLong));
-                reports += 1;
+                items.push(item);
             }
             assert!(buf.is_empty());
+            assert!(codec.line.len() <= 100);
         }
-        assert!(codec.line.len() <= 100);
-        assert_eq!(reports, 100_000 / 100);
+        let dropped = 64 * chunk.len() - 100;
+        assert_eq!(items.first(), Some(&Err(ParseError::LineTooLong)));
+        assert_eq!(items.len(), 1 + dropped / DISCARD_REPORT);
+        assert!(items[1..]
+            .iter()
+            .all(|i| *i == Err(ParseError::LineTooLongContinues)));
+    }
+
+    #[test]
+    fn a_one_megabyte_line_is_reported_once() {
+        let mut codec = FtpCodec::default();
+        let mut line = vec![b'A'; 1_000_000];
+        line.extend_from_slice(b"\r\nNOOP\r\n");
+        let items = decode_all(&mut codec, &[&line]);
+        assert_eq!(items, vec![Err(ParseError::LineTooLong), Ok(Command::Noop)]);
+    }
+
+    #[test]
+    fn a_zero_limit_is_treated_as_one() {
+        let mut codec = FtpCodec::new(0);
+        let items = decode_all(&mut codec, &[b"AB\r\nN\r\n"]);
+        assert_eq!(items[0], Err(ParseError::LineTooLong));
     }
 
     #[test]

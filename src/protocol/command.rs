@@ -203,6 +203,9 @@ pub enum ParseError {
     UnknownCommand(String),
     /// A line longer than the codec's maximum: 500; repeated, the session is closed.
     LineTooLong,
+    /// The same over-long line goes on (another `codec::DISCARD_REPORT` bytes dropped):
+    /// counted against the session, not answered.
+    LineTooLongContinues,
     /// The argument is not UTF-8 (RFC 2640 names are UTF-8): 501.
     NotUtf8,
     /// The verb needs an argument and none was given: 501.
@@ -218,7 +221,9 @@ impl fmt::Display for ParseError {
         match self {
             ParseError::UnknownCommand(v) if v.is_empty() => f.write_str("Empty command line"),
             ParseError::UnknownCommand(v) => write!(f, "Unknown command {v}"),
-            ParseError::LineTooLong => f.write_str("Command line too long"),
+            ParseError::LineTooLong | ParseError::LineTooLongContinues => {
+                f.write_str("Command line too long")
+            }
             ParseError::NotUtf8 => f.write_str("Command arguments must be UTF-8"),
             ParseError::MissingArgument(v) => write!(f, "{v} needs an argument"),
             ParseError::BadArgument(v, why) => write!(f, "{v}: {why}"),

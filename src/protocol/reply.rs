@@ -112,8 +112,13 @@ impl Reply {
             if i == 0 || last {
                 put_code(dst, code);
                 dst.put_u8(if last { b' ' } else { b'-' });
-            } else if line.as_bytes().first().is_some_and(u8::is_ascii_digit) {
-                // RFC 959 §4.2: a middle line starting with digits could end the reply early.
+                put_sanitised(dst, line);
+                dst.put_slice(b"\r\n");
+                continue;
+            }
+            // RFC 959 §4.2: a middle line starting with a digit could end the reply early. The
+            // test looks at the first character that will be sent, after sanitising.
+            if first_sent(line).is_some_and(|c| c.is_ascii_digit()) {
                 dst.put_u8(b' ');
             }
             put_sanitised(dst, line);
@@ -132,6 +137,13 @@ impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.code, self.lines.join(" | "))
     }
+}
+
+/// The first character `put_sanitised` will write (CR, LF and tab become spaces; other control
+/// characters are dropped).
+fn first_sent(line: &str) -> Option<char> {
+    line.chars()
+        .find(|c| !c.is_control() || matches!(c, '\r' | '\n' | '\t'))
 }
 
 fn put_code(dst: &mut BytesMut, code: u16) {
@@ -210,6 +222,15 @@ mod tests {
         for (reply, want) in cases {
             assert_eq!(wire(&reply), want);
         }
+    }
+
+    #[test]
+    fn a_control_character_cannot_hide_a_leading_digit() {
+        let r = Reply::multi(
+            ReplyCode::FileStatus,
+            vec!["Status:".into(), "\u{1}213 forged".into(), "End".into()],
+        );
+        assert_eq!(wire(&r), "213-Status:\r\n 213 forged\r\n213 End\r\n");
     }
 
     #[test]

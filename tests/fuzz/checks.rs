@@ -12,28 +12,19 @@
 //! - `reply_encode`: byte 0 picks the reply code, the rest is the text; for the multi-line form
 //!   it is split into lines at 0xFF (a byte that never occurs in UTF-8).
 //!
-//! Strict by default. With `ACTORFTPD_FUZZ_TOLERATE_KNOWN_BUGS=1` the one recorded open bug
-//! (tests/fuzz/known-bugs/reply_encode: a middle reply line whose text starts with a control
-//! character and then digits is sent starting with those digits) is not reported, so a long run
-//! keeps looking for new problems instead of stopping at the known one.
+//! Every check is strict. The one bug the fuzzer found (a middle reply line whose text starts
+//! with a control character and then digits was sent starting with those digits) is fixed; its
+//! inputs are in tests/fuzz/regressions/reply_encode.
 
 // Each includer uses a different subset.
 #![allow(dead_code)]
 
 use actorftpd::error::FtpError;
+use actorftpd::protocol::codec::DISCARD_REPORT;
 use actorftpd::protocol::command::{self, Command, ParseError};
 use actorftpd::protocol::{FtpCodec, Reply, ReplyCode, MAX_LINE_LEN};
 use bytes::BytesMut;
-use std::sync::OnceLock;
 use tokio_util::codec::Decoder;
-
-/// Whether the recorded open bug is tolerated (see the module doc).
-fn tolerate_known_bugs() -> bool {
-    static TOLERATE: OnceLock<bool> = OnceLock::new();
-    *TOLERATE.get_or_init(|| {
-        std::env::var_os("ACTORFTPD_FUZZ_TOLERATE_KNOWN_BUGS").is_some_and(|v| v == "1")
-    })
-}
 
 type Item = Result<Command, ParseError>;
 
@@ -227,17 +218,21 @@ pub fn assert_line_bounded(codec: &FtpCodec, max_line: usize) {
 
 /// The documented rules for a stream without IAC: a line ends at CR, LF or CRLF (a LF right
 /// after a CR belongs to that ending); a line of at most `max_line` bytes is parsed; a longer
-/// one gives one `LineTooLong` when it crosses the limit and one more for every further
-/// `max_line` bytes dropped, and its end is silent; at EOF an unfinished non-empty line is parsed.
+/// one gives one `LineTooLong` when it crosses the limit and one `LineTooLongContinues` for
+/// every further `DISCARD_REPORT` bytes dropped, and its end is silent; at EOF an unfinished
+/// non-empty line is parsed. A limit of 0 counts as 1.
 pub fn reference_items(max_line: usize, stream: &[u8]) -> Vec<Item> {
+    let max_line = max_line.max(1);
     let mut items = Vec::new();
     let mut line: Vec<u8> = Vec::new();
     let mut len = 0usize; // bytes in the current line, kept or dropped
     let mut after_cr = false;
     let over = |len: usize, items: &mut Vec<Item>| {
         // Byte number `len` of the line (1-based) is being added.
-        if len == max_line + 1 || (len > max_line + 1 && (len - max_line) % max_line == 0) {
+        if len == max_line + 1 {
             items.push(Err(ParseError::LineTooLong));
+        } else if len > max_line + 1 && (len - max_line) % DISCARD_REPORT == 0 {
+            items.push(Err(ParseError::LineTooLongContinues));
         }
     };
     for &b in stream {
@@ -324,20 +319,7 @@ pub fn check_reply(data: &[u8]) {
         .collect();
     let mut wire = BytesMut::new();
     Reply::multi(code, texts.clone()).encode(&mut wire);
-    // The known bug's signature: a middle line whose text starts with a character the encoder
-    // drops, and then a digit.
-    let known_bug: Vec<usize> = if tolerate_known_bugs() {
-        (1..texts.len().saturating_sub(1))
-            .filter(|&i| {
-                let t = &texts[i];
-                t.starts_with(|c: char| c.is_control() && !matches!(c, '\r' | '\n' | '\t'))
-                    && sanitised(t).starts_with(|c: char| c.is_ascii_digit())
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let lines = check_wire(&wire, texts.len(), n, &known_bug);
+    let lines = check_wire(&wire, texts.len(), n, &[]);
     for (i, (line, text)) in lines.iter().zip(&texts).enumerate() {
         let want = sanitised(text);
         let ok = if i == 0 || i + 1 == texts.len() {
