@@ -471,3 +471,29 @@ fn session_reuse_policy_admits_resuming_clients_only() {
         assert!(out.contains("refused 425"), "{out}");
     }
 }
+
+#[test]
+fn unreadable_or_mismatched_certificates_stop_the_daemon_with_one_line() {
+    let a = make_cert();
+    let b = make_cert();
+    let missing = a.cert.with_file_name("missing.pem");
+    let cases = [
+        (&a.cert, &b.key, "does not fit"),
+        (&missing, &a.key, "missing.pem"),
+        (&a.key, &a.key, "no CERTIFICATE"),
+    ];
+    for (cert, key, want) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_actorftpd"))
+            .args(["--listen", "127.0.0.1:0", "--tls-cert"])
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run daemon");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "started with {cert:?} / {key:?}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(want), "{want:?} not in {stderr}");
+    }
+}
