@@ -781,6 +781,15 @@ fn every_diagram_has_an_svg_rendered_from_its_current_source() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// `text` with `from` replaced by `to`; `from` must be there (else this self-test needs updating).
+fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(
+        text.contains(from),
+        "actors.mmd no longer contains {from:?}: update drift_between_diagrams_and_code_is_caught"
+    );
+    text.replace(from, to)
+}
+
 /// The checks above bite: each kind of drift, made on a copy of a real diagram, is reported.
 #[test]
 fn drift_between_diagrams_and_code_is_caught() {
@@ -789,8 +798,7 @@ fn drift_between_diagrams_and_code_is_caught() {
     let reported = |problems: &[String], needle: &str| problems.iter().any(|p| p.contains(needle));
 
     // A message renamed in a diagram: unknown in src/, and the real one is now missing.
-    let renamed = view.replace("TransferDone(", "TransferFinished(");
-    assert_ne!(renamed, view);
+    let renamed = edit(&view, "TransferDone(", "TransferFinished(");
     assert!(reported(
         &check_diagram("actors.mmd", &renamed, &code),
         "no message TransferFinished"
@@ -801,7 +809,7 @@ fn drift_between_diagrams_and_code_is_caught() {
     ));
 
     // An actor renamed in a diagram.
-    let renamed = view.replace("FileStore", "FileStorage");
+    let renamed = edit(&view, "FileStore", "FileStorage");
     assert!(reported(
         &check_diagram("actors.mmd", &renamed, &code),
         "no `impl Actor for FileStorage`"
@@ -812,31 +820,30 @@ fn drift_between_diagrams_and_code_is_caught() {
     ));
 
     // A message drawn in the wrong direction.
-    let turned = view.replace(
+    let turned = edit(
+        &view,
         "Session -->|\"Abort()\"| DataChannel",
         "DataChannel -->|\"Abort()\"| Session",
     );
-    assert_ne!(turned, view);
     assert!(reported(
         &check_diagram("actors.mmd", &turned, &code),
         "no `impl Handler<Abort> for Session`"
     ));
 
     // A type renamed in prose, and an enum variant that does not exist.
-    let prose = view.replace("FtpCodec", "FtpDecoder");
+    let prose = edit(&view, "FtpCodec", "FtpDecoder");
     assert!(reported(
         &check_diagram("actors.mmd", &prose, &code),
         "FtpDecoder does not occur"
     ));
-    let variant = view.replace("Outbound::StartTls", "Outbound::Upgrade");
+    let variant = edit(&view, "Outbound::StartTls", "Outbound::Upgrade");
     assert!(reported(
         &check_diagram("actors.mmd", &variant, &code),
         "Outbound::Upgrade is not a variant"
     ));
 
     // A message the code has but the actor view forgot.
-    let forgot = view.replace("<br/>LoginFailed(ip)", "");
-    assert_ne!(forgot, view);
+    let forgot = edit(&view, "<br/>LoginFailed(ip)", "");
     assert!(reported(
         &check_actor_view(&forgot, &code),
         "labelled LoginFailed"
@@ -845,7 +852,7 @@ fn drift_between_diagrams_and_code_is_caught() {
     // A source edited after its SVG was rendered.
     let svg = std::fs::read_to_string(diagrams_dir().join("actors.svg")).expect("actors.svg");
     assert!(check_svg(view.as_bytes(), &svg).is_ok());
-    let edited = view.replace("one per transfer", "one per transfer, short-lived");
+    let edited = edit(&view, "one per transfer", "one per transfer, short-lived");
     assert!(check_svg(edited.as_bytes(), &svg)
         .is_err_and(|e| e.contains("another version of the source")));
 
