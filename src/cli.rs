@@ -27,7 +27,8 @@ struct Opt {
     #[structopt(long, parse(from_os_str))]
     root: Option<PathBuf>,
 
-    /// Users file (TOML, [[user]] tables with name, password or password_hash, root, permissions).
+    /// Users file (TOML: [[user]] tables with name, password_hash, root, permissions,
+    /// allowed_networks, enabled, require_tls; an optional [anonymous] table).
     #[structopt(long, parse(from_os_str))]
     users: Option<PathBuf>,
 
@@ -55,7 +56,7 @@ struct Opt {
     #[structopt(long, default_value = "120")]
     stall_timeout: u64,
 
-    /// More log output (-v info per command, -vv trace). RUST_LOG overrides.
+    /// More log output (-v debug: every command and reply, -vv trace). RUST_LOG overrides.
     #[structopt(short, long, parse(from_occurrences))]
     verbose: u8,
 

@@ -36,7 +36,7 @@ pub enum DataEndpoint {
 pub enum Payload {
     /// RETR: the file, already positioned at the REST offset.
     SendFile(std::fs::File),
-    /// LIST/NLST: bytes already formatted.
+    /// Bytes in memory: a formatted listing (LIST, NLST, MLSD) or a small file.
     SendBytes(Vec<u8>),
     /// STOR/APPE: the file to write to.
     Receive(std::fs::File),

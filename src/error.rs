@@ -115,6 +115,7 @@ impl FtpError {
                     | ParseError::MissingArgument(_)
                     | ParseError::BadArgument(..) => ArgumentSyntaxError,
                     ParseError::UnsupportedParameter(_) => ParameterNotImplemented,
+                    ParseError::UnsupportedNetworkProtocol => NetworkProtocolNotSupported,
                 },
                 p.to_string(),
             ),
@@ -187,6 +188,7 @@ mod tests {
                 FtpError::Parse(ParseError::UnsupportedParameter("MODE")),
                 504,
             ),
+            (FtpError::Parse(ParseError::UnsupportedNetworkProtocol), 522),
             (FtpError::Store(StoreError::NotFound), 550),
             (FtpError::Store(StoreError::PermissionDenied), 550),
             (FtpError::Store(StoreError::InvalidName), 553),

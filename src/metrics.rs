@@ -1,6 +1,6 @@
 //! Counters for the Prometheus text endpoint (`/metrics`).
 //!
-//! Sessions and the Listener send `Observed` events; the `Metrics` actor adds them up and
+//! Sessions send `Observed` events; the `Metrics` actor adds them up and
 //! renders the exposition format on request. Nothing is shared or locked: when metrics are
 //! off, no event is sent at all.
 

@@ -929,8 +929,9 @@ impl Session {
         let local_family = if local_ip.is_ipv4() { 1 } else { 2 };
         if let Some(f) = family {
             if f != local_family {
+                // RFC 2428 §3: 522 names the protocols that can be used.
                 return Ok(Reply::new(
-                    ReplyCode::ParameterNotImplemented,
+                    ReplyCode::NetworkProtocolNotSupported,
                     format!("Network protocol not supported, use ({local_family})"),
                 ));
             }
@@ -1544,7 +1545,7 @@ fn shutdown_reply() -> Reply {
 
 /// First words of HTTP and SMTP requests: a connection that opens with one of them is not an
 /// FTP client (a browser, a cross-protocol attack through a web page) and is closed silently.
-const FOREIGN_VERBS: &[&str] = &[
+const FOREIGN_VERBS: [&str; 15] = [
     "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT", "TRACE", "PATCH", "PRI", "HELO",
     "EHLO", "MAIL", "RCPT", "DATA",
 ];
@@ -1629,7 +1630,8 @@ impl Handler<Unparsable> for Session {
         self.lines_seen += 1;
         if let ParseError::UnknownCommand(verb) = &msg.0 {
             // SECURITY: cross-protocol guard, only on the first line.
-            if self.lines_seen == 1 && FOREIGN_VERBS.contains(&verb.as_str()) {
+            // Compared without case: verbs longer than four letters reach us as sent.
+            if self.lines_seen == 1 && FOREIGN_VERBS.iter().any(|v| v.eq_ignore_ascii_case(verb)) {
                 log::warn!(
                     "[{}] not an FTP client (first word {verb}), closing",
                     self.tag

@@ -1845,7 +1845,16 @@ fn port_and_eprt_refuse_other_hosts_and_low_ports_and_never_connect() {
     let mut c = Raw::login(fx.addr(), ALICE);
     for cmd in &refused_cases {
         let r = c.cmd(cmd);
-        assert_eq!(r.code, 501, "{cmd:?} must be refused with 501, got {r:?}");
+        // RFC 2428 §2: an unknown network protocol is 522; everything else here is 501.
+        let want = if cmd.starts_with("EPRT |3|") {
+            522
+        } else {
+            501
+        };
+        assert_eq!(
+            r.code, want,
+            "{cmd:?} must be refused with {want}, got {r:?}"
+        );
         // Nothing was remembered as a data target: a transfer command has no endpoint at all.
         let r = c.cmd("LIST");
         assert_eq!(

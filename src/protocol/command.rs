@@ -214,6 +214,8 @@ pub enum ParseError {
     BadArgument(&'static str, &'static str),
     /// A valid parameter we do not implement (TYPE E, MODE B, STRU R): 504.
     UnsupportedParameter(&'static str),
+    /// EPRT with a network protocol other than 1 (IPv4) or 2 (IPv6): 522 (RFC 2428 §2).
+    UnsupportedNetworkProtocol,
 }
 
 impl fmt::Display for ParseError {
@@ -228,6 +230,9 @@ impl fmt::Display for ParseError {
             ParseError::MissingArgument(v) => write!(f, "{v} needs an argument"),
             ParseError::BadArgument(v, why) => write!(f, "{v}: {why}"),
             ParseError::UnsupportedParameter(v) => write!(f, "{v}: parameter not implemented"),
+            ParseError::UnsupportedNetworkProtocol => {
+                f.write_str("Network protocol not supported, use (1,2)")
+            }
         }
     }
 }
@@ -451,12 +456,7 @@ fn parse_eprt(arg: &str) -> Result<SocketAddr, ParseError> {
                 .parse::<Ipv6Addr>()
                 .map_err(|_| ParseError::BadArgument("EPRT", "bad IPv6 address"))?,
         ),
-        _ => {
-            return Err(ParseError::BadArgument(
-                "EPRT",
-                "network protocol must be 1 or 2",
-            ))
-        }
+        _ => return Err(ParseError::UnsupportedNetworkProtocol),
     };
     Ok(SocketAddr::new(ip, port))
 }
@@ -593,10 +593,7 @@ mod tests {
                 b"PORT 256,0,0,1,1,1",
                 BadArgument("PORT", "expected h1,h2,h3,h4,p1,p2"),
             ),
-            (
-                b"EPRT |3|x|1|",
-                BadArgument("EPRT", "network protocol must be 1 or 2"),
-            ),
+            (b"EPRT |3|x|1|", UnsupportedNetworkProtocol),
             (b"EPRT |1|::1|1|", BadArgument("EPRT", "bad IPv4 address")),
             (b"EPRT |1|1.2.3.4|99999|", BadArgument("EPRT", "bad port")),
             (

@@ -45,6 +45,8 @@ pub enum ReplyCode {
     ParameterNotImplemented = 504,
     /// RFC 4217 §9: the data connection needs a protection level the client did not set.
     DataProtectionRequired = 521,
+    /// RFC 2428 §2-3: EPRT/EPSV named a network protocol we do not offer.
+    NetworkProtocolNotSupported = 522,
     NotLoggedIn = 530,
     PolicyRequiresTls = 534,
     ProtLevelNotSupported = 536,
