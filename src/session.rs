@@ -381,6 +381,33 @@ impl Session {
         }
     }
 
+    /// The user's jail for a file command, if its permission allows it; otherwise the error
+    /// reply is sent and `None` returned (every path answers exactly once).
+    fn permitted_jail(&mut self, allowed: impl Fn(&Permissions) -> bool) -> Option<Jail> {
+        match self.require(allowed).and_then(|_| self.jail()) {
+            Ok(jail) => Some(jail),
+            Err(e) => {
+                self.respond(Err(e));
+                None
+            }
+        }
+    }
+
+    /// The jail and the prepared data endpoint for a transfer command, given its permission
+    /// check; on any failure the error reply is sent and `None` returned.
+    fn transfer_setup(&mut self, allowed: Result<(), FtpError>) -> Option<(Jail, DataEndpoint)> {
+        let setup = allowed
+            .and_then(|_| self.jail())
+            .and_then(|j| Ok((j, self.take_endpoint()?)));
+        match setup {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.respond(Err(e));
+                None
+            }
+        }
+    }
+
     /// Asks the FileStore, then turns its answer into a reply with `then`.
     fn ask<M, T>(
         &mut self,
@@ -766,7 +793,9 @@ impl Session {
     }
 
     fn cmd_cwd(&mut self, path: VirtualPath) -> Flow {
-        let Ok(jail) = self.jail() else { return done() };
+        let Some(jail) = self.permitted_jail(|_| true) else {
+            return done();
+        };
         self.ask(
             Stat {
                 jail,
@@ -793,7 +822,9 @@ impl Session {
             );
             return done();
         }
-        let Ok(jail) = self.jail() else { return done() };
+        let Some(jail) = self.permitted_jail(|_| true) else {
+            return done();
+        };
         self.ask(Stat { jail, path }, |_, res, _| {
             let info = res?;
             if info.kind != EntryKind::File {
@@ -804,7 +835,9 @@ impl Session {
     }
 
     fn cmd_mdtm(&mut self, path: VirtualPath) -> Flow {
-        let Ok(jail) = self.jail() else { return done() };
+        let Some(jail) = self.permitted_jail(|_| true) else {
+            return done();
+        };
         self.ask(Stat { jail, path }, |_, res, _| {
             let info = res?;
             if info.kind != EntryKind::File {
@@ -818,11 +851,9 @@ impl Session {
     }
 
     fn cmd_dele(&mut self, path: VirtualPath) -> Flow {
-        if let Err(e) = self.require(|p| p.delete) {
-            self.respond(Err(e));
+        let Some(jail) = self.permitted_jail(|p| p.delete) else {
             return done();
-        }
-        let Ok(jail) = self.jail() else { return done() };
+        };
         self.ask(RemoveFile { jail, path }, |_, res, _| {
             res?;
             Ok(Reply::new(ReplyCode::FileActionOk, "File deleted"))
@@ -830,11 +861,9 @@ impl Session {
     }
 
     fn cmd_mkd(&mut self, path: VirtualPath) -> Flow {
-        if let Err(e) = self.require(|p| p.mkdir) {
-            self.respond(Err(e));
+        let Some(jail) = self.permitted_jail(|p| p.mkdir) else {
             return done();
-        }
-        let Ok(jail) = self.jail() else { return done() };
+        };
         self.ask(
             MakeDir {
                 jail,
@@ -851,11 +880,9 @@ impl Session {
     }
 
     fn cmd_rmd(&mut self, path: VirtualPath) -> Flow {
-        if let Err(e) = self.require(|p| p.mkdir) {
-            self.respond(Err(e));
+        let Some(jail) = self.permitted_jail(|p| p.mkdir) else {
             return done();
-        }
-        let Ok(jail) = self.jail() else { return done() };
+        };
         self.ask(RemoveDir { jail, path }, |_, res, _| {
             res?;
             Ok(Reply::new(ReplyCode::FileActionOk, "Directory removed"))
@@ -863,11 +890,9 @@ impl Session {
     }
 
     fn cmd_rnfr(&mut self, path: VirtualPath) -> Flow {
-        if let Err(e) = self.require(|p| p.rename) {
-            self.respond(Err(e));
+        let Some(jail) = self.permitted_jail(|p| p.rename) else {
             return done();
-        }
-        let Ok(jail) = self.jail() else { return done() };
+        };
         self.ask(
             Stat {
                 jail,
@@ -882,7 +907,9 @@ impl Session {
     }
 
     fn cmd_rnto(&mut self, from: VirtualPath, to: VirtualPath) -> Flow {
-        let Ok(jail) = self.jail() else { return done() };
+        let Some(jail) = self.permitted_jail(|_| true) else {
+            return done();
+        };
         let allow_overwrite = self.permissions().overwrite;
         self.ask(
             Rename {
@@ -1155,7 +1182,9 @@ impl Session {
 
     /// MLST (RFC 3659 §7): facts of one path over the control connection.
     fn cmd_mlst(&mut self, arg: Option<String>) -> Flow {
-        let Ok(jail) = self.jail() else { return done() };
+        let Some(jail) = self.permitted_jail(|_| true) else {
+            return done();
+        };
         let path = match &arg {
             Some(a) => self.cwd.join(a),
             None => self.cwd.clone(),
@@ -1179,11 +1208,9 @@ impl Session {
 
     /// STAT with a path (RFC 959 §4.1.3): the listing, over the control connection.
     fn cmd_stat_path(&mut self, path: VirtualPath) -> Flow {
-        if let Err(e) = self.require(|p| p.read) {
-            self.respond(Err(e));
+        let Some(jail) = self.permitted_jail(|p| p.read) else {
             return done();
-        }
-        let Ok(jail) = self.jail() else { return done() };
+        };
         let list = List {
             jail,
             path: path.clone(),
@@ -1200,16 +1227,8 @@ impl Session {
     }
 
     fn cmd_list(&mut self, arg: Option<String>, format: ListFormat) -> Flow {
-        let setup = self
-            .require(|p| p.read)
-            .and_then(|_| self.jail())
-            .and_then(|j| Ok((j, self.take_endpoint()?)));
-        let (jail, endpoint) = match setup {
-            Ok(v) => v,
-            Err(e) => {
-                self.respond(Err(e));
-                return done();
-            }
+        let Some((jail, endpoint)) = self.transfer_setup(self.require(|p| p.read)) else {
+            return done();
         };
         let path = match &arg {
             Some(a) => self.cwd.join(a),
@@ -1257,16 +1276,8 @@ impl Session {
     }
 
     fn cmd_retr(&mut self, arg: String, offset: u64) -> Flow {
-        let setup = self
-            .require(|p| p.read)
-            .and_then(|_| self.jail())
-            .and_then(|j| Ok((j, self.take_endpoint()?)));
-        let (jail, endpoint) = match setup {
-            Ok(v) => v,
-            Err(e) => {
-                self.respond(Err(e));
-                return done();
-            }
+        let Some((jail, endpoint)) = self.transfer_setup(self.require(|p| p.read)) else {
+            return done();
         };
         let path = self.cwd.join(&arg);
         self.ask(
@@ -1306,15 +1317,8 @@ impl Session {
             WriteMode::Replace { .. } => self.require(|p| p.upload),
             WriteMode::Append | WriteMode::At(_) => self.require(|p| p.upload && p.overwrite),
         };
-        let setup = allowed
-            .and_then(|_| self.jail())
-            .and_then(|j| Ok((j, self.take_endpoint()?)));
-        let (jail, endpoint) = match setup {
-            Ok(v) => v,
-            Err(e) => {
-                self.respond(Err(e));
-                return done();
-            }
+        let Some((jail, endpoint)) = self.transfer_setup(allowed) else {
+            return done();
         };
         // The upload keeps its own jail handle: after REIN (or anything else that changes the
         // login) the temporary file is still renamed into place or removed in the right root.
