@@ -15,6 +15,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod authenticator;
 pub mod cli;
 pub mod config;
 pub mod connection;

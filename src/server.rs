@@ -14,7 +14,6 @@ use actix::prelude::*;
 use actix_rt::{Arbiter, ArbiterHandle};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 /// A started server. Dropping it leaves the actors running until the System stops.
 pub struct Running {
@@ -89,17 +88,16 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
         Some(path) => Some(XferLog::start(path)?),
         None => None,
     };
-    let store = FileStore::start_pool(config.store_threads);
     let workers: Vec<Arbiter> = (0..config.workers.max(1)).map(|_| Arbiter::new()).collect();
-    let services = Services {
-        config: Arc::new(config),
-        users: Arc::new(users),
-        store: store.clone(),
-        observers: Observers {
+    let services = Services::start(
+        config,
+        users,
+        Observers {
             metrics: metrics.clone(),
             xferlog,
         },
-    };
+    );
+    let store = services.store.clone();
     let implicit = implicit_tls.map(|l| {
         Listener::new(l, handles(&workers), services.clone())
             .implicit_tls()

@@ -8,7 +8,8 @@
 //! the disk itself, and it never waits on a transfer: NOOP, STAT and ABOR answer while one runs.
 
 use crate::admin::{SessionSnapshot, TransferSnapshot};
-use crate::auth::{Permissions, User, UserDb};
+use crate::auth::{Password, Permissions, User, UserDb};
+use crate::authenticator::{Authenticate, Authenticator};
 use crate::config::{is_local_peer, Config};
 use crate::data_channel::{
     self, Abort, DataChannel, DataEndpoint, DataTls, Payload, Progress, TransferDone,
@@ -66,7 +67,25 @@ pub struct Services {
     pub config: Arc<Config>,
     pub users: Arc<UserDb>,
     pub store: Addr<FileStore>,
+    pub auth: Addr<Authenticator>,
     pub observers: Observers,
+}
+
+impl Services {
+    /// Starts the shared pools (FileStore, Authenticator) for `config` and `users`. Must run
+    /// inside an actix System.
+    pub fn start(config: Config, users: UserDb, observers: Observers) -> Services {
+        let users = Arc::new(users);
+        let store = FileStore::start_pool(config.store_threads);
+        let auth = Authenticator::start_pool(users.clone(), crate::config::default_workers());
+        Services {
+            config: Arc::new(config),
+            users,
+            store,
+            auth,
+            observers,
+        }
+    }
 }
 
 /// Where sessions report what happened; each is off (`None`) unless configured.
@@ -706,18 +725,17 @@ impl Session {
                 return done();
             }
         };
-        let users = self.services.users.clone();
+        let auth = self.services.auth.clone();
         let store = self.services.store.clone();
-        let who = name.clone();
-        let source = Some(self.peer.remote.ip());
+        let ask = Authenticate {
+            name: name.clone(),
+            password: Password::new(password),
+            source: Some(self.peer.remote.ip()),
+        };
         let delay = self.services.config.login.failure_delay;
         let check = async move {
-            // Argon2 is CPU-heavy: it runs on the blocking pool, never on this Arbiter.
-            let found =
-                tokio::task::spawn_blocking(move || users.authenticate(&who, &password, source))
-                    .await
-                    .ok()
-                    .flatten();
+            // Argon2 is CPU-heavy: the Authenticator pool runs it, never this Arbiter.
+            let found = auth.send(ask).await.ok().flatten();
             match found {
                 Some(user) => {
                     let root = user.root.clone();

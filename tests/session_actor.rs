@@ -4,14 +4,12 @@
 use actix::prelude::*;
 use actorftpd::auth::{Credential, Password, Permissions, User, UserDb};
 use actorftpd::config::Config;
-use actorftpd::file_store::FileStore;
 use actorftpd::protocol::{Command, EpsvArg, ParseError, Reply, TransferType};
 use actorftpd::session::{Outbound, Peer, Services, Session, Unparsable};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -40,12 +38,7 @@ impl Harness {
         let mut config = Config::default();
         // Failed logins are answered at once here; the delay has its own test.
         config.login.failure_delay = Duration::ZERO;
-        let services = Services {
-            config: Arc::new(config),
-            users: Arc::new(UserDb::single(user)),
-            store: FileStore::start_pool(2),
-            observers: Default::default(),
-        };
+        let services = Services::start(config, UserDb::single(user), Default::default());
         let peer = Peer {
             id: 1,
             remote: "127.0.0.1:40000".parse().expect("addr"),

@@ -14,14 +14,12 @@
 use actix::prelude::*;
 use actorftpd::auth::{Credential, Password, Permissions, User, UserDb};
 use actorftpd::config::{Config, Timeouts};
-use actorftpd::file_store::FileStore;
 use actorftpd::protocol::{Command, EpsvArg, Reply, TransferType};
 use actorftpd::session::{Outbound, Peer, Services, Session};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -58,12 +56,7 @@ impl Harness {
             root.clone(),
             Permissions::ALL,
         );
-        let services = Services {
-            config: Arc::new(config),
-            users: Arc::new(UserDb::single(user)),
-            store: FileStore::start_pool(2),
-            observers: Default::default(),
-        };
+        let services = Services::start(config, UserDb::single(user), Default::default());
         let peer = Peer {
             id: 1,
             remote: "127.0.0.1:40000".parse().expect("addr"),

@@ -1,0 +1,59 @@
+//! The Authenticator actor: password verification on its own small pool.
+//!
+//! Argon2 is deliberately slow and memory-hard (19 MiB and tens of milliseconds per check with
+//! the default parameters). Sessions ask here by message; the pool has one thread per core, so
+//! a login storm uses every idle core but never more threads, or more hashing memory, than
+//! cores. Its threads run at a lower scheduling priority, so sessions that are already logged
+//! in keep answering during a storm. It never touches a socket or the file system.
+
+use crate::auth::{User, UserDb};
+use actix::prelude::*;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// How much lower than the session threads the hashing threads run (nice value).
+const NICE: i32 = 10;
+
+pub struct Authenticator {
+    users: Arc<UserDb>,
+}
+
+impl Authenticator {
+    /// Starts the pool: `threads` verifications at most run at once.
+    pub fn start_pool(users: Arc<UserDb>, threads: usize) -> Addr<Authenticator> {
+        SyncArbiter::start(threads.max(1), move || Authenticator {
+            users: users.clone(),
+        })
+    }
+}
+
+impl Actor for Authenticator {
+    type Context = SyncContext<Self>;
+
+    fn started(&mut self, _: &mut SyncContext<Self>) {
+        // Linux applies a "process" priority set on a thread id to that thread alone.
+        let me = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(me), NICE) {
+            log::debug!("authenticator thread keeps its priority: {e}");
+        }
+    }
+}
+
+/// Checks a login: the user if the name, password, account state and source network allow it.
+/// The answer is the same `None` for every kind of failure (see `UserDb::authenticate`).
+#[derive(Message)]
+#[rtype(result = "Option<Arc<User>>")]
+pub struct Authenticate {
+    pub name: String,
+    pub password: crate::auth::Password,
+    pub source: Option<IpAddr>,
+}
+
+impl Handler<Authenticate> for Authenticator {
+    type Result = Option<Arc<User>>;
+
+    fn handle(&mut self, msg: Authenticate, _: &mut SyncContext<Self>) -> Self::Result {
+        self.users
+            .authenticate(&msg.name, msg.password.expose(), msg.source)
+    }
+}
