@@ -8,6 +8,7 @@
 //! nothing tells which names exist. Argon2 is CPU-heavy: the Session runs `authenticate` on
 //! the blocking pool, never on a worker Arbiter.
 
+use crate::file_store::Jail;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -49,22 +50,58 @@ pub enum Credential {
     Argon2(String),
 }
 
+/// Argon2's work area (19 MiB with the default parameters), kept and reused by one thread.
+/// Allocating it per check made every hashing thread's malloc arena hold freed work areas for
+/// good (hundreds of MiB after a login storm).
+#[derive(Default)]
+pub struct Argon2Memory(Vec<argon2::Block>);
+
+impl Argon2Memory {
+    /// A work area of `blocks` KiB, allocated (and touched) now.
+    pub fn with_blocks(blocks: usize) -> Argon2Memory {
+        Argon2Memory(vec![argon2::Block::default(); blocks])
+    }
+}
+
 impl Credential {
     /// Checks a password. Plain passwords are compared in constant time.
     pub fn verify(&self, given: &str) -> bool {
+        self.verify_with(given, &mut Argon2Memory::default())
+    }
+
+    /// Checks a password using `memory` as Argon2's work area.
+    pub fn verify_with(&self, given: &str, memory: &mut Argon2Memory) -> bool {
         match self {
             Credential::Plain(p) => constant_time_eq(p.expose().as_bytes(), given.as_bytes()),
-            Credential::Argon2(phc) => {
-                use argon2::password_hash::{PasswordHash, PasswordVerifier};
-                match PasswordHash::new(phc) {
-                    Ok(hash) => argon2::Argon2::default()
-                        .verify_password(given.as_bytes(), &hash)
-                        .is_ok(),
-                    Err(_) => false,
-                }
-            }
+            Credential::Argon2(phc) => verify_argon2(phc, given, memory).unwrap_or(false),
         }
     }
+}
+
+/// Recomputes an Argon2 PHC hash for `given` (same algorithm, version, parameters and salt) in
+/// `memory`, and compares in constant time. `None` if the stored string cannot be used.
+fn verify_argon2(phc: &str, given: &str, memory: &mut Argon2Memory) -> Option<bool> {
+    use argon2::password_hash::PasswordHash;
+    let hash = PasswordHash::new(phc).ok()?;
+    let algorithm = argon2::Algorithm::try_from(hash.algorithm).ok()?;
+    let version = match hash.version {
+        Some(v) => argon2::Version::try_from(v).ok()?,
+        None => argon2::Version::default(),
+    };
+    let params = argon2::Params::try_from(&hash).ok()?;
+    let expected = hash.hash?;
+    let mut salt_buf = [0u8; 64];
+    let salt = hash.salt?.decode_b64(&mut salt_buf).ok()?;
+    let blocks = params.block_count();
+    if memory.0.len() < blocks {
+        memory.0.resize(blocks, argon2::Block::default());
+    }
+    let mut out_buf = [0u8; 64];
+    let out = out_buf.get_mut(..expected.len())?;
+    argon2::Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(given.as_bytes(), salt, out, &mut memory.0[..blocks])
+        .ok()?;
+    Some(constant_time_eq(out, expected.as_bytes()))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -206,6 +243,9 @@ pub struct User {
     pub anonymous: bool,
     /// This user logs in only over TLS and transfers only with PROT P.
     pub require_tls: bool,
+    /// The root, opened once at start-up and shared by all of the user's sessions (one file
+    /// descriptor per user, not per session). `None`: each login opens it (users built in code).
+    pub jail: Option<Jail>,
 }
 
 impl User {
@@ -225,7 +265,17 @@ impl User {
             enabled: true,
             anonymous: false,
             require_tls: false,
+            jail: None,
         }
+    }
+
+    /// Opens the root now (start-up), so sessions share one handle and a root that cannot be
+    /// opened stops the daemon instead of failing every login.
+    pub fn open_root(mut self) -> Result<User, String> {
+        let jail = Jail::open(&self.root)
+            .map_err(|e| format!("root {} cannot be opened: {e}", self.root.display()))?;
+        self.jail = Some(jail);
+        Ok(self)
     }
 
     /// SECURITY: a user restricted to networks never logs in from elsewhere.
@@ -402,7 +452,10 @@ impl UserDb {
                 enabled: entry.enabled,
                 anonymous: false,
                 require_tls: entry.require_tls,
-            };
+                jail: None,
+            }
+            .open_root()
+            .map_err(fail)?;
             if users.insert(name.clone(), Arc::new(user)).is_some() {
                 return Err(fail("listed twice".into()));
             }
@@ -426,7 +479,7 @@ impl UserDb {
                 );
                 anon.anonymous = true;
                 anon.allowed_networks = parse_networks(&a.allowed_networks).map_err(fail)?;
-                Some(Arc::new(anon))
+                Some(Arc::new(anon.open_root().map_err(fail)?))
             }
         };
         if users.is_empty() && anonymous.is_none() {
@@ -453,19 +506,45 @@ impl UserDb {
         password: &str,
         source: Option<IpAddr>,
     ) -> Option<Arc<User>> {
+        self.authenticate_with(name, password, source, &mut Argon2Memory::default())
+    }
+
+    /// `authenticate` with a reused Argon2 work area (the Authenticator's threads keep one).
+    pub fn authenticate_with(
+        &self,
+        name: &str,
+        password: &str,
+        source: Option<IpAddr>,
+        memory: &mut Argon2Memory,
+    ) -> Option<Arc<User>> {
         if let Some(anon) = self.anonymous.as_ref().filter(|_| is_anonymous(name)) {
             return anon.allows(source).then(|| anon.clone());
         }
         match self.users.get(name) {
             Some(user) => {
-                let ok = user.credential.verify(password);
+                let ok = user.credential.verify_with(password, memory);
                 (ok && user.enabled && user.allows(source)).then(|| user.clone())
             }
             None => {
-                let _ = self.decoy.verify(password);
+                let _ = self.decoy.verify_with(password, memory);
                 None
             }
         }
+    }
+
+    /// The largest Argon2 work area any configured hash needs, in 1 KiB blocks (0 if none).
+    pub fn argon2_blocks(&self) -> usize {
+        self.users
+            .values()
+            .filter_map(|u| match &u.credential {
+                Credential::Argon2(phc) => argon2::password_hash::PasswordHash::new(phc)
+                    .ok()
+                    .and_then(|h| argon2::Params::try_from(&h).ok())
+                    .map(|p| p.block_count()),
+                Credential::Plain(_) => None,
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// Whether `name` logs in anonymously (the PASS prompt says so).
@@ -669,6 +748,32 @@ mod tests {
             assert_eq!(net.contains(ip), want, "{net:?} {ip}");
         }
         assert!(IpNet::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn reused_work_area_verifies_like_the_crate() {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        let mut memory = Argon2Memory::default();
+        // Two parameter sets through one work area, checked against the crate's own verifier.
+        let small = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(64, 1, 1, None).expect("params"),
+        );
+        for phc in [
+            hash_password("s3cret").expect("hash"),
+            hash_with(&small, "s3cret").expect("hash"),
+        ] {
+            let c = Credential::Argon2(phc.clone());
+            let parsed = PasswordHash::new(&phc).expect("phc");
+            for given in ["s3cret", "s3cre", "S3cret", ""] {
+                let want = argon2::Argon2::default()
+                    .verify_password(given.as_bytes(), &parsed)
+                    .is_ok();
+                assert_eq!(c.verify_with(given, &mut memory), want, "{phc} {given:?}");
+            }
+        }
+        assert!(!Credential::Argon2("$argon2id$garbage".into()).verify_with("x", &mut memory));
     }
 
     #[test]

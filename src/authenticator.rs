@@ -6,7 +6,7 @@
 //! cores. Its threads run at a lower scheduling priority, so sessions that are already logged
 //! in keep answering during a storm. It never touches a socket or the file system.
 
-use crate::auth::{User, UserDb};
+use crate::auth::{Argon2Memory, User, UserDb};
 use actix::prelude::*;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -16,13 +16,19 @@ const NICE: i32 = 10;
 
 pub struct Authenticator {
     users: Arc<UserDb>,
+    /// Argon2's work area, allocated once per thread and reused.
+    memory: Argon2Memory,
 }
 
 impl Authenticator {
-    /// Starts the pool: `threads` verifications at most run at once.
+    /// Starts the pool: `threads` verifications at most run at once. Each thread allocates its
+    /// Argon2 work area now (threads x 19 MiB with the default parameters, and nothing when no
+    /// user has a hash), so the daemon's memory does not grow at the first logins.
     pub fn start_pool(users: Arc<UserDb>, threads: usize) -> Addr<Authenticator> {
+        let blocks = users.argon2_blocks();
         SyncArbiter::start(threads.max(1), move || Authenticator {
             users: users.clone(),
+            memory: Argon2Memory::with_blocks(blocks),
         })
     }
 }
@@ -53,7 +59,11 @@ impl Handler<Authenticate> for Authenticator {
     type Result = Option<Arc<User>>;
 
     fn handle(&mut self, msg: Authenticate, _: &mut SyncContext<Self>) -> Self::Result {
-        self.users
-            .authenticate(&msg.name, msg.password.expose(), msg.source)
+        self.users.authenticate_with(
+            &msg.name,
+            msg.password.expose(),
+            msg.source,
+            &mut self.memory,
+        )
     }
 }

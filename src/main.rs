@@ -95,7 +95,8 @@ fn run(settings: cli::RunSettings) -> Result<(), String> {
                 Credential::Plain(Password::new(password.clone())),
                 root.clone(),
                 Permissions::ALL,
-            );
+            )
+            .open_root()?;
             (UserDb::single(user), Some(OneOff { root, password }))
         }
     };

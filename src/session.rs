@@ -737,10 +737,14 @@ impl Session {
             // Argon2 is CPU-heavy: the Authenticator pool runs it, never this Arbiter.
             let found = auth.send(ask).await.ok().flatten();
             match found {
-                Some(user) => {
-                    let root = user.root.clone();
-                    Ok((user, store.send(OpenJail { root }).await))
-                }
+                Some(user) => match user.jail.clone() {
+                    // Opened at start-up and shared by the user's sessions.
+                    Some(jail) => Ok((user, Ok(Ok(jail)))),
+                    None => {
+                        let root = user.root.clone();
+                        Ok((user, store.send(OpenJail { root }).await))
+                    }
+                },
                 None => {
                     // SECURITY: each failure costs the guesser time; only this session waits.
                     tokio::time::sleep(delay).await;

@@ -44,6 +44,12 @@ impl std::fmt::Debug for Jail {
 }
 
 impl Jail {
+    /// Opens a root directory as a jail. Blocking: at start-up, or inside the FileStore.
+    pub fn open(root: &Path) -> Result<Jail, StoreError> {
+        let dir = Dir::open_ambient_dir(root, cap_std::ambient_authority())?;
+        Ok(Jail(Arc::new(dir)))
+    }
+
     /// SECURITY: every file-system call goes through this handle: cap-std resolves each path
     /// beneath it (openat2 RESOLVE_BENEATH where the kernel has it) and fails any `..` or
     /// symlink, absolute or relative, that would lead outside, so a check cannot race an open.
@@ -243,8 +249,7 @@ impl Handler<OpenJail> for FileStore {
     type Result = Result<Jail, StoreError>;
 
     fn handle(&mut self, msg: OpenJail, _: &mut SyncContext<Self>) -> Self::Result {
-        let dir = Dir::open_ambient_dir(&msg.root, cap_std::ambient_authority())?;
-        Ok(Jail(Arc::new(dir)))
+        Jail::open(&msg.root)
     }
 }
 
