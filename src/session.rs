@@ -286,7 +286,8 @@ pub struct Session {
     lines_seen: u64,
     shutting_down: bool,
     /// The last command, as the live view shows it (passwords masked).
-    last_command: String,
+    /// Formatted only when the live view asks: most commands (NOOP, PWD) clone for free.
+    last_command: Option<Command>,
     /// Prefix of every log line: session id, peer, and user once known.
     tag: String,
 }
@@ -328,7 +329,7 @@ impl Session {
             prot_private: false,
             lines_seen: 0,
             shutting_down: false,
-            last_command: String::new(),
+            last_command: None,
         }
     }
 
@@ -1640,7 +1641,7 @@ impl Handler<Command> for Session {
         self.lines_seen += 1;
         log::debug!("[{}] <- {}", self.tag, cmd);
         self.observe(Observe::Command(cmd.verb()));
-        self.last_command = cmd.to_string();
+        self.last_command = Some(cmd.clone());
         AtomicResponse::new(self.dispatch(cmd, ctx))
     }
 }
@@ -1735,7 +1736,11 @@ impl Handler<SessionStatus> for Session {
             peer: self.peer.remote.to_string(),
             user: self.user().map(|u| u.name.clone()),
             idle_secs: self.last_active.elapsed().as_secs(),
-            command: self.last_command.clone(),
+            command: self
+                .last_command
+                .as_ref()
+                .map(Command::to_string)
+                .unwrap_or_default(),
             tls: self.control_tls,
             transfer: self.transfer.as_ref().map(Transfer::snapshot),
         })
