@@ -42,6 +42,24 @@ def dag(r):
     return " †" if r and (r.get("bg_cores") or 0) > fb.BG_WARN else ""
 
 
+def fix_dead(table, labels, last):
+    """D records of a server that died during the scenario (no process left to measure) show
+    'server gone' instead of ftpbench's negative memory deltas."""
+    out = []
+    for line in table.splitlines():
+        m = line.startswith("| D ") and line.split(" | ")
+        if m and ("memory per session" in line or "RSS total" in line):
+            n = line[4:].split(":")[0].split()[0]
+            cells = line.strip().strip("|").split(" | ")
+            for i, lb in enumerate(labels):
+                r = last.get((f"D{n}", lb))
+                if r and r.get("procs_after") == 0:
+                    cells[i + 1] = "server gone"
+            line = "| " + " | ".join(c.strip() for c in cells) + " |"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def extra_rows(labels, last):
     rows = []
 
@@ -79,8 +97,10 @@ def extra_rows(labels, last):
 
 
 def targets(labels, last, ours, verify_ms, cores):
-    peers = [lb for lb in labels if lb != ours and not lb.startswith(ours + "-")]
-    out = ["| target | actorftpd | best peer | ratio | target | met? |", "|---|---|---|---|---|---|"]
+    # every actorftpd build/variant (actorftpd, actorftpd-main, actorftpd-w2...) is not a peer
+    own = ours.split("-")[0]
+    peers = [lb for lb in labels if lb != ours and lb.split("-")[0] != own]
+    out = [f"| target | {ours} | best peer | ratio | target | met? |", "|---|---|---|---|---|---|"]
 
     def get(scen, lb):
         return last.get((scen, lb))
@@ -156,7 +176,7 @@ def main():
     with contextlib.redirect_stdout(buf):
         fb.cmd_table(args.files)
     labels, last = load(args.files)
-    print(buf.getvalue())
+    print(fix_dead(buf.getvalue(), labels, last))
     extra = extra_rows(labels, last)
     if extra:
         print(extra)

@@ -21,6 +21,8 @@
 #   ACTORFTPD_VMEM_KB  address-space cap for the daemon (ulimit -v), a guard for shared machines:
 #                    as built, every Argon2 verification can leave ~19 MiB resident (glibc arena
 #                    retention, see BENCHMARKS.md), so a long login-heavy run would exhaust RAM
+#   ACTORFTPD_HASH   the user's password_hash (default: `actorftpd hash-password`, Argon2id with
+#                    the default cost); profile.sh passes a minimal-cost one (m=8 KiB, t=1)
 #   GLIBC_TUNABLES   passed through (e.g. glibc.malloc.mmap_threshold=4194304 avoids that retention)
 # Caps raised as for the peers: --max-sessions 20000 --max-sessions-per-ip 20000;
 # logging at warn (-q); passive ports 30100-32699 (below the ephemeral range).
@@ -57,7 +59,8 @@ start() {
   mkdir -p "$dir" "$DATA"
   ulimit -n "$(ulimit -Hn)"          # fd limit for the server: the hard limit
   [ -n "${ACTORFTPD_VMEM_KB:-}" ] && ulimit -v "$ACTORFTPD_VMEM_KB"
-  local hash; hash=$(printf '%s\n' "$FPASS" | "$BIN" hash-password)
+  local hash=${ACTORFTPD_HASH:-}
+  [ -n "$hash" ] || hash=$(printf '%s\n' "$FPASS" | "$BIN" hash-password)
   [ -n "$hash" ] || { echo "hash-password failed" >&2; exit 1; }
   cat >"$dir/users.toml" <<TOML
 [[user]]

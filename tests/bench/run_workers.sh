@@ -6,6 +6,7 @@
 #
 #   tests/bench/run_workers.sh            -> tests/bench/results/workers.jsonl, workers.log
 #   ROUNDS=2 WAIT_QUIET=300 NICE=5 FTPBENCH_DIR=/work/shared/bench
+#   ACTORFTPD_HASH=...  (passed to run_actorftpd.sh; the logins happen before the measured phase)
 # Labels: actorftpd-w1-p1 / actorftpd-w2-p1 (C, 1 client process, and bulkpar),
 #         actorftpd-w1-p2 / actorftpd-w2-p2 (C, 2 client processes).
 set -uo pipefail
