@@ -5,11 +5,8 @@
 mod common;
 mod rawftp;
 
-use std::ffi::OsString;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -152,31 +149,8 @@ fn require_ipv6() -> bool {
 
 /// Starts the daemon on `[::1]:0` with user alice.
 fn start_ipv6() -> Daemon {
-    let tmp = tempfile::TempDir::new().expect("temporary directory");
-    let root: PathBuf = tmp.path().join("roots").join(USER);
-    std::fs::create_dir_all(&root).expect("create root");
-    let users = tmp.path().join("users.toml");
-    let root_str = root.to_str().expect("UTF-8 temp path");
-    assert!(
-        !root_str.contains(['"', '\\']),
-        "test bug: temp path needs TOML escaping"
-    );
-    std::fs::write(
-        &users,
-        format!(
-            "[[user]]\nname = \"{USER}\"\npassword_hash = \"{}\"\nroot = \"{root_str}\"\n",
-            actorftpd::auth::hash_password(PASS).expect("hash")
-        ),
-    )
-    .expect("write users file");
-    let args: Vec<OsString> = vec![
-        "--listen".into(),
-        "[::1]:0".into(),
-        "--users".into(),
-        users.into_os_string(),
-        "-q".into(),
-    ];
-    let d = Daemon::start_custom(tmp, &args, vec![(USER.into(), PASS.into(), root)]);
+    let root = format!("roots/{USER}");
+    let d = Daemon::start_listening("[::1]:0", &[(USER, PASS, &root)], &[]);
     assert!(d.addr().is_ipv6(), "daemon listens on {}", d.addr());
     d
 }
@@ -217,20 +191,7 @@ fn ipv6_epsv_transfers_are_byte_exact_and_pasv_is_refused() {
 const CURLE_OK: i32 = 0;
 
 fn curl(args: &[&str]) -> ClientOutput {
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-sS",
-        "-v",
-        "-g",
-        "--max-time",
-        "60",
-        "--connect-timeout",
-        "10",
-    ])
-    .arg("--user")
-    .arg(format!("{USER}:{PASS}"))
-    .args(args);
-    run_with_timeout(&mut cmd, CLIENT_DEADLINE + Duration::from_secs(10))
+    curl_as(USER, PASS, args)
 }
 
 fn path_str(p: &std::path::Path) -> &str {

@@ -6,8 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
 use common::*;
 
@@ -16,20 +14,7 @@ const PASS: &str = "alice-pass";
 const CURLE_QUOTE_ERROR: i32 = 21;
 
 fn curl(args: &[&str]) -> ClientOutput {
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-sS",
-        "-v",
-        "-g",
-        "--max-time",
-        "60",
-        "--connect-timeout",
-        "10",
-    ])
-    .arg("--user")
-    .arg(format!("{USER}:{PASS}"))
-    .args(args);
-    run_with_timeout(&mut cmd, CLIENT_DEADLINE + Duration::from_secs(10))
+    curl_as(USER, PASS, args)
 }
 
 fn path_str(p: &Path) -> &str {

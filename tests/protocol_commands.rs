@@ -1096,32 +1096,8 @@ fn help_knows_every_implemented_verb() {
 
 /// Starts the daemon on 127.0.0.1:0 for alice with extra command-line options.
 fn start_with_options(options: &[&str]) -> Daemon {
-    let tmp = tempfile::TempDir::new().expect("temporary directory");
-    let root = tmp.path().join("roots").join(USER);
-    std::fs::create_dir_all(&root).expect("create root");
-    let users = tmp.path().join("users.toml");
-    let root_str = root.to_str().expect("UTF-8 temp path");
-    assert!(
-        !root_str.contains(['"', '\\']),
-        "test bug: temp path needs TOML escaping"
-    );
-    std::fs::write(
-        &users,
-        format!(
-            "[[user]]\nname = \"{USER}\"\npassword_hash = \"{}\"\nroot = \"{root_str}\"\n",
-            actorftpd::auth::hash_password(PASS).expect("hash")
-        ),
-    )
-    .expect("write users file");
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-        "--users".into(),
-        users.into_os_string(),
-        "-q".into(),
-    ];
-    args.extend(options.iter().map(|o| o.into()));
-    Daemon::start_custom(tmp, &args, vec![(USER.into(), PASS.into(), root)])
+    let root = format!("roots/{USER}");
+    Daemon::start_with_args(&[(USER, PASS, &root)], options)
 }
 
 /// Reads the control connection to EOF; panics if anything but EOF comes.

@@ -77,6 +77,11 @@ impl Daemon {
 
     /// Like [`Daemon::start_with_roots`], with extra command-line options (limits, timeouts).
     pub fn start_with_args(users: &[(&str, &str, &str)], extra: &[&str]) -> Daemon {
+        Daemon::start_listening("127.0.0.1:0", users, extra)
+    }
+
+    /// Like [`Daemon::start_with_args`], listening on `listen` (e.g. `[::1]:0`).
+    pub fn start_listening(listen: &str, users: &[(&str, &str, &str)], extra: &[&str]) -> Daemon {
         assert!(!users.is_empty(), "Daemon::start needs at least one user");
         let tmp = TempDir::new().expect("create temporary directory for the daemon");
         let mut toml = String::new();
@@ -96,7 +101,7 @@ impl Daemon {
         std::fs::write(&users_file, toml).expect("write users file");
         let mut args: Vec<OsString> = vec![
             "--listen".into(),
-            "127.0.0.1:0".into(),
+            listen.into(),
             "--root".into(),
             table[0].2.clone().into_os_string(),
             "--users".into(),
@@ -566,6 +571,25 @@ impl ClientOutput {
         );
         self
     }
+}
+
+/// curl as `user` with verbose output (the tests read which commands it sent), IPv6 URL
+/// literals allowed (`-g`), and time limits on connect and on the whole transfer.
+pub fn curl_as(user: &str, pass: &str, args: &[&str]) -> ClientOutput {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sS",
+        "-v",
+        "-g",
+        "--max-time",
+        "60",
+        "--connect-timeout",
+        "10",
+    ])
+    .arg("--user")
+    .arg(format!("{user}:{pass}"))
+    .args(args);
+    run_with_timeout(&mut cmd, CLIENT_DEADLINE + Duration::from_secs(10))
 }
 
 /// Runs `cmd` to completion with a hard deadline: `Child::wait` runs in a thread and the caller
