@@ -1,144 +1,37 @@
 //! Actor-level tests: a Session with a channel as its reply sink, driven by synthetic
 //! `Command` messages. No control socket; data connections are real loopback sockets.
+//! The harness is shared with tests/session_timeouts.rs (tests/actor_harness/).
 
-use actix::prelude::*;
-use actorftpd::auth::{Credential, Password, Permissions, User, UserDb};
+mod actor_harness;
+
+use actor_harness::{random_bytes, read_to_eof, sha256, write, Harness};
+use actorftpd::auth::Permissions;
 use actorftpd::config::Config;
-use actorftpd::protocol::{Command, EpsvArg, ParseError, Reply, TransferType};
-use actorftpd::session::{Outbound, Peer, Services, Session, Unparsable};
-use sha2::{Digest, Sha256};
-use std::io::Read;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use actorftpd::protocol::{Command, EpsvArg, ParseError, TransferType};
+use actorftpd::session::{Outbound, Unparsable};
 use std::time::Duration;
-use tokio::sync::mpsc;
-
-/// Generous: a reply that does not come within this is a hang, and the test fails.
-const REPLY_DEADLINE: Duration = Duration::from_secs(10);
-
-struct Harness {
-    session: Addr<Session>,
-    replies: mpsc::UnboundedReceiver<Outbound>,
-    root: PathBuf,
-    _dir: tempfile::TempDir,
-}
 
 impl Harness {
     /// A Session for user alice/secret (with `permissions`) whose root is a fresh temp folder.
     async fn start(permissions: Permissions) -> Harness {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let root = dir.path().join("srv");
-        std::fs::create_dir(&root).expect("root");
-        let user = User::new(
-            "alice",
-            Credential::Plain(Password::new("secret")),
-            root.clone(),
-            permissions,
-        );
         let mut config = Config::default();
         // Failed logins are answered at once here; the delay has its own test.
         config.login.failure_delay = Duration::ZERO;
-        let services = Services::start(config, UserDb::single(user), Default::default());
-        let peer = Peer {
-            id: 1,
-            remote: "127.0.0.1:40000".parse().expect("addr"),
-            local: "127.0.0.1:2121".parse().expect("addr"),
-        };
-        let (tx, replies) = mpsc::unbounded_channel();
-        let session = Session::new(peer, services, tx, None).start();
-        let mut h = Harness {
-            session,
-            replies,
-            root,
-            _dir: dir,
-        };
-        h.expect(220).await;
-        h
+        Harness::start_with(config, permissions).await
     }
 
     async fn logged_in() -> Harness {
         let mut h = Harness::start(Permissions::ALL).await;
-        h.cmd(Command::User("alice".into()), 331).await;
-        h.cmd(Command::Pass("secret".into()), 230).await;
+        h.login().await;
         h
     }
-
-    async fn next(&mut self) -> Outbound {
-        match tokio::time::timeout(REPLY_DEADLINE, self.replies.recv()).await {
-            Ok(Some(out)) => out,
-            Ok(None) => panic!("session stopped without replying"),
-            Err(_) => panic!("no reply within {REPLY_DEADLINE:?}"),
-        }
-    }
-
-    async fn reply(&mut self) -> Reply {
-        match self.next().await {
-            Outbound::Reply(r) => r,
-            Outbound::Close => panic!("connection closed instead of a reply"),
-            Outbound::StartTls(_) => panic!("TLS upgrade instead of a reply"),
-        }
-    }
-
-    async fn expect(&mut self, code: u16) -> Reply {
-        let r = self.reply().await;
-        assert_eq!(r.code.as_u16(), code, "unexpected reply {r}");
-        r
-    }
-
-    async fn send(&mut self, cmd: Command) {
-        self.session.send(cmd).await.expect("session alive");
-    }
-
-    async fn cmd(&mut self, cmd: Command, code: u16) -> Reply {
-        self.send(cmd).await;
-        self.expect(code).await
-    }
-
-    /// EPSV, then a data connection to the port it names.
-    async fn passive(&mut self) -> std::net::TcpStream {
-        let r = self.cmd(Command::Epsv(EpsvArg::Any), 229).await;
-        let text = r.text();
-        let port: u16 = text
-            .split("|||")
-            .nth(1)
-            .and_then(|s| s.trim_end_matches(['|', ')']).parse().ok())
-            .unwrap_or_else(|| panic!("no port in {text:?}"));
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        std::net::TcpStream::connect(addr).expect("connect to passive port")
-    }
-}
-
-fn sha256(data: &[u8]) -> Vec<u8> {
-    Sha256::digest(data).to_vec()
-}
-
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn write(root: &Path, name: &str, data: &[u8]) {
-    std::fs::write(root.join(name), data).expect("write fixture");
 }
 
 /// Reads a data socket to EOF on a blocking thread (the actors keep running meanwhile).
-async fn read_all(mut sock: std::net::TcpStream) -> Vec<u8> {
-    tokio::task::spawn_blocking(move || {
-        sock.set_read_timeout(Some(REPLY_DEADLINE))
-            .expect("timeout");
-        let mut buf = Vec::new();
-        sock.read_to_end(&mut buf).expect("read data connection");
-        buf
-    })
-    .await
-    .expect("reader thread")
+async fn read_all(sock: std::net::TcpStream) -> Vec<u8> {
+    tokio::task::spawn_blocking(move || read_to_eof(sock))
+        .await
+        .expect("reader thread")
 }
 
 #[actix::test]

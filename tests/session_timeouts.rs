@@ -1,5 +1,5 @@
-//! Actor-level timeout tests: a Session with a channel as its reply sink (the pattern of
-//! tests/session_actor.rs) and a Config with the timeouts under test.
+//! Actor-level timeout tests: a Session with a channel as its reply sink (the harness shared
+//! with tests/session_actor.rs, tests/actor_harness/) and a Config with the timeouts under test.
 //!
 //! The data-connection timeout runs on tokio timers, so it is tested with paused time
 //! (`tokio::time::pause()` + `advance()`): no test waits 30 s. While time is paused, replies are
@@ -11,20 +11,19 @@
 //! tokio time does not move; the paused-time versions of those tests are ignored (see the
 //! reason on them) and real-clock versions with 1-second timeouts run instead.
 
-use actix::prelude::*;
-use actorftpd::auth::{Credential, Password, Permissions, User, UserDb};
+mod actor_harness;
+
+use actor_harness::{
+    epsv_port, expect_reply, local, random_bytes, read_to_eof, sha256, write, Harness,
+    REPLY_DEADLINE,
+};
+use actorftpd::auth::Permissions;
 use actorftpd::config::{Config, Timeouts};
 use actorftpd::protocol::{Command, EpsvArg, Reply, TransferType};
-use actorftpd::session::{Outbound, Peer, Services, Session};
-use sha2::{Digest, Sha256};
-use std::io::Read;
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use actorftpd::session::Outbound;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-/// A reply that does not come within this (real time) is a hang, and the test fails.
-const REPLY_DEADLINE: Duration = Duration::from_secs(10);
 
 fn config(idle: u64, login: u64, data: u64) -> Config {
     Config {
@@ -38,57 +37,16 @@ fn config(idle: u64, login: u64, data: u64) -> Config {
     }
 }
 
-struct Harness {
-    session: Addr<Session>,
-    replies: mpsc::UnboundedReceiver<Outbound>,
-    root: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
 impl Harness {
     async fn start(config: Config) -> Harness {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let root = dir.path().join("srv");
-        std::fs::create_dir(&root).expect("root");
-        let user = User::new(
-            "alice",
-            Credential::Plain(Password::new("secret")),
-            root.clone(),
-            Permissions::ALL,
-        );
-        let services = Services::start(config, UserDb::single(user), Default::default());
-        let peer = Peer {
-            id: 1,
-            remote: "127.0.0.1:40000".parse().expect("addr"),
-            local: "127.0.0.1:2121".parse().expect("addr"),
-        };
-        let (tx, replies) = mpsc::unbounded_channel();
-        let session = Session::new(peer, services, tx, None).start();
-        let mut h = Harness {
-            session,
-            replies,
-            root,
-            _dir: dir,
-        };
-        h.expect(220).await;
-        h
+        Harness::start_with(config, Permissions::ALL).await
     }
 
     async fn logged_in(config: Config) -> Harness {
         let mut h = Harness::start(config).await;
-        h.cmd(Command::User("alice".into()), 331).await;
-        h.cmd(Command::Pass("secret".into()), 230).await;
+        h.login().await;
         h.cmd(Command::Type(TransferType::Image), 200).await;
         h
-    }
-
-    /// Next outbound item (real clock; only while time is not paused).
-    async fn next(&mut self) -> Outbound {
-        match tokio::time::timeout(REPLY_DEADLINE, self.replies.recv()).await {
-            Ok(Some(out)) => out,
-            Ok(None) => panic!("session stopped without replying"),
-            Err(_) => panic!("no reply within {REPLY_DEADLINE:?}"),
-        }
     }
 
     /// Next outbound item while tokio time may be paused: poll and yield, never sleep, so the
@@ -112,35 +70,9 @@ impl Harness {
         }
     }
 
-    async fn expect(&mut self, code: u16) -> Reply {
-        match self.next().await {
-            Outbound::Reply(r) => {
-                assert_eq!(r.code.as_u16(), code, "unexpected reply {r}");
-                r
-            }
-            Outbound::Close => panic!("connection closed instead of a {code} reply"),
-            Outbound::StartTls(_) => panic!("TLS upgrade instead of a {code} reply"),
-        }
-    }
-
     async fn expect_spin(&mut self, code: u16) -> Reply {
-        match self.next_spin().await {
-            Outbound::Reply(r) => {
-                assert_eq!(r.code.as_u16(), code, "unexpected reply {r}");
-                r
-            }
-            Outbound::Close => panic!("connection closed instead of a {code} reply"),
-            Outbound::StartTls(_) => panic!("TLS upgrade instead of a {code} reply"),
-        }
-    }
-
-    async fn send(&mut self, cmd: Command) {
-        self.session.send(cmd).await.expect("session alive");
-    }
-
-    async fn cmd(&mut self, cmd: Command, code: u16) -> Reply {
-        self.send(cmd).await;
-        self.expect(code).await
+        let out = self.next_spin().await;
+        expect_reply(out, code)
     }
 
     async fn cmd_spin(&mut self, cmd: Command, code: u16) -> Reply {
@@ -156,48 +88,18 @@ impl Harness {
     }
 }
 
-fn epsv_port(r: &Reply) -> u16 {
-    let text = r.text();
-    text.split("|||")
-        .nth(1)
-        .and_then(|s| s.trim_end_matches(['|', ')']).parse().ok())
-        .unwrap_or_else(|| panic!("no port in {text:?}"))
-}
-
-fn local(port: u16) -> SocketAddr {
-    ([127, 0, 0, 1], port).into()
-}
-
-fn write(root: &Path, name: &str, data: &[u8]) {
-    std::fs::write(root.join(name), data).expect("write fixture");
-}
-
-fn sha256(data: &[u8]) -> Vec<u8> {
-    Sha256::digest(data).to_vec()
-}
-
+/// The stream this file has always used: for the (even) lengths used here the seed is already
+/// odd, so `random_bytes`'s `| 1` leaves it unchanged.
 fn data_of(n: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ n as u64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    random_bytes(n, 0x9E37_79B9_7F4A_7C15 ^ n as u64)
 }
 
 /// Reads a data socket to EOF on a plain thread (not the runtime's blocking pool, so the test
 /// can keep polling the session meanwhile); the result comes back through a channel.
-fn read_in_thread(mut sock: TcpStream) -> std::sync::mpsc::Receiver<Vec<u8>> {
+fn read_in_thread(sock: TcpStream) -> std::sync::mpsc::Receiver<Vec<u8>> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        sock.set_read_timeout(Some(REPLY_DEADLINE))
-            .expect("timeout");
-        let mut buf = Vec::new();
-        sock.read_to_end(&mut buf).expect("read data connection");
-        let _ = tx.send(buf);
+        let _ = tx.send(read_to_eof(sock));
     });
     rx
 }
@@ -359,8 +261,7 @@ async fn idle_timeout_does_not_fire_while_a_transfer_runs() {
     // Far larger than the socket buffers: the transfer cannot finish while nobody reads.
     let data = data_of(64 * 1024 * 1024);
     write(&h.root, "big.bin", &data);
-    let r = h.cmd(Command::Epsv(EpsvArg::Any), 229).await;
-    let sock = TcpStream::connect(local(epsv_port(&r))).expect("connect");
+    let sock = h.passive().await;
     h.cmd(Command::Retr("big.bin".into()), 150).await;
     // Two and a half idle periods with the transfer stalled on the client: no 421.
     match tokio::time::timeout(Duration::from_millis(2500), h.replies.recv()).await {
