@@ -7,9 +7,9 @@
 //! `tokio::time::timeout`, because an idle runtime would auto-advance the paused clock to the
 //! next timer and fire timeouts the test did not ask for.
 //!
-//! The idle and login timeouts compare `std::time::Instant`s inside the Session, which paused
-//! tokio time does not move; the paused-time versions of those tests are ignored (see the
-//! reason on them) and real-clock versions with 1-second timeouts run instead.
+//! The idle and login timeouts compare tokio `Instant`s inside the Session, so paused time moves
+//! them too: each has a paused-time test, and a real-clock twin with 1-second timeouts checks the
+//! same behaviour end to end.
 
 mod actor_harness;
 
