@@ -2,8 +2,8 @@
 //!
 //! It owns the data socket and the open file (or the listing bytes). It accepts the passive
 //! connection (only from the control connection's peer) or connects to the active target,
-//! then copies in a blocking-pool task with large buffers, converting line endings for
-//! TYPE A. It reports `Progress` at a bounded rate and exactly one `TransferDone` to its
+//! then copies in a blocking-pool task: `sendfile` for a clear TYPE I RETR, otherwise large
+//! buffers, converting line endings for TYPE A. It reports `Progress` at a bounded rate and exactly one `TransferDone` to its
 //! Session, and obeys `Abort` by shutting the socket down under the copy loop. It never
 //! touches the control connection or the file system's metadata.
 
@@ -399,7 +399,15 @@ fn copy_blocking(
 ) -> TransferResult {
     let upload = job.payload.is_upload();
     let result = match job.tls.take() {
-        None => copy_payload(&mut sock, job, switch, reporter),
+        None => match job {
+            CopyJob {
+                payload: Payload::SendFile(file),
+                ascii: false,
+                buffer,
+                ..
+            } => sendfile_loop(&sock, file, buffer, switch, reporter),
+            job => copy_payload(&mut sock, job, switch, reporter),
+        },
         Some(DataTls {
             config,
             require_resumption,
@@ -481,6 +489,47 @@ fn copy_payload<S: Read + Write>(
         }
         Payload::SendFile(file) => send_file(sock, file, ascii, buffer, switch, &mut reporter),
         Payload::Receive(file) => receive_file(sock, file, ascii, buffer, switch, &mut reporter),
+    }
+}
+
+/// Bytes handed to one `sendfile` call: large enough that the call overhead vanishes, small
+/// enough that progress and an abort are seen a few times per second even on a slow link.
+const SENDFILE_CHUNK: usize = 8 * 1024 * 1024;
+
+/// RETR in TYPE I without TLS: the kernel sends page-cache pages straight to the socket, saving
+/// the copy through a user-space buffer (*measured*: see tests/bench/BENCHMARKS.md). Falls back
+/// to the read/write loop where the file system does not support `sendfile`.
+fn sendfile_loop(
+    sock: &std::net::TcpStream,
+    file: std::fs::File,
+    buffer: usize,
+    switch: &AbortSwitch,
+    mut reporter: ProgressReporter,
+) -> TransferResult {
+    use rustix::io::Errno;
+    let mut done: u64 = 0;
+    loop {
+        if switch.is_triggered() {
+            return Err(TransferError::Aborted);
+        }
+        // `None`: from the file's own position, where REST put it.
+        match rustix::fs::sendfile(sock, &file, None, SENDFILE_CHUNK) {
+            Ok(0) => return Ok(done),
+            Ok(n) => {
+                done += n as u64;
+                reporter.report(done);
+            }
+            Err(Errno::INTR) => continue,
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) if done == 0 => {
+                let mut sock = sock;
+                return send_file(&mut sock, file, false, buffer, switch, &mut reporter);
+            }
+            Err(e @ (Errno::IO | Errno::NOMEM | Errno::OVERFLOW | Errno::SPIPE)) => {
+                return Err(file_error(e.into()));
+            }
+            // EAGAIN is SO_SNDTIMEO running out (a stalled client); the rest are socket errors.
+            Err(e) => return Err(socket_error(e.into(), switch)),
+        }
     }
 }
 
