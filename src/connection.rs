@@ -10,14 +10,14 @@ use crate::session::{ControlClosed, Outbound, Session, Unparsable};
 use crate::tls::ControlIo;
 use actix::Addr;
 use bytes::BytesMut;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use rustls::server::ServerConfig;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
@@ -54,9 +54,26 @@ impl AsyncRead for ControlStream {
         let stream = &self.get_mut().0;
         loop {
             ready!(stream.poll_read_ready(cx))?;
-            match stream.try_read(buf.initialize_unfilled()) {
+            let dst = buf.initialize_unfilled();
+            let mut got = 0;
+            // A read that stops short just after a line end has drained the socket: readiness
+            // is cleared then and there (by answering "would block"), which saves the read that
+            // would only return EAGAIN before every wait. A read that stops short anywhere else
+            // may have stopped at the urgent mark, so the loop reads on until EAGAIN.
+            let read = stream.try_io(Interest::READABLE, || {
+                got = rustix::io::read(stream, &mut *dst).map_err(io::Error::from)?;
+                if drained_at_line_end(dst, got) {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(got)
+            });
+            match read {
                 Ok(n) => {
                     buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => {
+                    buf.advance(got);
                     return Poll::Ready(Ok(()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -64,6 +81,13 @@ impl AsyncRead for ControlStream {
             }
         }
     }
+}
+
+/// A short read (fewer bytes than asked for) that ends with LF. Linux ends a read early only when
+/// the socket is empty or at the urgent mark, and every client's urgent ABOR puts the mark after
+/// an IAC or inside the line, never right after a line end.
+fn drained_at_line_end(dst: &[u8], got: usize) -> bool {
+    got > 0 && got < dst.len() && dst[got - 1] == b'\n'
 }
 
 impl AsyncWrite for ControlStream {
@@ -189,7 +213,7 @@ pub async fn run_control(
                     }
                     next = replies.try_recv().ok();
                 }
-                if out_of_time(tokio::time::timeout(WRITE_TIMEOUT, framed.flush()).await) {
+                if !flushed(&mut framed).await {
                     session.do_send(ControlClosed);
                     return;
                 }
@@ -231,6 +255,14 @@ pub async fn run_control(
     }
 }
 
-fn out_of_time(r: Result<io::Result<()>, tokio::time::error::Elapsed>) -> bool {
-    !matches!(r, Ok(Ok(())))
+/// Flushes the replies. The write timeout's timer is armed only when the socket buffer is full:
+/// a reply that fits (nearly always) costs no timer entry.
+async fn flushed(framed: &mut ControlFramed) -> bool {
+    match framed.flush().now_or_never() {
+        Some(r) => r.is_ok(),
+        None => matches!(
+            tokio::time::timeout(WRITE_TIMEOUT, framed.flush()).await,
+            Ok(Ok(()))
+        ),
+    }
 }

@@ -261,6 +261,37 @@ fn urgent_abor_with_telnet_ip_and_synch_aborts_a_large_retr() {
     assert_session_usable(&mut c, &d.root(USER));
 }
 
+/// A line, then an urgent ABOR, sent in one burst with no transfer running: the read that
+/// stops at the urgent mark must not be taken for an empty socket (the ABOR would never be
+/// answered). Both urgent styles: Telnet Synch (lftp) and the whole ABOR line (ftplib).
+#[test]
+fn a_line_pipelined_before_an_urgent_abor_gets_both_replies() {
+    const IAC: u8 = 255;
+    const IP: u8 = 244;
+    const DM: u8 = 242;
+    let d = Daemon::start(&[(USER, PASS)]);
+    let mut c = Ctrl::login(d.addr(), USER, PASS);
+    for round in 0..20 {
+        let urgent = |c: &Ctrl, bytes: &[u8]| {
+            socket2::SockRef::from(c.socket())
+                .send_out_of_band(bytes)
+                .expect("send urgent data")
+        };
+        if round % 2 == 0 {
+            c.send_raw(b"NOOP\r\n");
+            c.send_raw(&[IAC, IP]);
+            assert_eq!(urgent(&c, &[IAC, DM]), 2);
+            c.send("ABOR");
+        } else {
+            c.send_raw(b"NOOP\r\n");
+            assert_eq!(urgent(&c, b"ABOR\r\n"), 6);
+        }
+        c.expect_reply(200);
+        c.expect_reply(225);
+    }
+    c.expect("NOOP", 200);
+}
+
 #[test]
 fn python_ftplib_abort_sends_urgent_abor_during_a_large_retr_and_the_session_stays_usable() {
     if !require_tool("python3") {

@@ -160,6 +160,11 @@ fn put_code(dst: &mut BytesMut, code: u16) {
 /// forged reply line, so they become spaces; other control bytes are dropped; IAC (0xFF) cannot
 /// occur in UTF-8 text, so Telnet framing is never broken by a `String`.
 fn put_sanitised(dst: &mut BytesMut, line: &str) {
+    // Nearly every reply is printable ASCII: one check, one copy.
+    if line.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        dst.put_slice(line.as_bytes());
+        return;
+    }
     for ch in line.chars() {
         match ch {
             '\r' | '\n' => dst.put_u8(b' '),
