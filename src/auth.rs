@@ -5,8 +5,8 @@
 //! `[anonymous]` table. Plain-text passwords are refused at start-up. A password is held in a
 //! type whose `Debug` never shows it. Verification does the same work, and gives the same
 //! answer, for an unknown user, a disabled user, a disallowed network and a wrong password, so
-//! nothing tells which names exist. Argon2 is CPU-heavy: the Session runs `authenticate` on
-//! the blocking pool, never on a worker Arbiter.
+//! nothing tells which names exist. Argon2 is CPU-heavy: the Session asks the Authenticator
+//! pool (authenticator.rs), so it never runs on a worker Arbiter.
 
 use crate::file_store::Jail;
 use serde::Deserialize;
