@@ -3,9 +3,9 @@
 //! It owns the data socket and the open file (or the listing bytes). It accepts the passive
 //! connection (only from the control connection's peer) or connects to the active target,
 //! then copies in a blocking-pool task: `sendfile` for a clear TYPE I RETR, otherwise large
-//! buffers, converting line endings for TYPE A. It reports `Progress` at a bounded rate and exactly one `TransferDone` to its
-//! Session, and obeys `Abort` by shutting the socket down under the copy loop. It never
-//! touches the control connection or the file system's metadata.
+//! buffers, converting line endings for TYPE A. It reports `Progress` at a bounded rate and
+//! exactly one `TransferDone` to its Session, and obeys `Abort` by shutting the socket down
+//! under the copy loop. It never touches the control connection or the file system's metadata.
 
 use actix::prelude::*;
 use rustls::server::ServerConfig;
