@@ -3,12 +3,13 @@
 //! It accepts control connections, refuses those over the session limits (global, per source
 //! IP) or from a temporarily banned source with `421`, numbers the rest, and starts each Session
 //! on one of the worker Arbiters in turn (an Arbiter is one thread, so this is what spreads
-//! sessions over cores). The accepted socket crosses threads as a std socket and is registered
+//! sessions over cores), with that worker's Resolver. The accepted socket crosses threads as a std socket and is registered
 //! again on the worker's reactor. It keeps its sessions' addresses (told by `SessionStarted` and
 //! `SessionClosed`) to tell them about a shutdown, and counts failed logins per source IP. It
 //! never reads a control connection itself.
 
 use crate::connection::{run_control, ControlStream};
+use crate::file_store::Resolver;
 use crate::session::{LoginFailed, Peer, ServerShutdown, Services, Session, SessionClosed};
 use actix::prelude::*;
 use actix_rt::ArbiterHandle;
@@ -38,7 +39,7 @@ struct Failures {
 pub struct Listener {
     listener: Option<TcpListener>,
     accepting: Option<SpawnHandle>,
-    workers: Vec<ArbiterHandle>,
+    workers: Vec<Worker>,
     next_worker: usize,
     services: Services,
     next_id: u64,
@@ -51,9 +52,16 @@ pub struct Listener {
     implicit_tls: bool,
 }
 
+/// A worker Arbiter (one thread) and the Resolver that runs on it.
+#[derive(Clone)]
+pub struct Worker {
+    pub arbiter: ArbiterHandle,
+    pub resolver: Addr<Resolver>,
+}
+
 impl Listener {
     /// `workers` must not be empty: sessions run there, never on the Listener's thread.
-    pub fn new(listener: TcpListener, workers: Vec<ArbiterHandle>, services: Services) -> Listener {
+    pub fn new(listener: TcpListener, workers: Vec<Worker>, services: Services) -> Listener {
         Listener {
             listener: Some(listener),
             accepting: None,
@@ -186,10 +194,10 @@ impl Handler<Accepted> for Listener {
         *self.per_ip.entry(remote.ip()).or_default() += 1;
         let worker = &self.workers[self.next_worker % self.workers.len()];
         self.next_worker = self.next_worker.wrapping_add(1);
-        let services = self.services.clone();
+        let services = self.services.with_resolver(worker.resolver.clone());
         let me = ctx.address();
         let implicit = self.implicit_tls;
-        let spawned = worker.spawn(async move {
+        let spawned = worker.arbiter.spawn(async move {
             start_session(std_stream, remote, id, services, me, implicit);
         });
         if !spawned {

@@ -5,13 +5,13 @@
 use crate::admin::{AdminEndpoint, Routes};
 use crate::auth::UserDb;
 use crate::config::Config;
-use crate::file_store::FileStore;
-use crate::listener::Listener;
+use crate::file_store::{FileStore, Resolver};
+use crate::listener::{Listener, Worker};
 use crate::metrics::Metrics;
 use crate::session::{Observers, Services};
 use crate::xferlog::XferLog;
 use actix::prelude::*;
-use actix_rt::{Arbiter, ArbiterHandle};
+use actix_rt::Arbiter;
 use std::io;
 use std::net::SocketAddr;
 
@@ -50,10 +50,6 @@ pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-fn handles(workers: &[Arbiter]) -> Vec<ArbiterHandle> {
-    workers.iter().map(Arbiter::handle).collect()
-}
-
 /// The sockets the daemon serves, bound before the actors start.
 pub struct Sockets {
     pub control: std::net::TcpListener,
@@ -64,8 +60,8 @@ pub struct Sockets {
     pub metrics: Option<std::net::TcpListener>,
 }
 
-/// Starts the FileStore pool, the observers, one worker Arbiter per configured worker, the
-/// Listener(s) and the admin endpoints. Must run inside an actix System.
+/// Starts the FileStore pool, the observers, one worker Arbiter (with its Resolver) per
+/// configured worker, the Listener(s) and the admin endpoints. Must run inside an actix System.
 pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running, String> {
     let Sockets {
         control: listener,
@@ -98,12 +94,24 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
         },
     );
     let store = services.store.clone();
+    let worker_set: Vec<Worker> = workers
+        .iter()
+        .map(|arbiter| {
+            let pool = store.clone();
+            Worker {
+                arbiter: arbiter.handle(),
+                resolver: Resolver::start_in_arbiter(&arbiter.handle(), move |_| {
+                    Resolver::new(pool)
+                }),
+            }
+        })
+        .collect();
     let implicit = implicit_tls.map(|l| {
-        Listener::new(l, handles(&workers), services.clone())
+        Listener::new(l, worker_set.clone(), services.clone())
             .implicit_tls()
             .start()
     });
-    let listener = Listener::new(listener, handles(&workers), services).start();
+    let listener = Listener::new(listener, worker_set, services).start();
     let mut sessions_from = vec![listener.clone()];
     sessions_from.extend(implicit.clone());
     if let Some(l) = admin {

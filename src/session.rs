@@ -18,10 +18,11 @@ use crate::data_channel::{
 use crate::error::{FtpError, StoreError};
 use crate::file_store::{
     FileStore, FinishUpload, Jail, List, ListFormat, MakeDir, OpenJail, OpenRead, OpenWrite,
-    ReadSource, RemoveDir, RemoveFile, Rename, Stat, UploadTarget, VirtualPath, WriteMode,
+    ReadSource, RemoveDir, RemoveFile, Rename, Resolver, Stat, UploadTarget, VirtualPath,
+    WriteMode,
 };
 use crate::listener::Listener;
-use crate::listing::{mlsx_line, CivilTime, EntryKind, MlsxFacts, PermFact};
+use crate::listing::{mlsx_line, CivilTime, EntryInfo, EntryKind, MlsxFacts, PermFact};
 use crate::metrics::{Metrics, Observe, Observed};
 use crate::protocol::{quote_path, Command, EpsvArg, ParseError, Reply, ReplyCode, TransferType};
 use crate::tls::{data_config, SessionTls, TlsPolicy};
@@ -67,21 +68,34 @@ pub struct Services {
     pub config: Arc<Config>,
     pub users: Arc<UserDb>,
     pub store: Addr<FileStore>,
+    /// This worker's Resolver (`Stat` without a thread hop when the kernel has it cached).
+    pub resolver: Addr<Resolver>,
     pub auth: Addr<Authenticator>,
     pub observers: Observers,
 }
 
 impl Services {
-    /// Starts the shared pools (FileStore, Authenticator) for `config` and `users`. Must run
-    /// inside an actix System.
+    /// The same services with another Resolver (the one on the Session's worker).
+    pub fn with_resolver(&self, resolver: Addr<Resolver>) -> Services {
+        Services {
+            resolver,
+            ..self.clone()
+        }
+    }
+
+    /// Starts the shared pools (FileStore, Authenticator) for `config` and `users`, and a
+    /// Resolver on the current Arbiter. Must run inside an actix System. The Listener gives each
+    /// worker's Sessions that worker's own Resolver (`with_resolver`).
     pub fn start(config: Config, users: UserDb, observers: Observers) -> Services {
         let users = Arc::new(users);
         let store = FileStore::start_pool(config.store_threads);
         let auth = Authenticator::start_pool(users.clone(), crate::config::default_workers());
+        let resolver = Resolver::new(store.clone()).start();
         Services {
             config: Arc::new(config),
             users,
             store,
+            resolver,
             auth,
             observers,
         }
@@ -445,6 +459,37 @@ impl Session {
         FileStore: Handler<M>,
     {
         let request = self.services.store.send(msg);
+        self.answer_with(request, then)
+    }
+
+    /// `ask` for `Stat`: it goes to this worker's Resolver, which answers from the kernel's
+    /// caches when it can and asks the FileStore pool otherwise.
+    fn stat(
+        &mut self,
+        msg: Stat,
+        then: impl FnOnce(
+                &mut Session,
+                Result<EntryInfo, StoreError>,
+                &mut Context<Session>,
+            ) -> Result<Reply, FtpError>
+            + 'static,
+    ) -> Flow {
+        let request = self.services.resolver.send(msg);
+        self.answer_with(request, then)
+    }
+
+    /// Waits for a store answer (keeping replies in command order), then replies.
+    fn answer_with<T: 'static>(
+        &mut self,
+        request: impl std::future::Future<Output = Result<Result<T, StoreError>, MailboxError>>
+            + 'static,
+        then: impl FnOnce(
+                &mut Session,
+                Result<T, StoreError>,
+                &mut Context<Session>,
+            ) -> Result<Reply, FtpError>
+            + 'static,
+    ) -> Flow {
         Box::pin(request.into_actor(self).map(move |answer, act, ctx| {
             let answer =
                 answer.unwrap_or_else(|_| Err(StoreError::Io("file store is not running".into())));
@@ -819,7 +864,7 @@ impl Session {
         let Some(jail) = self.permitted_jail(|_| true) else {
             return done();
         };
-        self.ask(
+        self.stat(
             Stat {
                 jail,
                 path: path.clone(),
@@ -848,7 +893,7 @@ impl Session {
         let Some(jail) = self.permitted_jail(|_| true) else {
             return done();
         };
-        self.ask(Stat { jail, path }, |_, res, _| {
+        self.stat(Stat { jail, path }, |_, res, _| {
             let info = res?;
             if info.kind != EntryKind::File {
                 return Err(FtpError::Store(StoreError::IsADirectory));
@@ -861,7 +906,7 @@ impl Session {
         let Some(jail) = self.permitted_jail(|_| true) else {
             return done();
         };
-        self.ask(Stat { jail, path }, |_, res, _| {
+        self.stat(Stat { jail, path }, |_, res, _| {
             let info = res?;
             if info.kind != EntryKind::File {
                 return Err(FtpError::Store(StoreError::IsADirectory));
@@ -916,7 +961,7 @@ impl Session {
         let Some(jail) = self.permitted_jail(|p| p.rename) else {
             return done();
         };
-        self.ask(
+        self.stat(
             Stat {
                 jail,
                 path: path.clone(),
@@ -1213,7 +1258,7 @@ impl Session {
             None => self.cwd.clone(),
         };
         let (facts, perm) = (self.mlst_facts, self.perm_fact());
-        self.ask(
+        self.stat(
             Stat {
                 jail,
                 path: path.clone(),

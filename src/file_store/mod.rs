@@ -7,12 +7,14 @@
 //! would leave it. Open requests return file handles, so nothing can swap the path between
 //! the check and the transfer.
 
+pub mod resolver;
 pub mod vpath;
 
 use crate::error::StoreError;
 use crate::listing::{self, EntryInfo, EntryKind, MlsxFacts, PermFact};
 use actix::prelude::*;
 use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
+pub use resolver::Resolver;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -195,6 +197,12 @@ pub struct Rename {
     pub allow_overwrite: bool,
 }
 
+/// `Stat` in the pool: may block on the disk.
+fn stat(jail: &Jail, path: &VirtualPath) -> Result<EntryInfo, StoreError> {
+    let meta = jail.dir().metadata(path.to_relative())?;
+    Ok(entry_info(path.file_name().to_owned(), &meta, None))
+}
+
 /// Turns cap-std metadata into a listing entry.
 fn entry_info(
     name: String,
@@ -257,8 +265,7 @@ impl Handler<Stat> for FileStore {
     type Result = Result<EntryInfo, StoreError>;
 
     fn handle(&mut self, msg: Stat, _: &mut SyncContext<Self>) -> Self::Result {
-        let meta = msg.jail.dir().metadata(msg.path.to_relative())?;
-        Ok(entry_info(msg.path.file_name().to_owned(), &meta, None))
+        stat(&msg.jail, &msg.path)
     }
 }
 
