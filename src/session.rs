@@ -22,7 +22,7 @@ use crate::file_store::{
     WriteMode,
 };
 use crate::listener::Listener;
-use crate::listing::{mlsx_line, CivilTime, EntryInfo, EntryKind, MlsxFacts, PermFact};
+use crate::listing::{mlsx_line, CivilTime, EntryKind, MlsxFacts, PermFact};
 use crate::metrics::{Metrics, Observe, Observed};
 use crate::protocol::{quote_path, Command, EpsvArg, ParseError, Reply, ReplyCode, TransferType};
 use crate::tls::{data_config, SessionTls, TlsPolicy};
@@ -462,18 +462,24 @@ impl Session {
         self.answer_with(request, then)
     }
 
-    /// `ask` for `Stat`: it goes to this worker's Resolver, which answers from the kernel's
-    /// caches when it can and asks the FileStore pool otherwise.
-    fn stat(
+    /// `ask` for what the Resolver handles (`Stat`, `OpenRead`): it goes to this worker's
+    /// Resolver, which answers from the kernel's caches when it can and asks the FileStore pool
+    /// otherwise.
+    fn resolve<M, T>(
         &mut self,
-        msg: Stat,
+        msg: M,
         then: impl FnOnce(
                 &mut Session,
-                Result<EntryInfo, StoreError>,
+                Result<T, StoreError>,
                 &mut Context<Session>,
             ) -> Result<Reply, FtpError>
             + 'static,
-    ) -> Flow {
+    ) -> Flow
+    where
+        M: Message<Result = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
+        Resolver: Handler<M>,
+    {
         let request = self.services.resolver.send(msg);
         self.answer_with(request, then)
     }
@@ -864,7 +870,7 @@ impl Session {
         let Some(jail) = self.permitted_jail(|_| true) else {
             return done();
         };
-        self.stat(
+        self.resolve(
             Stat {
                 jail,
                 path: path.clone(),
@@ -893,7 +899,7 @@ impl Session {
         let Some(jail) = self.permitted_jail(|_| true) else {
             return done();
         };
-        self.stat(Stat { jail, path }, |_, res, _| {
+        self.resolve(Stat { jail, path }, |_, res, _| {
             let info = res?;
             if info.kind != EntryKind::File {
                 return Err(FtpError::Store(StoreError::IsADirectory));
@@ -906,7 +912,7 @@ impl Session {
         let Some(jail) = self.permitted_jail(|_| true) else {
             return done();
         };
-        self.stat(Stat { jail, path }, |_, res, _| {
+        self.resolve(Stat { jail, path }, |_, res, _| {
             let info = res?;
             if info.kind != EntryKind::File {
                 return Err(FtpError::Store(StoreError::IsADirectory));
@@ -961,7 +967,7 @@ impl Session {
         let Some(jail) = self.permitted_jail(|p| p.rename) else {
             return done();
         };
-        self.stat(
+        self.resolve(
             Stat {
                 jail,
                 path: path.clone(),
@@ -1258,7 +1264,7 @@ impl Session {
             None => self.cwd.clone(),
         };
         let (facts, perm) = (self.mlst_facts, self.perm_fact());
-        self.stat(
+        self.resolve(
             Stat {
                 jail,
                 path: path.clone(),
@@ -1348,7 +1354,7 @@ impl Session {
             return done();
         };
         let path = self.cwd.join(&arg);
-        self.ask(
+        self.resolve(
             OpenRead {
                 jail,
                 path: path.clone(),

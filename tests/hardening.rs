@@ -573,3 +573,33 @@ fn a_transfer_that_stalls_is_ended_with_426() {
     drop(data);
     c.cmd("NOOP", 200);
 }
+
+/// A FIFO (or device file) placed in a user's root is never opened for sending: RETR gets 550
+/// at once instead of parking a FileStore thread until some writer comes, and the session and
+/// the pool stay usable.
+#[test]
+fn retr_of_a_fifo_in_the_root_gets_550_and_nothing_hangs() {
+    let d = one_user(&[]);
+    let root = d.root("alice");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        root.join("pipe"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .expect("mkfifo in the root");
+    std::fs::write(root.join("after.txt"), b"still served\n").expect("write file");
+    let mut c = Raw::login(d.addr(), "alice", "pw");
+    c.cmd("TYPE I", 200);
+    // More attempts than the FileStore has threads: a blocking open would exhaust the pool.
+    for _ in 0..6 {
+        let _data = c.passive(None);
+        c.cmd("RETR pipe", 550);
+    }
+    c.cmd("SIZE pipe", 550);
+    let data = c.passive(None);
+    c.cmd("RETR after.txt", 150);
+    assert_eq!(read_to_end(data), b"still served\n");
+    c.expect(226);
+}

@@ -203,6 +203,42 @@ fn stat(jail: &Jail, path: &VirtualPath) -> Result<EntryInfo, StoreError> {
     Ok(entry_info(path.file_name().to_owned(), &meta, None))
 }
 
+/// `OpenRead` in the pool: may block on the disk.
+fn open_read(jail: &Jail, path: &VirtualPath, offset: u64) -> Result<ReadHandle, StoreError> {
+    // SECURITY: only regular files are sent. Opening a FIFO would park this pool thread until
+    // a writer came, and a device file could stream without end.
+    let kind = jail.dir().metadata(path.to_relative())?;
+    if kind.is_dir() {
+        return Err(StoreError::IsADirectory);
+    }
+    if !kind.is_file() {
+        return Err(StoreError::PermissionDenied);
+    }
+    let file = jail.dir().open(path.to_relative())?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(StoreError::IsADirectory);
+    }
+    let size = meta.len();
+    if offset > size {
+        return Err(StoreError::BadOffset);
+    }
+    let mut file = file.into_std();
+    if offset > 0 {
+        file.seek(SeekFrom::Start(offset))
+            .map_err(StoreError::from)?;
+    }
+    let left = size - offset;
+    let source = if left <= SMALL_FILE {
+        let mut bytes = Vec::with_capacity(left as usize);
+        file.read_to_end(&mut bytes).map_err(StoreError::from)?;
+        ReadSource::Bytes(bytes)
+    } else {
+        ReadSource::File(file)
+    };
+    Ok(ReadHandle { source, size })
+}
+
 /// Turns cap-std metadata into a listing entry.
 fn entry_info(
     name: String,
@@ -331,29 +367,7 @@ impl Handler<OpenRead> for FileStore {
     type Result = Result<ReadHandle, StoreError>;
 
     fn handle(&mut self, msg: OpenRead, _: &mut SyncContext<Self>) -> Self::Result {
-        let file = msg.jail.dir().open(msg.path.to_relative())?;
-        let meta = file.metadata()?;
-        if meta.is_dir() {
-            return Err(StoreError::IsADirectory);
-        }
-        let size = meta.len();
-        if msg.offset > size {
-            return Err(StoreError::BadOffset);
-        }
-        let mut file = file.into_std();
-        if msg.offset > 0 {
-            file.seek(SeekFrom::Start(msg.offset))
-                .map_err(StoreError::from)?;
-        }
-        let left = size - msg.offset;
-        let source = if left <= SMALL_FILE {
-            let mut bytes = Vec::with_capacity(left as usize);
-            file.read_to_end(&mut bytes).map_err(StoreError::from)?;
-            ReadSource::Bytes(bytes)
-        } else {
-            ReadSource::File(file)
-        };
-        Ok(ReadHandle { source, size })
+        open_read(&msg.jail, &msg.path, msg.offset)
     }
 }
 

@@ -1,13 +1,15 @@
 //! The Resolver actor: the FileStore's front desk on each worker Arbiter.
 //!
-//! `Stat` (CWD, CDUP, SIZE, MDTM, MLST) is the commonest file-system request and usually needs
-//! no disk at all: the kernel has the path in its dentry cache. Asking the FileStore pool costs
+//! `Stat` (CWD, CDUP, SIZE, MDTM, MLST, RNFR) and `OpenRead` (RETR) are the commonest
+//! file-system requests and usually need no disk at all: the kernel has the path in its dentry
+//! cache, and a small file's bytes in its page cache. Asking the FileStore pool costs
 //! two thread hand-overs per command (*measured*: CWD took twice as long as PWD with client and
 //! server on one CPU, and much longer when the pool thread sleeps on the other core). The
 //! Resolver lives on the Session's own thread and asks the kernel to resolve the path from its
 //! caches only (`openat2` with `RESOLVE_CACHED`, which fails with EAGAIN rather than wait for
 //! a disk or a network file system), then reads the cached attributes (`statx` with
-//! `AT_STATX_DONT_SYNC`). Whatever it cannot answer that way, including every error, goes to
+//! `AT_STATX_DONT_SYNC`) and, for a small regular file, its bytes (`preadv2` with `RWF_NOWAIT`,
+//! which reads only what is in the page cache). Whatever it cannot answer that way, including every error, goes to
 //! the FileStore pool, whose answer is the one the client gets: the fast path never decides
 //! an error, so both paths reply alike.
 //!
@@ -15,10 +17,11 @@
 //! `RESOLVE_NO_MAGICLINKS`, the same rules cap-std applies in the pool: a path that would
 //! leave the jail fails there and is then refused by the pool.
 
-use super::{FileStore, Jail, Stat, VirtualPath};
+use super::{FileStore, Jail, OpenRead, ReadHandle, ReadSource, Stat, VirtualPath, SMALL_FILE};
 use crate::error::StoreError;
 use crate::listing::{EntryInfo, EntryKind};
 use actix::prelude::*;
+use std::os::fd::OwnedFd;
 
 /// One per worker Arbiter, shared by that worker's Sessions.
 pub struct Resolver {
@@ -51,25 +54,93 @@ impl Handler<Stat> for Resolver {
     }
 }
 
-/// The metadata of `path` if the kernel can give it without blocking; `None` if it cannot, or
-/// on any error (the pool then answers).
-pub fn stat_cached(jail: &Jail, path: &VirtualPath) -> Option<EntryInfo> {
-    use rustix::fs::{openat2, statx, AtFlags, FileType, Mode, OFlags, ResolveFlags, StatxFlags};
-    let fd = openat2(
+impl Handler<OpenRead> for Resolver {
+    type Result = Response<Result<ReadHandle, StoreError>>;
+
+    fn handle(&mut self, msg: OpenRead, _: &mut Context<Self>) -> Self::Result {
+        if let Some(handle) = read_small_cached(&msg.jail, &msg.path, msg.offset) {
+            return Response::reply(Ok(handle));
+        }
+        let answer = self.store.send(msg);
+        Response::fut(async move {
+            answer
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Io("file store is not running".into())))
+        })
+    }
+}
+
+/// Opens `path` beneath the jail from the kernel's caches only.
+fn open_cached(jail: &Jail, path: &VirtualPath, flags: rustix::fs::OFlags) -> Option<OwnedFd> {
+    use rustix::fs::{openat2, Mode, ResolveFlags};
+    openat2(
         jail.dir(),
         path.to_relative(),
-        OFlags::PATH | OFlags::CLOEXEC,
+        flags | rustix::fs::OFlags::CLOEXEC,
         Mode::empty(),
         ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS | ResolveFlags::CACHED,
     )
-    .ok()?;
-    let st = statx(
-        &fd,
+    .ok()
+}
+
+/// Cached attributes of an open file, without asking a network file system's server.
+fn statx_cached(fd: &OwnedFd) -> Option<rustix::fs::Statx> {
+    use rustix::fs::{statx, AtFlags, StatxFlags};
+    statx(
+        fd,
         "",
         AtFlags::EMPTY_PATH | AtFlags::STATX_DONT_SYNC,
         StatxFlags::BASIC_STATS,
     )
-    .ok()?;
+    .ok()
+}
+
+/// A small regular file's bytes from `offset` on, if every one of them is in the page cache;
+/// `None` otherwise (a large file, a miss, anything odd: the pool answers).
+pub fn read_small_cached(jail: &Jail, path: &VirtualPath, offset: u64) -> Option<ReadHandle> {
+    use rustix::fs::{FileType, OFlags};
+    use rustix::io::{preadv2, ReadWriteFlags};
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (it is declined below anyway).
+    let fd = open_cached(
+        jail,
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+    )?;
+    let st = statx_cached(&fd)?;
+    if FileType::from_raw_mode(st.stx_mode.into()) != FileType::RegularFile {
+        return None;
+    }
+    let size = st.stx_size;
+    let left = size.checked_sub(offset)?;
+    if left > SMALL_FILE {
+        return None;
+    }
+    let mut bytes = vec![0u8; left as usize];
+    let mut got = 0;
+    while got < bytes.len() {
+        let at = offset + got as u64;
+        match preadv2(
+            &fd,
+            &mut [std::io::IoSliceMut::new(&mut bytes[got..])],
+            at,
+            ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got += n,
+        }
+    }
+    Some(ReadHandle {
+        source: ReadSource::Bytes(bytes),
+        size,
+    })
+}
+
+/// The metadata of `path` if the kernel can give it without blocking; `None` if it cannot, or
+/// on any error (the pool then answers).
+pub fn stat_cached(jail: &Jail, path: &VirtualPath) -> Option<EntryInfo> {
+    use rustix::fs::{FileType, OFlags};
+    let fd = open_cached(jail, path, OFlags::PATH)?;
+    let st = statx_cached(&fd)?;
     let kind = match FileType::from_raw_mode(st.stx_mode.into()) {
         FileType::Directory => EntryKind::Dir,
         FileType::RegularFile => EntryKind::File,
@@ -97,6 +168,100 @@ mod tests {
 
     fn pool_stat(jail: &Jail, path: &VirtualPath) -> Result<EntryInfo, StoreError> {
         super::super::stat(jail, path)
+    }
+
+    fn pool_read(jail: &Jail, path: &VirtualPath, offset: u64) -> Result<Vec<u8>, StoreError> {
+        match super::super::open_read(jail, path, offset)?.source {
+            ReadSource::Bytes(b) => Ok(b),
+            ReadSource::File(mut f) => {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut f, &mut b).map_err(StoreError::from)?;
+                Ok(b)
+            }
+        }
+    }
+
+    fn fast_read(jail: &Jail, path: &VirtualPath, offset: u64) -> Option<(Vec<u8>, u64)> {
+        let handle = read_small_cached(jail, path, offset)?;
+        match handle.source {
+            ReadSource::Bytes(b) => Some((b, handle.size)),
+            ReadSource::File(_) => panic!("the fast path only returns bytes"),
+        }
+    }
+
+    #[test]
+    fn small_cached_reads_match_the_pool_and_decline_everything_else() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let root = tmp.path().join("root");
+        let outside = tmp.path().join("outside");
+        fs::create_dir_all(root.join("dir")).expect("dirs");
+        fs::create_dir_all(&outside).expect("outside dir");
+        let small: Vec<u8> = (0..40_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let large = vec![7u8; (SMALL_FILE + 1) as usize];
+        fs::write(root.join("small.bin"), &small).expect("small");
+        fs::write(root.join("large.bin"), &large).expect("large");
+        fs::write(root.join("empty.bin"), b"").expect("empty");
+        fs::write(outside.join("secret"), b"secret").expect("secret");
+        symlink("small.bin", root.join("link.bin")).expect("link");
+        symlink(outside.join("secret"), root.join("escape.bin")).expect("link");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .expect("mkfifo");
+        let jail = Jail::open(&root).expect("jail");
+        let vp = |s: &str| VirtualPath::root().join(s);
+        for (path, offset) in [
+            ("small.bin", 0),
+            ("small.bin", 12_345),
+            ("small.bin", 40_000),
+            ("link.bin", 1),
+            ("empty.bin", 0),
+        ] {
+            // Reading once puts the bytes in the page cache, as an upload or earlier RETR would.
+            let pool = pool_read(&jail, &vp(path), offset).expect("pool reads");
+            if let Some((fast, size)) = fast_read(&jail, &vp(path), offset) {
+                assert_eq!(fast, pool, "{path} at {offset}");
+                assert_eq!(fast, &small[offset as usize..][..fast.len()], "{path}");
+                assert_eq!(size, fs::metadata(root.join(path)).expect("meta").len());
+            }
+        }
+        // Large files go to the pool (they are sent with sendfile, not from memory); a restart
+        // near the end leaves a small remainder, which both paths read into memory.
+        let _ = pool_read(&jail, &vp("large.bin"), 0);
+        assert!(fast_read(&jail, &vp("large.bin"), 0).is_none());
+        if let Some((tail, _)) = fast_read(&jail, &vp("large.bin"), 100) {
+            assert_eq!(tail, pool_read(&jail, &vp("large.bin"), 100).expect("pool"));
+        }
+        // An offset past the end is the pool's error to give.
+        assert!(fast_read(&jail, &vp("small.bin"), 40_001).is_none());
+        assert_eq!(
+            pool_read(&jail, &vp("small.bin"), 40_001),
+            Err(StoreError::BadOffset)
+        );
+        // SECURITY: no link out of the jail, no directory, no FIFO (the pool refuses it at
+        // once instead of waiting for a writer).
+        for path in ["escape.bin", "dir", "fifo", "missing"] {
+            assert!(fast_read(&jail, &vp(path), 0).is_none(), "{path}");
+            assert!(pool_read(&jail, &vp(path), 0).is_err(), "{path}");
+        }
+        assert_eq!(
+            pool_read(&jail, &vp("fifo"), 0),
+            Err(StoreError::PermissionDenied)
+        );
+    }
+
+    #[test]
+    fn a_warm_small_file_is_read_without_the_pool_on_this_kernel() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        fs::write(tmp.path().join("f"), b"cached bytes").expect("file");
+        let _ = fs::read(tmp.path().join("f"));
+        let jail = Jail::open(tmp.path()).expect("jail");
+        let got = fast_read(&jail, &VirtualPath::root().join("f"), 0);
+        assert_eq!(got, Some((b"cached bytes".to_vec(), 12)));
     }
 
     /// Warms the dentry cache the way any earlier command would.
