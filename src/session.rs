@@ -261,6 +261,23 @@ impl Transfer {
 /// next command is not handled before that (replies stay in command order).
 type Flow = ResponseActFuture<Session, ()>;
 
+/// What a file-system answer becomes: a reply, or an error that `respond` turns into one.
+trait ThenReply<T>:
+    FnOnce(&mut Session, Result<T, StoreError>, &mut Context<Session>) -> Result<Reply, FtpError>
+    + 'static
+{
+}
+
+impl<T, F> ThenReply<T> for F where
+    F: FnOnce(
+            &mut Session,
+            Result<T, StoreError>,
+            &mut Context<Session>,
+        ) -> Result<Reply, FtpError>
+        + 'static
+{
+}
+
 fn done() -> Flow {
     Box::pin(actix::fut::ready(()))
 }
@@ -443,16 +460,7 @@ impl Session {
     }
 
     /// Asks the FileStore, then turns its answer into a reply with `then`.
-    fn ask<M, T>(
-        &mut self,
-        msg: M,
-        then: impl FnOnce(
-                &mut Session,
-                Result<T, StoreError>,
-                &mut Context<Session>,
-            ) -> Result<Reply, FtpError>
-            + 'static,
-    ) -> Flow
+    fn ask<M, T>(&mut self, msg: M, then: impl ThenReply<T>) -> Flow
     where
         M: Message<Result = Result<T, StoreError>> + Send + 'static,
         T: Send + 'static,
@@ -465,16 +473,7 @@ impl Session {
     /// `ask` for what the Resolver handles (`Stat`, `OpenRead`): it goes to this worker's
     /// Resolver, which answers from the kernel's caches when it can and asks the FileStore pool
     /// otherwise.
-    fn resolve<M, T>(
-        &mut self,
-        msg: M,
-        then: impl FnOnce(
-                &mut Session,
-                Result<T, StoreError>,
-                &mut Context<Session>,
-            ) -> Result<Reply, FtpError>
-            + 'static,
-    ) -> Flow
+    fn resolve<M, T>(&mut self, msg: M, then: impl ThenReply<T>) -> Flow
     where
         M: Message<Result = Result<T, StoreError>> + Send + 'static,
         T: Send + 'static,
@@ -489,12 +488,7 @@ impl Session {
         &mut self,
         request: impl std::future::Future<Output = Result<Result<T, StoreError>, MailboxError>>
             + 'static,
-        then: impl FnOnce(
-                &mut Session,
-                Result<T, StoreError>,
-                &mut Context<Session>,
-            ) -> Result<Reply, FtpError>
-            + 'static,
+        then: impl ThenReply<T>,
     ) -> Flow {
         Box::pin(request.into_actor(self).map(move |answer, act, ctx| {
             let answer =

@@ -42,15 +42,10 @@ impl Handler<Stat> for Resolver {
     type Result = Response<Result<EntryInfo, StoreError>>;
 
     fn handle(&mut self, msg: Stat, _: &mut Context<Self>) -> Self::Result {
-        if let Some(info) = stat_cached(&msg.jail, &msg.path) {
-            return Response::reply(Ok(info));
+        match stat_cached(&msg.jail, &msg.path) {
+            Some(info) => Response::reply(Ok(info)),
+            None => ask_pool(&self.store, msg),
         }
-        let answer = self.store.send(msg);
-        Response::fut(async move {
-            answer
-                .await
-                .unwrap_or_else(|_| Err(StoreError::Io("file store is not running".into())))
-        })
     }
 }
 
@@ -58,16 +53,26 @@ impl Handler<OpenRead> for Resolver {
     type Result = Response<Result<ReadHandle, StoreError>>;
 
     fn handle(&mut self, msg: OpenRead, _: &mut Context<Self>) -> Self::Result {
-        if let Some(handle) = read_small_cached(&msg.jail, &msg.path, msg.offset) {
-            return Response::reply(Ok(handle));
+        match read_small_cached(&msg.jail, &msg.path, msg.offset) {
+            Some(handle) => Response::reply(Ok(handle)),
+            None => ask_pool(&self.store, msg),
         }
-        let answer = self.store.send(msg);
-        Response::fut(async move {
-            answer
-                .await
-                .unwrap_or_else(|_| Err(StoreError::Io("file store is not running".into())))
-        })
     }
+}
+
+/// Hands a request the kernel could not answer from its caches to the FileStore pool.
+fn ask_pool<M, T>(store: &Addr<FileStore>, msg: M) -> Response<Result<T, StoreError>>
+where
+    M: Message<Result = Result<T, StoreError>> + Send + 'static,
+    T: Send + 'static,
+    FileStore: Handler<M>,
+{
+    let answer = store.send(msg);
+    Response::fut(async move {
+        answer
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Io("file store is not running".into())))
+    })
 }
 
 /// Opens `path` beneath the jail from the kernel's caches only.
