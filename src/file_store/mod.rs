@@ -15,7 +15,7 @@ use crate::listing::{self, EntryInfo, EntryKind, MlsxFacts, PermFact};
 use actix::prelude::*;
 use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
 pub use resolver::Resolver;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 pub use vpath::VirtualPath;
@@ -205,20 +205,25 @@ fn stat(jail: &Jail, path: &VirtualPath) -> Result<EntryInfo, StoreError> {
 
 /// `OpenRead` in the pool: may block on the disk.
 fn open_read(jail: &Jail, path: &VirtualPath, offset: u64) -> Result<ReadHandle, StoreError> {
-    // SECURITY: only regular files are sent. Opening a FIFO would park this pool thread until
-    // a writer came, and a device file could stream without end.
-    let kind = jail.dir().metadata(path.to_relative())?;
-    if kind.is_dir() {
-        return Err(StoreError::IsADirectory);
-    }
-    if !kind.is_file() {
-        return Err(StoreError::PermissionDenied);
-    }
-    let file = jail.dir().open(path.to_relative())?;
+    // SECURITY: only regular files are sent. O_NONBLOCK keeps the open of a FIFO from parking
+    // this pool thread until a writer comes; the handle's own type then decides (a FIFO or a
+    // device file, which could stream without end, is refused), so no path can be swapped
+    // between the check and the open.
+    let mut opts = OpenOptions::new();
+    opts.read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    let file = jail.dir().open_with(path.to_relative(), &opts)?;
     let meta = file.metadata()?;
     if meta.is_dir() {
         return Err(StoreError::IsADirectory);
     }
+    if !meta.is_file() {
+        return Err(StoreError::PermissionDenied);
+    }
+    // Reads and sendfile then block as usual.
+    let flags = rustix::fs::fcntl_getfl(&file).map_err(|e| StoreError::from(io::Error::from(e)))?;
+    rustix::fs::fcntl_setfl(&file, flags - rustix::fs::OFlags::NONBLOCK)
+        .map_err(|e| StoreError::from(io::Error::from(e)))?;
     let size = meta.len();
     if offset > size {
         return Err(StoreError::BadOffset);
