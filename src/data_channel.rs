@@ -498,10 +498,6 @@ fn copy_payload<S: Read + Write>(
     }
 }
 
-/// Bytes handed to one `sendfile` call: large enough that the call overhead vanishes, small
-/// enough that progress and an abort are seen a few times per second even on a slow link.
-const SENDFILE_CHUNK: usize = 8 * 1024 * 1024;
-
 /// RETR in TYPE I without TLS: the kernel sends page-cache pages straight to the socket, saving
 /// the copy through a user-space buffer (*measured*: see tests/bench/BENCHMARKS.md). Falls back
 /// to the read/write loop where the file system does not support `sendfile`.
@@ -518,8 +514,10 @@ fn sendfile_loop(
         if switch.is_triggered() {
             return Err(TransferError::Aborted);
         }
-        // `None`: from the file's own position, where REST put it.
-        match rustix::fs::sendfile(sock, &file, None, SENDFILE_CHUNK) {
+        // `None`: from the file's own position, where REST put it. One call moves at most a
+        // copy buffer's worth, so progress (STAT, who) and aborts are seen as often as with the
+        // read/write loop: a call returns only once all its bytes are in the socket.
+        match rustix::fs::sendfile(sock, &file, None, buffer) {
             Ok(0) => return Ok(done),
             Ok(n) => {
                 done += n as u64;
