@@ -3,10 +3,10 @@
 //! It accepts control connections, refuses those over the session limits (global, per source
 //! IP) or from a temporarily banned source with `421`, numbers the rest, and starts each Session
 //! on one of the worker Arbiters in turn (an Arbiter is one thread, so this is what spreads
-//! sessions over cores), with that worker's Resolver. The accepted socket crosses threads as a std socket and is registered
-//! again on the worker's reactor. It keeps its sessions' addresses (told by `SessionStarted` and
-//! `SessionClosed`) to tell them about a shutdown, and counts failed logins per source IP. It
-//! never reads a control connection itself.
+//! sessions over cores), with that worker's Resolver. The accepted socket crosses threads as a
+//! std socket and is registered again on the worker's reactor. It keeps its sessions' addresses
+//! (told by `SessionStarted` and `SessionClosed`) to tell them about a shutdown, and counts
+//! failed logins per source IP. It never reads a control connection itself.
 
 use crate::connection::{run_control, ControlStream};
 use crate::file_store::Resolver;
