@@ -498,9 +498,16 @@ fn copy_payload<S: Read + Write>(
     }
 }
 
+/// The most one `sendfile` call may move. Larger calls cost less CPU per byte (*measured*:
+/// 1 MiB calls gave 8% less throughput and 10% more CPU than 8 MiB on A); smaller ones report
+/// progress sooner, since a blocking call returns only once all its bytes are in the socket.
+const SENDFILE_MAX_CHUNK: usize = 8 * 1024 * 1024;
+
 /// RETR in TYPE I without TLS: the kernel sends page-cache pages straight to the socket, saving
-/// the copy through a user-space buffer (*measured*: see tests/bench/BENCHMARKS.md). Falls back
-/// to the read/write loop where the file system does not support `sendfile`.
+/// the copy through a user-space buffer (*measured*: see tests/bench/BENCHMARKS.md). Calls start
+/// at one copy buffer and double while the client keeps up, so STAT and `who` see bytes move on
+/// a slow link as often as with the read/write loop. Falls back to that loop where the file
+/// system does not support `sendfile`.
 fn sendfile_loop(
     sock: &std::net::TcpStream,
     file: std::fs::File,
@@ -510,18 +517,23 @@ fn sendfile_loop(
 ) -> TransferResult {
     use rustix::io::Errno;
     let mut done: u64 = 0;
+    let mut chunk = buffer;
     loop {
         if switch.is_triggered() {
             return Err(TransferError::Aborted);
         }
-        // `None`: from the file's own position, where REST put it. One call moves at most a
-        // copy buffer's worth, so progress (STAT, who) and aborts are seen as often as with the
-        // read/write loop: a call returns only once all its bytes are in the socket.
-        match rustix::fs::sendfile(sock, &file, None, buffer) {
+        let started = std::time::Instant::now();
+        // `None`: from the file's own position, where REST put it.
+        match rustix::fs::sendfile(sock, &file, None, chunk) {
             Ok(0) => return Ok(done),
             Ok(n) => {
                 done += n as u64;
                 reporter.report(done);
+                chunk = if started.elapsed() < PROGRESS_INTERVAL / 4 {
+                    (chunk * 2).min(SENDFILE_MAX_CHUNK.max(buffer))
+                } else {
+                    buffer
+                };
             }
             Err(Errno::INTR) => continue,
             Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) if done == 0 => {
