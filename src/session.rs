@@ -293,8 +293,10 @@ pub struct Session {
     rest: u64,
     rename_from: Option<VirtualPath>,
     data: DataSetup,
-    /// Bumped whenever `data` changes, so a stale expiry timer leaves a newer setup alone.
-    data_generation: u64,
+    /// The expiry timer of the passive listener in `data`. A new PASV cancels the old one:
+    /// actix polls every pending timer of an actor on each of its wake-ups, so timers left
+    /// to run out (30 s each, one per transfer) made a busy session slower with every PASV.
+    passive_expiry: Option<SpawnHandle>,
     epsv_all: bool,
     transfer: Option<Transfer>,
     next_transfer_id: u64,
@@ -343,7 +345,7 @@ impl Session {
             rest: 0,
             rename_from: None,
             data: DataSetup::None,
-            data_generation: 0,
+            passive_expiry: None,
             epsv_all: false,
             transfer: None,
             next_transfer_id: 1,
@@ -713,7 +715,6 @@ impl Session {
                 self.transfer_type = TransferType::Ascii;
                 self.rest = 0;
                 self.data = DataSetup::None;
-                self.data_generation += 1;
                 self.epsv_all = false;
                 self.mlst_facts = MlsxFacts::default();
                 self.connected_at = Instant::now();
@@ -1100,21 +1101,25 @@ impl Session {
             )));
         }
         self.data = DataSetup::Active(addr);
-        self.data_generation += 1;
         Ok(Reply::new(ReplyCode::CommandOk, "PORT command successful"))
     }
 
     fn set_data(&mut self, ctx: &mut Context<Self>, setup: DataSetup) {
         self.data = setup;
-        self.data_generation += 1;
-        let generation = self.data_generation;
+        if let Some(old) = self.passive_expiry.take() {
+            ctx.cancel_future(old);
+        }
         // SECURITY: a passive port nobody uses is closed after the data-connect timeout.
-        ctx.run_later(self.services.config.timeouts.data_connect, move |act, _| {
-            if act.data_generation == generation && matches!(act.data, DataSetup::Passive(_)) {
+        // Only `set_data` makes `data` passive, and it cancels the previous timer, so a
+        // passive `data` when this fires is the one it was set for.
+        let expiry = ctx.run_later(self.services.config.timeouts.data_connect, |act, _| {
+            act.passive_expiry = None;
+            if matches!(act.data, DataSetup::Passive(_)) {
                 log::debug!("[{}] passive port expired unused", act.tag);
                 act.data = DataSetup::None;
             }
         });
+        self.passive_expiry = Some(expiry);
     }
 
     /// Takes the prepared data endpoint for a transfer command (RFC 959 §3.2: 425 without one).
@@ -1126,7 +1131,6 @@ impl Session {
         if self.transfer.is_some() {
             return Err(FtpError::BadSequence("A transfer is already running"));
         }
-        self.data_generation += 1;
         match std::mem::replace(&mut self.data, DataSetup::None) {
             DataSetup::Passive(l) => Ok(DataEndpoint::Passive(l)),
             DataSetup::Active(a) => Ok(DataEndpoint::Active(a)),

@@ -150,6 +150,39 @@ async fn passive_listener_is_kept_until_the_data_timeout() {
 }
 
 #[actix::test]
+async fn a_new_epsv_restarts_the_expiry_and_the_old_timer_leaves_it_alone() {
+    let mut h = Harness::logged_in(config(300, 60, 30)).await;
+    let data = data_of(50_000);
+    write(&h.root, "f.bin", &data);
+    tokio::time::pause();
+    // Many EPSVs, each replacing the last: only the newest port's timer may run.
+    for _ in 0..20 {
+        h.cmd_spin(Command::Epsv(EpsvArg::Any), 229).await;
+    }
+    tokio::time::advance(Duration::from_secs(20)).await;
+    let r = h.cmd_spin(Command::Epsv(EpsvArg::Any), 229).await;
+    // 35 s after the first EPSVs, 15 s after the newest: their timers are due, its is not.
+    tokio::time::advance(Duration::from_secs(15)).await;
+    h.cmd_spin(Command::Noop, 200).await;
+    let sock = TcpStream::connect(local(epsv_port(&r))).expect("newest port still open");
+    let got = read_in_thread(sock);
+    h.cmd_spin(Command::Retr("f.bin".into()), 150).await;
+    h.expect_spin(226).await;
+    assert_eq!(
+        sha256(&got.recv_timeout(REPLY_DEADLINE).expect("data")),
+        sha256(&data)
+    );
+    // And the newest one still expires on time when unused.
+    let r = h.cmd_spin(Command::Epsv(EpsvArg::Any), 229).await;
+    tokio::time::advance(Duration::from_secs(31)).await;
+    h.cmd_spin(Command::Noop, 200).await;
+    assert!(
+        TcpStream::connect(local(epsv_port(&r))).is_err(),
+        "an unused passive port outlived its timeout"
+    );
+}
+
+#[actix::test]
 async fn retr_whose_data_connection_never_comes_gets_425_after_the_data_timeout() {
     let mut h = Harness::logged_in(config(300, 60, 30)).await;
     write(&h.root, "f.bin", b"data");
