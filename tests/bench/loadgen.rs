@@ -20,7 +20,7 @@
 //! | `--expect-sha256 HEX` | none | every transfer must have this sha256; otherwise every transfer must match the first one (length and sha256) |
 //! | `--pasv` / `--epsv` | EPSV | passive command |
 //! | `--threads T` | 1 | tokio worker threads (1: a current-thread runtime) |
-//! | `--server-pid P` | none | also report that process's CPU time (`/proc/P/stat`, all threads) |
+//! | `--server-pid P` | none | also report the CPU time of that process and of its live descendants (`/proc/*/stat`, all threads), so a forking server's session processes count |
 //! | `--timeout S` | 60 | per login and per RETR (EPSV to 226); a timed-out session is abandoned |
 //! | `--login-concurrency N` | 32 | logins in flight at once |
 //!
@@ -471,14 +471,55 @@ async fn client(mut c: Ctrl, o: Arc<Opts>, check: Arc<Check>) -> (Tally, Option<
     (t, Some(c))
 }
 
-/// (utime + stime) in clock ticks of a /proc/PID/stat, all threads of the process.
-fn proc_ticks(pid: &str) -> Option<u64> {
+/// (parent pid, utime + stime in clock ticks) of a /proc/PID/stat, all threads of the process.
+fn proc_stat(pid: &str) -> Option<(u32, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
     let rest = s.get(s.rfind(')')? + 1..)?;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    // f[0] is field 3 (state); utime and stime are fields 14 and 15.
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    // f[0] is field 3 (state), f[1] field 4 (ppid); utime and stime are fields 14 and 15.
+    let ppid = f.get(1)?.parse::<u32>().ok()?;
+    Some((
+        ppid,
+        f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?,
+    ))
+}
+
+fn proc_ticks(pid: &str) -> Option<u64> {
+    proc_stat(pid).map(|(_, t)| t)
+}
+
+/// CPU ticks of `root` and every live descendant. A forking server (pure-ftpd, vsftpd,
+/// ProFTPD) does its work in per-session processes, which are alive from the logins to the
+/// QUITs, so both readings see the same processes.
+fn tree_ticks(root: u32) -> Option<u64> {
+    let own = proc_ticks(&root.to_string())?;
+    let mut parent: HashMap<u32, (u32, u64)> = HashMap::new();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Some(st) = proc_stat(&pid.to_string()) {
+            parent.insert(pid, st);
+        }
+    }
+    let descends = |mut pid: u32| {
+        for _ in 0..64 {
+            match parent.get(&pid) {
+                Some(&(pp, _)) if pp == root => return true,
+                Some(&(pp, _)) if pp > 1 => pid = pp,
+                _ => return false,
+            }
+        }
+        false
+    };
+    let kids: u64 = parent
+        .iter()
+        .filter(|(&pid, _)| pid != root && descends(pid))
+        .map(|(_, &(_, t))| t)
+        .sum();
+    Some(own + kids)
 }
 
 fn clk_tck() -> f64 {
@@ -557,9 +598,8 @@ async fn run(o: Arc<Opts>) -> ExitCode {
         expect: o.expect_sha256,
         first: OnceLock::new(),
     });
-    let server_pid = o.server_pid.map(|p| p.to_string());
     let c0 = proc_ticks("self");
-    let s0 = server_pid.as_deref().and_then(proc_ticks);
+    let s0 = o.server_pid.and_then(tree_ticks);
     let t0 = Instant::now();
     let tasks: Vec<_> = ctrls
         .into_iter()
@@ -583,7 +623,7 @@ async fn run(o: Arc<Opts>) -> ExitCode {
     }
     let wall = t0.elapsed().as_secs_f64();
     let c1 = proc_ticks("self");
-    let s1 = server_pid.as_deref().and_then(proc_ticks);
+    let s1 = o.server_pid.and_then(tree_ticks);
 
     // QUIT, after the meters were read.
     let quits: Vec<_> = open
