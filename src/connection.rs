@@ -193,24 +193,39 @@ pub async fn run_control(
                 let mut next = out;
                 let mut close = false;
                 let mut upgrade = None;
+                let mut waited = false;
                 // Queue everything already waiting, then flush once.
-                while let Some(item) = next {
-                    match item {
-                        Outbound::Reply(reply) => {
-                            if framed.feed(reply).await.is_err() {
-                                session.do_send(ControlClosed);
-                                return;
+                loop {
+                    let mut preliminary = false;
+                    while let Some(item) = next {
+                        match item {
+                            Outbound::Reply(reply) => {
+                                preliminary = reply.code.is_preliminary();
+                                if framed.feed(reply).await.is_err() {
+                                    session.do_send(ControlClosed);
+                                    return;
+                                }
+                            }
+                            Outbound::Close => {
+                                close = true;
+                                break;
+                            }
+                            Outbound::StartTls(config) => {
+                                upgrade = Some(config);
+                                break;
                             }
                         }
-                        Outbound::Close => {
-                            close = true;
-                            break;
-                        }
-                        Outbound::StartTls(config) => {
-                            upgrade = Some(config);
-                            break;
-                        }
+                        next = replies.try_recv().ok();
                     }
+                    // A 150 is often followed at once by its 226: a small transfer finishes
+                    // on this thread as soon as the tasks already woken have run. Letting them
+                    // run first sends both in one write (one segment, one client wake-up); a
+                    // long transfer's 150 waits only for that one round.
+                    if !preliminary || waited || close || upgrade.is_some() {
+                        break;
+                    }
+                    waited = true;
+                    behind_woken_tasks().await;
                     next = replies.try_recv().ok();
                 }
                 if !flushed(&mut framed).await {
@@ -265,4 +280,20 @@ async fn flushed(framed: &mut ControlFramed) -> bool {
             Ok(Ok(()))
         ),
     }
+}
+
+/// Returns once the tasks already woken on this thread have had their turn: the task wakes
+/// itself and goes to the back of the queue. Unlike `tokio::task::yield_now`, it does not make
+/// the runtime poll the I/O driver first (an `epoll_wait` per 150 reply).
+async fn behind_woken_tasks() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
 }

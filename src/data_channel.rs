@@ -16,6 +16,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
+/// A data socket, non-blocking, not registered with the reactor: most small transfers find
+/// the client already connected and the socket buffer free, and finish without an
+/// `epoll_ctl` in either direction. Only a wait registers it.
+type DataSocket = std::net::TcpStream;
+
 /// How often, at most, a running transfer reports its byte count.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -25,8 +30,9 @@ const MIN_BUFFER: usize = 8 * 1024;
 /// Where the data connection comes from.
 #[derive(Debug)]
 pub enum DataEndpoint {
-    /// PASV/EPSV: a listener the client connects to.
-    Passive(TcpListener),
+    /// PASV/EPSV: a listener the client connects to (non-blocking, not yet registered with
+    /// the reactor).
+    Passive(std::net::TcpListener),
     /// PORT/EPRT: the address we connect to.
     Active(SocketAddr),
 }
@@ -218,7 +224,7 @@ impl Handler<Abort> for DataChannel {
 
 /// The whole transfer: connect, then copy on the blocking pool.
 async fn run_transfer(spec: TransferSpec, switch: Arc<AbortSwitch>) -> TransferResult {
-    let stream = match spec.endpoint {
+    let sock = match spec.endpoint {
         DataEndpoint::Passive(listener) => {
             accept_from(listener, spec.control_peer, spec.connect_timeout).await?
         }
@@ -227,13 +233,10 @@ async fn run_transfer(spec: TransferSpec, switch: Arc<AbortSwitch>) -> TransferR
     let payload = match (spec.tls.is_none(), spec.payload) {
         // Bytes in memory (listings, small files) in clear: written right here, no thread.
         (true, Payload::SendBytes(bytes)) => {
-            return send_bytes(stream, bytes, spec.ascii, spec.stall_timeout, &switch).await;
+            return send_bytes(sock, bytes, spec.ascii, spec.stall_timeout, &switch).await;
         }
         (_, payload) => payload,
     };
-    let sock = stream
-        .into_std()
-        .map_err(|e| TransferError::NoConnection(e.to_string()))?;
     let setup = || -> io::Result<std::net::TcpStream> {
         sock.set_nonblocking(false)?;
         // SECURITY: a peer that stops reading or writing cannot hold the transfer forever.
@@ -265,10 +268,11 @@ async fn run_transfer(spec: TransferSpec, switch: Arc<AbortSwitch>) -> TransferR
     }
 }
 
-/// Sends bytes held in memory on the async socket. An Abort drops this future (the actor
-/// stops), which closes the socket.
+/// Sends bytes held in memory: straight into the socket while it takes them, then (a large
+/// listing, a slow client) on the reactor under the stall timeout. An Abort drops this future
+/// (the actor stops), which closes the socket.
 async fn send_bytes(
-    mut stream: TcpStream,
+    mut sock: DataSocket,
     bytes: Vec<u8>,
     ascii: bool,
     stall: Duration,
@@ -283,11 +287,29 @@ async fn send_bytes(
     } else {
         bytes
     };
-    let write = async {
-        stream.write_all(&wire).await?;
+    let mut sent = 0;
+    while sent < wire.len() {
+        match sock.write(&wire[sent..]) {
+            Ok(0) => {
+                return Err(TransferError::ConnectionLost(
+                    "the socket took nothing".into(),
+                ))
+            }
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(socket_error(e, switch)),
+        }
+    }
+    let finish = async {
+        if sent == wire.len() {
+            return sock.shutdown(Shutdown::Write);
+        }
+        let mut stream = TcpStream::from_std(sock)?;
+        stream.write_all(&wire[sent..]).await?;
         stream.shutdown().await
     };
-    match tokio::time::timeout(stall, write).await {
+    match tokio::time::timeout(stall, finish).await {
         Ok(Ok(())) => {
             switch.done.store(len, Ordering::Relaxed);
             Ok(len)
@@ -308,24 +330,38 @@ fn buffer_size(payload: &Payload, size_hint: Option<u64>, max: usize) -> usize {
     }
 }
 
-/// Accepts the first connection from the control peer; others are closed untouched.
+/// Accepts the first connection from the control peer; others are closed untouched. A client
+/// normally connects before it sends RETR, so the first try usually finds the connection
+/// waiting; only otherwise is the listener registered with the reactor and awaited.
 async fn accept_from(
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     peer: Option<IpAddr>,
     timeout: Duration,
-) -> Result<TcpStream, TransferError> {
+) -> Result<DataSocket, TransferError> {
+    // SECURITY: a passive port is guessable; only the control connection's peer may use it.
+    let from_peer = |from: SocketAddr| match peer {
+        Some(peer) if !same_ip(from.ip(), peer) => {
+            log::warn!("data connection from {from} refused: control connection is from {peer}");
+            false
+        }
+        _ => true,
+    };
+    let failed = |e: io::Error| TransferError::NoConnection(format!("accept failed: {e}"));
+    loop {
+        match accept_nonblocking(&listener) {
+            Ok((sock, from)) if from_peer(from) => return Ok(sock),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    let listener = TcpListener::from_std(listener).map_err(failed)?;
     let accept = async {
         loop {
-            let (stream, from) = listener
-                .accept()
-                .await
-                .map_err(|e| TransferError::NoConnection(format!("accept failed: {e}")))?;
-            // SECURITY: a passive port is guessable; only the control connection's peer may use it.
-            match peer {
-                Some(peer) if !same_ip(from.ip(), peer) => log::warn!(
-                    "data connection from {from} refused: control connection is from {peer}"
-                ),
-                _ => return Ok(stream),
+            let (stream, from) = listener.accept().await.map_err(failed)?;
+            if from_peer(from) {
+                return stream.into_std().map_err(failed);
             }
         }
     };
@@ -337,12 +373,23 @@ async fn accept_from(
     }
 }
 
-async fn connect_to(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, TransferError> {
+/// `accept4` with `SOCK_NONBLOCK`: the socket comes out ready for `send_bytes`, without the
+/// extra `ioctl` that `std`'s accept followed by `set_nonblocking` costs.
+fn accept_nonblocking(listener: &std::net::TcpListener) -> io::Result<(DataSocket, SocketAddr)> {
+    use rustix::net::{acceptfrom_with, SocketFlags};
+    let (fd, from) = acceptfrom_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)?;
+    let from = from
+        .and_then(|a| SocketAddr::try_from(a).ok())
+        .ok_or_else(|| io::Error::other("accepted a connection without an IP address"))?;
+    Ok((DataSocket::from(fd), from))
+}
+
+async fn connect_to(addr: SocketAddr, timeout: Duration) -> Result<DataSocket, TransferError> {
+    let failed =
+        |e: io::Error| TransferError::NoConnection(format!("connect to {addr} failed: {e}"));
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(TransferError::NoConnection(format!(
-            "connect to {addr} failed: {e}"
-        ))),
+        Ok(Ok(s)) => s.into_std().map_err(failed),
+        Ok(Err(e)) => Err(failed(e)),
         Err(_) => Err(TransferError::NoConnection(format!(
             "connect to {addr} timed out"
         ))),

@@ -212,7 +212,7 @@ enum Login {
 
 enum DataSetup {
     None,
-    Passive(tokio::net::TcpListener),
+    Passive(std::net::TcpListener),
     Active(SocketAddr),
 }
 
@@ -1927,23 +1927,22 @@ fn opts(name: &str, value: Option<&str>) -> Result<Reply, FtpError> {
 fn bind_passive(
     ip: IpAddr,
     range: Option<std::ops::RangeInclusive<u16>>,
-) -> std::io::Result<tokio::net::TcpListener> {
+) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
-    let bind = |port: u16| -> std::io::Result<tokio::net::TcpListener> {
+    // Non-blocking from the start, and not registered with the reactor: the DataChannel
+    // does that only if it has to wait for the client.
+    let bind = |port: u16| -> std::io::Result<std::net::TcpListener> {
         let addr = SocketAddr::new(ip, port);
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)?;
         socket.set_reuse_address(true)?;
-        socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
         socket.listen(8)?;
-        tokio::net::TcpListener::from_std(socket.into())
+        Ok(socket.into())
     };
     let Some(range) = range else { return bind(0) };
     let (lo, hi) = (*range.start(), *range.end());
     let span = u32::from(hi - lo) + 1;
-    let mut rnd = [0u8; 4];
-    getrandom::getrandom(&mut rnd).map_err(std::io::Error::other)?;
-    let start = u32::from_le_bytes(rnd) % span;
+    let start = random_u32()? % span;
     let mut last_err = std::io::Error::new(
         std::io::ErrorKind::AddrInUse,
         "passive port range exhausted",
@@ -1956,4 +1955,29 @@ fn bind_passive(
         }
     }
     Err(last_err)
+}
+
+/// A random number from the OS's generator, fetched 64 at a time per thread: passive ports
+/// stay unpredictable, and PASV costs a `getrandom` call once in 64 times, not every time.
+fn random_u32() -> std::io::Result<u32> {
+    use std::cell::RefCell;
+    const BATCH: usize = 64;
+    thread_local! {
+        static POOL: RefCell<([u32; BATCH], usize)> = const { RefCell::new(([0; BATCH], BATCH)) };
+    }
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let (values, used) = &mut *pool;
+        if *used == BATCH {
+            let mut bytes = [0u8; BATCH * 4];
+            getrandom::getrandom(&mut bytes).map_err(std::io::Error::other)?;
+            for (v, b) in values.iter_mut().zip(bytes.chunks_exact(4)) {
+                *v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+            *used = 0;
+        }
+        let v = values[*used];
+        *used += 1;
+        Ok(v)
+    })
 }
