@@ -19,6 +19,7 @@
 //! | `--file NAME` | bench_4k.bin | file to fetch (ftpbench.py's `FIX_SMALL`) |
 //! | `--expect-sha256 HEX` | none | every transfer must have this sha256; otherwise every transfer must match the first one (length and sha256) |
 //! | `--pasv` / `--epsv` | EPSV | passive command |
+//! | `--commands` | off | instead of RETRs, `--retrs` command round trips per session: NOOP, PWD, `CWD bench_dir`, `CWD ..` in turn (scenario E's mix, on many sessions at once); latencies and CPU are per command |
 //! | `--threads T` | 1 | tokio worker threads (1: a current-thread runtime) |
 //! | `--server-pid P` | none | also report the CPU time of that process and of its live descendants (`/proc/*/stat`, all threads), so a forking server's session processes count |
 //! | `--timeout S` | 60 | per login and per RETR (EPSV to 226); a timed-out session is abandoned |
@@ -62,6 +63,7 @@ struct Opts {
     file: String,
     expect_sha256: Option<[u8; 32]>,
     pasv: bool,
+    commands: bool,
     threads: usize,
     server_pid: Option<u32>,
     timeout: Duration,
@@ -69,7 +71,7 @@ struct Opts {
 }
 
 const USAGE: &str = "usage: cargo bench --bench loadgen -- [--host H] [--port N] [--user U] \
-[--pass P] [--clients N] [--retrs M] [--file NAME] [--expect-sha256 HEX] [--pasv|--epsv] \
+[--pass P] [--clients N] [--retrs M] [--file NAME] [--expect-sha256 HEX] [--pasv|--epsv] [--commands] \
 [--threads T] [--server-pid P] [--timeout S] [--login-concurrency N]";
 
 fn parse_args() -> Result<Opts, String> {
@@ -83,6 +85,7 @@ fn parse_args() -> Result<Opts, String> {
         file: FIX_SMALL.into(),
         expect_sha256: None,
         pasv: false,
+        commands: false,
         threads: 1,
         server_pid: None,
         timeout: Duration::from_secs(60),
@@ -108,6 +111,7 @@ fn parse_args() -> Result<Opts, String> {
             "--bench" => {}
             "--pasv" => o.pasv = true,
             "--epsv" => o.pasv = false,
+            "--commands" => o.commands = true,
             "--host" => o.host = value()?,
             "--port" => o.port = num(&key, value()?)?,
             "--user" => o.user = value()?,
@@ -408,6 +412,18 @@ async fn retr(c: &mut Ctrl, o: &Opts, buf: &mut [u8]) -> Result<(u64, [u8; 32]),
     data_res.map_err(Fail::Synced)
 }
 
+/// One command of scenario E's mix (the i-th of the session), checked for its reply code.
+async fn command(c: &mut Ctrl, i: usize) -> Result<(), Fail> {
+    let (cmd, code) = match i % 4 {
+        0 => ("NOOP", 200),
+        1 => ("PWD", 257),
+        2 => ("CWD bench_dir", 250),
+        _ => ("CWD ..", 250),
+    };
+    let r = c.cmd(cmd).await.map_err(Fail::Broken)?;
+    want(&r, code, cmd).map_err(Fail::Synced)
+}
+
 /// Every transfer against `--expect-sha256`, and against the first transfer that completed.
 struct Check {
     expect: Option<[u8; 32]>,
@@ -451,12 +467,20 @@ async fn client(mut c: Ctrl, o: Arc<Opts>, check: Arc<Check>) -> (Tally, Option<
     let mut buf = vec![0u8; DATA_BUF];
     for i in 0..o.retrs {
         let t0 = Instant::now();
-        let r = match tokio::time::timeout(o.timeout, retr(&mut c, &o, &mut buf)).await {
-            Ok(r) => r,
-            Err(_) => Err(Fail::Broken(format!("RETR timeout ({:?})", o.timeout))),
+        let r = if o.commands {
+            match tokio::time::timeout(o.timeout, command(&mut c, i)).await {
+                Ok(r) => r.map(|()| None),
+                Err(_) => Err(Fail::Broken(format!("command timeout ({:?})", o.timeout))),
+            }
+        } else {
+            match tokio::time::timeout(o.timeout, retr(&mut c, &o, &mut buf)).await {
+                Ok(r) => r.map(Some),
+                Err(_) => Err(Fail::Broken(format!("RETR timeout ({:?})", o.timeout))),
+            }
         };
         match r {
-            Ok((n, h)) => match check.verify(n, &h) {
+            Ok(None) => t.lat.push(t0.elapsed()),
+            Ok(Some((n, h))) => match check.verify(n, &h) {
                 Ok(()) => t.lat.push(t0.elapsed()),
                 Err(e) => t.errors.push(e),
             },
@@ -661,7 +685,7 @@ async fn run(o: Arc<Opts>) -> ExitCode {
 
     let json = serde_json::json!({
         "tool": "loadgen",
-        "mode": if o.pasv { "PASV" } else { "EPSV" },
+        "mode": if o.commands { "commands" } else if o.pasv { "PASV" } else { "EPSV" },
         "file": o.file,
         "bytes": reference.map(|r| r.0),
         "sha256": reference.map(|r| hex(&r.1)),
