@@ -113,6 +113,26 @@ impl Raw {
         sock.set_read_timeout(Some(DEADLINE)).expect("timeout");
         sock
     }
+
+    /// EPSV, then a data socket with a tiny receive buffer (the kernel's minimum), so the
+    /// server's writes stall until the test reads.
+    fn passive_narrow(&mut self) -> TcpStream {
+        let text = self.cmd("EPSV", 229);
+        let port: u16 = text
+            .split("|||")
+            .nth(1)
+            .and_then(|p| p.split('|').next())
+            .and_then(|p| p.parse().ok())
+            .expect("port in 229");
+        let target: SocketAddr = ([127, 0, 0, 1], port).into();
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        s.set_recv_buffer_size(1024).expect("SO_RCVBUF");
+        s.connect(&target.into()).expect("data connect");
+        let sock: TcpStream = s.into();
+        sock.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        sock
+    }
 }
 
 fn one_user(extra: &[&str]) -> Daemon {
@@ -602,4 +622,47 @@ fn retr_of_a_fifo_in_the_root_gets_550_and_nothing_hangs() {
     c.cmd("RETR after.txt", 150);
     assert_eq!(read_to_end(data), b"still served\n");
     c.expect(226);
+}
+
+/// Small files and listings are written straight into the data socket, and only a write that
+/// would block waits on the reactor. A client that reads nothing until it has the 150 (with a
+/// receive buffer of the kernel's minimum) makes the listing's write block part-way: every
+/// byte must still arrive, in order, before the 226. (A small file fits the socket buffer and
+/// goes in one write; it is checked here with the same slow reader.)
+#[test]
+fn small_file_and_big_listing_reach_a_client_that_reads_only_after_the_150() {
+    let d = one_user(&[]);
+    let root = d.root("alice");
+    let small = common::random_bytes(60 * 1024);
+    std::fs::write(root.join("small.bin"), &small).expect("write small file");
+    let dir = root.join("many");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let mut names = std::collections::BTreeSet::new();
+    // About 2.5 MB of names: more than the server's socket buffer, which on loopback starts
+    // near 1.3 MB (ten segments of the 64 KiB loopback MSS, twice).
+    for i in 0..10_000 {
+        let name = format!("{i:05}-{}", "n".repeat(240));
+        std::fs::write(dir.join(&name), b"").expect("create entry");
+        names.insert(name);
+    }
+    let mut c = Raw::login(d.addr(), "alice", "pw");
+    c.cmd("TYPE I", 200);
+    for _ in 0..2 {
+        // Twice: the second RETR finds the file in the page cache (read on the Session's thread).
+        let data = c.passive_narrow();
+        c.cmd("RETR small.bin", 150);
+        assert_eq!(sha256_hex(&read_to_end(data)), sha256_hex(&small));
+        c.expect(226);
+    }
+    let data = c.passive_narrow();
+    c.cmd("NLST many", 150);
+    let listing = String::from_utf8(read_to_end(data)).expect("UTF-8 listing");
+    c.expect(226);
+    let got: std::collections::BTreeSet<String> = listing
+        .split("\r\n")
+        .filter(|l| !l.is_empty())
+        .map(|l| l.rsplit('/').next().unwrap_or(l).to_owned())
+        .collect();
+    assert_eq!(got.len(), names.len(), "NLST lost or doubled entries");
+    assert_eq!(got, names);
 }
