@@ -666,3 +666,50 @@ fn small_file_and_big_listing_reach_a_client_that_reads_only_after_the_150() {
     assert_eq!(got.len(), names.len(), "NLST lost or doubled entries");
     assert_eq!(got, names);
 }
+
+/// Large files that lose their last name (replaced by an upload or RNTO, or deleted) are kept
+/// open across the rename or unlink and freed after the reply. What the client sees must not
+/// change: the new content, no old bytes, no leftovers, and a second hard link left intact.
+#[test]
+fn replacing_and_deleting_large_files_leaves_exactly_the_new_state() {
+    use suppaftp::Status;
+    let d = one_user(&[]);
+    let root = d.root("alice");
+    let mut ftp = d.login("alice");
+    let old = common::random_bytes_seeded(1, 20 * 1024 * 1024);
+    let new = common::random_bytes_seeded(2, 17 * 1024 * 1024 + 3);
+    common::put(&mut ftp, "big.bin", &old);
+    common::put(&mut ftp, "big.bin", &new);
+    assert_eq!(
+        sha256_hex(&common::get(&mut ftp, "big.bin")),
+        sha256_hex(&new)
+    );
+
+    // RNTO over a large file.
+    common::put(&mut ftp, "other.bin", &old);
+    common::expect_code(&mut ftp, "RNFR big.bin", Status::RequestFilePending);
+    common::expect_code(&mut ftp, "RNTO other.bin", Status::RequestedFileActionOk);
+    assert_eq!(
+        sha256_hex(&common::get(&mut ftp, "other.bin")),
+        sha256_hex(&new)
+    );
+
+    // A large file with a second hard link: deleting one name leaves the data to the other.
+    std::fs::hard_link(root.join("other.bin"), root.join("link.bin")).expect("hard link");
+    common::expect_code(&mut ftp, "DELE other.bin", Status::RequestedFileActionOk);
+    assert_eq!(
+        sha256_hex(&common::get(&mut ftp, "link.bin")),
+        sha256_hex(&new)
+    );
+    common::expect_code(&mut ftp, "DELE link.bin", Status::RequestedFileActionOk);
+
+    let mut left: Vec<String> = std::fs::read_dir(&root)
+        .expect("read root")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert!(left.is_empty(), "left in the root: {left:?}");
+    // The session still works after the background closes.
+    common::put(&mut ftp, "after.bin", b"ok");
+    assert_eq!(common::get(&mut ftp, "after.bin"), b"ok");
+}
