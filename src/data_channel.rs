@@ -3,7 +3,9 @@
 //! It owns the data socket and the open file (or the listing bytes). It accepts the passive
 //! connection (only from the control connection's peer) or connects to the active target,
 //! then copies in a blocking-pool task: `sendfile` for a clear TYPE I RETR, otherwise large
-//! buffers, converting line endings for TYPE A. It reports `Progress` at a bounded rate and
+//! buffers, converting line endings for TYPE A. Bytes already in memory (a listing, a small
+//! file) in clear are written on the actor's own thread instead, straight into the socket,
+//! and wait on the reactor only if the socket is full. Downloads run corked (full segments). It reports `Progress` at a bounded rate and
 //! exactly one `TransferDone` to its Session, and obeys `Abort` by shutting the socket down
 //! under the copy loop. It never touches the control connection or the file system's metadata.
 
@@ -23,6 +25,9 @@ type DataSocket = std::net::TcpStream;
 
 /// How often, at most, a running transfer reports its byte count.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Accepts tried before the passive listener is handed to the reactor (the listen backlog is 8).
+const QUICK_ACCEPTS: usize = 4;
 
 /// The smallest copy buffer; small files get a buffer their size, large ones `Limits::transfer_buffer`.
 const MIN_BUFFER: usize = 8 * 1024;
@@ -222,7 +227,8 @@ impl Handler<Abort> for DataChannel {
     }
 }
 
-/// The whole transfer: connect, then copy on the blocking pool.
+/// The whole transfer: connect, then copy on the blocking pool, or, for bytes in memory in
+/// clear, write them right here on the actor's thread.
 async fn run_transfer(spec: TransferSpec, switch: Arc<AbortSwitch>) -> TransferResult {
     let sock = match spec.endpoint {
         DataEndpoint::Passive(listener) => {
@@ -347,7 +353,10 @@ async fn accept_from(
         _ => true,
     };
     let failed = |e: io::Error| TransferError::NoConnection(format!("accept failed: {e}"));
-    loop {
+    // A few tries at most: a host that keeps the backlog full of foreign connections must not
+    // hold this thread (and every session on it) in a loop that never yields; the reactor's
+    // accept below is bounded by tokio's cooperative budget.
+    for _ in 0..QUICK_ACCEPTS {
         match accept_nonblocking(&listener) {
             Ok((sock, from)) if from_peer(from) => return Ok(sock),
             Ok(_) => {}
