@@ -89,8 +89,8 @@ impl Raw {
         matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
     }
 
-    /// EPSV, then a data socket to the port it names.
-    fn passive(&mut self, from: Option<&str>) -> TcpStream {
+    /// EPSV, and the address of the port it names.
+    fn epsv_target(&mut self) -> SocketAddr {
         let text = self.cmd("EPSV", 229);
         let port: u16 = text
             .split("|||")
@@ -98,7 +98,12 @@ impl Raw {
             .and_then(|p| p.split('|').next())
             .and_then(|p| p.parse().ok())
             .expect("port in 229");
-        let target: SocketAddr = ([127, 0, 0, 1], port).into();
+        ([127, 0, 0, 1], port).into()
+    }
+
+    /// EPSV, then a data socket to the port it names.
+    fn passive(&mut self, from: Option<&str>) -> TcpStream {
+        let target = self.epsv_target();
         let sock = match from {
             None => TcpStream::connect(target).expect("data connect"),
             Some(ip) => {
@@ -117,14 +122,7 @@ impl Raw {
     /// EPSV, then a data socket with a tiny receive buffer (the kernel's minimum), so the
     /// server's writes stall until the test reads.
     fn passive_narrow(&mut self) -> TcpStream {
-        let text = self.cmd("EPSV", 229);
-        let port: u16 = text
-            .split("|||")
-            .nth(1)
-            .and_then(|p| p.split('|').next())
-            .and_then(|p| p.parse().ok())
-            .expect("port in 229");
-        let target: SocketAddr = ([127, 0, 0, 1], port).into();
+        let target = self.epsv_target();
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
             .expect("socket");
         s.set_recv_buffer_size(1024).expect("SO_RCVBUF");

@@ -80,6 +80,18 @@ impl Harness {
         self.expect_spin(code).await
     }
 
+    /// RETR `name` through the port of the 229 `epsv`: 150, every byte (sha256), then 226.
+    async fn retr_through(&mut self, epsv: &Reply, name: &str, data: &[u8], port_open: &str) {
+        let sock = TcpStream::connect(local(epsv_port(epsv))).expect(port_open);
+        let got = read_in_thread(sock);
+        self.cmd_spin(Command::Retr(name.into()), 150).await;
+        self.expect_spin(226).await;
+        assert_eq!(
+            sha256(&got.recv_timeout(REPLY_DEADLINE).expect("data")),
+            sha256(data)
+        );
+    }
+
     /// No reply is queued right now.
     fn assert_quiet(&mut self, what: &str) {
         if let Ok(out) = self.replies.try_recv() {
@@ -139,14 +151,8 @@ async fn passive_listener_is_kept_until_the_data_timeout() {
     let r = h.cmd_spin(Command::Epsv(EpsvArg::Any), 229).await;
     tokio::time::advance(Duration::from_secs(29)).await;
     h.cmd_spin(Command::Noop, 200).await;
-    let sock = TcpStream::connect(local(epsv_port(&r))).expect("port still open after 29 s");
-    let got = read_in_thread(sock);
-    h.cmd_spin(Command::Retr("f.bin".into()), 150).await;
-    h.expect_spin(226).await;
-    assert_eq!(
-        sha256(&got.recv_timeout(REPLY_DEADLINE).expect("data")),
-        sha256(&data)
-    );
+    h.retr_through(&r, "f.bin", &data, "port still open after 29 s")
+        .await;
 }
 
 #[actix::test]
@@ -164,14 +170,8 @@ async fn a_new_epsv_restarts_the_expiry_and_the_old_timer_leaves_it_alone() {
     // 35 s after the first EPSVs, 15 s after the newest: their timers are due, its is not.
     tokio::time::advance(Duration::from_secs(15)).await;
     h.cmd_spin(Command::Noop, 200).await;
-    let sock = TcpStream::connect(local(epsv_port(&r))).expect("newest port still open");
-    let got = read_in_thread(sock);
-    h.cmd_spin(Command::Retr("f.bin".into()), 150).await;
-    h.expect_spin(226).await;
-    assert_eq!(
-        sha256(&got.recv_timeout(REPLY_DEADLINE).expect("data")),
-        sha256(&data)
-    );
+    h.retr_through(&r, "f.bin", &data, "newest port still open")
+        .await;
     // And the newest one still expires on time when unused.
     let r = h.cmd_spin(Command::Epsv(EpsvArg::Any), 229).await;
     tokio::time::advance(Duration::from_secs(31)).await;
