@@ -1043,15 +1043,11 @@ impl Session {
         }
         // A new PASV replaces (and closes) the previous listener.
         self.data = DataSetup::None;
-        let listener =
-            bind_passive(local_ip, self.services.config.passive_ports.clone()).map_err(|e| {
-                log::warn!("[{}] no passive port: {e}", self.tag);
-                FtpError::NoDataConnection("Cannot open a passive port")
-            })?;
-        let port = listener
-            .local_addr()
-            .map_err(|_| FtpError::Internal)?
-            .port();
+        let (listener, port) = bind_passive(local_ip, self.services.config.passive_ports.clone())
+            .map_err(|e| {
+            log::warn!("[{}] no passive port: {e}", self.tag);
+            FtpError::NoDataConnection("Cannot open a passive port")
+        })?;
         self.set_data(ctx, DataSetup::Passive(listener));
         Ok(if extended {
             Reply::new(
@@ -1927,17 +1923,23 @@ fn opts(name: &str, value: Option<&str>) -> Result<Reply, FtpError> {
 fn bind_passive(
     ip: IpAddr,
     range: Option<std::ops::RangeInclusive<u16>>,
-) -> std::io::Result<std::net::TcpListener> {
+) -> std::io::Result<(std::net::TcpListener, u16)> {
     use socket2::{Domain, Socket, Type};
     // Non-blocking from the start, and not registered with the reactor: the DataChannel
-    // does that only if it has to wait for the client.
-    let bind = |port: u16| -> std::io::Result<std::net::TcpListener> {
+    // does that only if it has to wait for the client. The port is known when we chose it;
+    // only the kernel's choice (port 0) needs a `getsockname`.
+    let bind = |port: u16| -> std::io::Result<(std::net::TcpListener, u16)> {
         let addr = SocketAddr::new(ip, port);
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)?;
         socket.set_reuse_address(true)?;
         socket.bind(&addr.into())?;
         socket.listen(8)?;
-        Ok(socket.into())
+        let listener: std::net::TcpListener = socket.into();
+        let port = match port {
+            0 => listener.local_addr()?.port(),
+            chosen => chosen,
+        };
+        Ok((listener, port))
     };
     let Some(range) = range else { return bind(0) };
     let (lo, hi) = (*range.start(), *range.end());

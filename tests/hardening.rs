@@ -89,16 +89,19 @@ impl Raw {
         matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
     }
 
-    /// EPSV, and the address of the port it names.
-    fn epsv_target(&mut self) -> SocketAddr {
+    /// EPSV, and the port it names.
+    fn epsv_port(&mut self) -> u16 {
         let text = self.cmd("EPSV", 229);
-        let port: u16 = text
-            .split("|||")
+        text.split("|||")
             .nth(1)
             .and_then(|p| p.split('|').next())
             .and_then(|p| p.parse().ok())
-            .expect("port in 229");
-        ([127, 0, 0, 1], port).into()
+            .expect("port in 229")
+    }
+
+    /// EPSV, and the address of the port it names.
+    fn epsv_target(&mut self) -> SocketAddr {
+        ([127, 0, 0, 1], self.epsv_port()).into()
     }
 
     /// EPSV, then a data socket to the port it names.
@@ -710,4 +713,74 @@ fn replacing_and_deleting_large_files_leaves_exactly_the_new_state() {
     // The session still works after the background closes.
     common::put(&mut ftp, "after.bin", b"ok");
     assert_eq!(common::get(&mut ftp, "after.bin"), b"ok");
+}
+
+/// Three consecutive loopback ports that are free right now (for `--passive-ports`), below the
+/// kernel's ephemeral range (32768 and up), so that no other test's outgoing connection or
+/// port-0 listener can take one of them meanwhile (the benchmark scripts use 30021-32699).
+fn free_port_range() -> (u16, u16) {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        ^ std::process::id();
+    for i in 0..200u32 {
+        let base = 20_000 + (seed.wrapping_add(i.wrapping_mul(7919)) % 9_000) as u16;
+        let held: Vec<_> = (base..base + 3)
+            .map_while(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if held.len() == 3 {
+            return (base, base + 2);
+        }
+    }
+    panic!("no three consecutive free ports found in 20000-29002");
+}
+
+/// `--passive-ports`: every passive port comes from the range, and when all of them are held
+/// by waiting listeners the next PASV/EPSV gets 425 at once; a port comes back when its
+/// transfer is done.
+#[test]
+fn passive_ports_stay_in_the_range_and_an_exhausted_range_gets_425() {
+    let (lo, hi) = free_port_range();
+    let range = format!("{lo}-{hi}");
+    let d = one_user(&["--passive-ports", &range]);
+    std::fs::write(d.root("alice").join("f.bin"), common::random_bytes(5000)).expect("write");
+    let mut sessions: Vec<Raw> = (0..3)
+        .map(|_| Raw::login(d.addr(), "alice", "pw"))
+        .collect();
+    let mut ports: Vec<u16> = sessions.iter_mut().map(|c| c.epsv_port()).collect();
+    ports.sort_unstable();
+    assert_eq!(
+        ports,
+        vec![lo, lo + 1, hi],
+        "each session got its own port of the range"
+    );
+
+    let mut extra = Raw::login(d.addr(), "alice", "pw");
+    let text = extra.cmd("EPSV", 425);
+    assert!(text.contains("passive port"), "425 says why: {text:?}");
+    extra.cmd("PASV", 425);
+
+    // One session uses its port: a transfer through it, then the port is free again.
+    let first = &mut sessions[0];
+    let port = first.epsv_port();
+    assert!((lo..=hi).contains(&port));
+    let data = TcpStream::connect(("127.0.0.1", port)).expect("data connect");
+    first.cmd("TYPE I", 200);
+    first.cmd("RETR f.bin", 150);
+    assert_eq!(read_to_end(data), common::random_bytes(5000));
+    first.expect(226);
+    let text = extra.cmd("PASV", 227);
+    let nums: Vec<u16> = text
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let n = nums.len();
+    assert!(n >= 6, "227 has h1..p2: {text:?}");
+    let pasv_port = nums[n - 2] * 256 + nums[n - 1];
+    assert!(
+        (lo..=hi).contains(&pasv_port),
+        "PASV port {pasv_port} outside {range}"
+    );
 }
