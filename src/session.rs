@@ -114,9 +114,6 @@ pub struct Observers {
 #[rtype(result = "SessionSnapshot")]
 pub struct SessionStatus;
 
-/// How long the last transfer's passive port stays open for the next PASV (`passive_spare`).
-const SPARE_PORT_GRACE: Duration = Duration::from_secs(2);
-
 /// How often a long transfer writes a progress line to the log.
 const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -215,8 +212,7 @@ enum Login {
 
 enum DataSetup {
     None,
-    /// A passive listener and its port.
-    Passive(std::net::TcpListener, u16),
+    Passive(std::net::TcpListener),
     Active(SocketAddr),
 }
 
@@ -301,12 +297,6 @@ pub struct Session {
     /// actix polls every pending timer of an actor on each of its wake-ups, so timers left
     /// to run out (30 s each, one per transfer) made a busy session slower with every PASV.
     passive_expiry: Option<SpawnHandle>,
-    /// The listener of the last passive transfer, still listening (its DataChannel got a
-    /// duplicate handle), and its port. The next PASV reuses it after closing whatever
-    /// connected meanwhile, instead of binding a new port (socket, bind, listen, close, and the
-    /// kernel's conflict scan over the port's TIME_WAIT connections). Closed
-    /// `SPARE_PORT_GRACE` after the transfer (or with the expiry timer), by PORT and by REIN.
-    passive_spare: Option<(std::net::TcpListener, u16)>,
     epsv_all: bool,
     transfer: Option<Transfer>,
     next_transfer_id: u64,
@@ -356,7 +346,6 @@ impl Session {
             rename_from: None,
             data: DataSetup::None,
             passive_expiry: None,
-            passive_spare: None,
             epsv_all: false,
             transfer: None,
             next_transfer_id: 1,
@@ -726,7 +715,6 @@ impl Session {
                 self.transfer_type = TransferType::Ascii;
                 self.rest = 0;
                 self.data = DataSetup::None;
-                self.passive_spare = None;
                 self.epsv_all = false;
                 self.mlst_facts = MlsxFacts::default();
                 self.connected_at = Instant::now();
@@ -1055,22 +1043,12 @@ impl Session {
         }
         // A new PASV replaces (and closes) the previous listener.
         self.data = DataSetup::None;
-        // While a transfer runs, the spare is the socket its DataChannel may still be
-        // accepting on: never drained then.
-        let spare = self
-            .passive_spare
-            .take()
-            .filter(|_| self.transfer.is_none());
-        let (listener, port) = match spare.and_then(|(l, port)| drained(l).map(|l| (l, port))) {
-            Some(reused) => reused,
-            None => {
-                bind_passive(local_ip, self.services.config.passive_ports.clone()).map_err(|e| {
-                    log::warn!("[{}] no passive port: {e}", self.tag);
-                    FtpError::NoDataConnection("Cannot open a passive port")
-                })?
-            }
-        };
-        self.set_data(ctx, DataSetup::Passive(listener, port));
+        let (listener, port) = bind_passive(local_ip, self.services.config.passive_ports.clone())
+            .map_err(|e| {
+            log::warn!("[{}] no passive port: {e}", self.tag);
+            FtpError::NoDataConnection("Cannot open a passive port")
+        })?;
+        self.set_data(ctx, DataSetup::Passive(listener));
         Ok(if extended {
             Reply::new(
                 ReplyCode::EnteringExtendedPassiveMode,
@@ -1119,7 +1097,6 @@ impl Session {
             )));
         }
         self.data = DataSetup::Active(addr);
-        self.passive_spare = None;
         Ok(Reply::new(ReplyCode::CommandOk, "PORT command successful"))
     }
 
@@ -1133,30 +1110,10 @@ impl Session {
         // passive `data` when this fires is the one it was set for.
         let expiry = ctx.run_later(self.services.config.timeouts.data_connect, |act, _| {
             act.passive_expiry = None;
-            // No PASV for the data timeout: the last transfer's port closes too.
-            act.passive_spare = None;
-            if matches!(act.data, DataSetup::Passive(..)) {
+            if matches!(act.data, DataSetup::Passive(_)) {
                 log::debug!("[{}] passive port expired unused", act.tag);
                 act.data = DataSetup::None;
             }
-        });
-        self.passive_expiry = Some(expiry);
-    }
-
-    /// After a transfer the spare passive port waits `SPARE_PORT_GRACE` for the client's next
-    /// PASV (a client doing several transfers sends it at once), then closes: a session that
-    /// stops transferring does not hold a port of the range.
-    fn keep_spare_briefly(&mut self, ctx: &mut Context<Self>) {
-        if self.passive_spare.is_none() || matches!(self.data, DataSetup::Passive(..)) {
-            return;
-        }
-        if let Some(old) = self.passive_expiry.take() {
-            ctx.cancel_future(old);
-        }
-        let grace = SPARE_PORT_GRACE.min(self.services.config.timeouts.data_connect);
-        let expiry = ctx.run_later(grace, |act, _| {
-            act.passive_expiry = None;
-            act.passive_spare = None;
         });
         self.passive_expiry = Some(expiry);
     }
@@ -1171,19 +1128,7 @@ impl Session {
             return Err(FtpError::BadSequence("A transfer is already running"));
         }
         match std::mem::replace(&mut self.data, DataSetup::None) {
-            DataSetup::Passive(l, port) => {
-                // SECURITY: with FXP allowed anyone may connect, so such a port is not kept.
-                if self.services.config.allow_fxp {
-                    return Ok(DataEndpoint::Passive(l));
-                }
-                match l.try_clone() {
-                    Ok(dup) => {
-                        self.passive_spare = Some((l, port));
-                        Ok(DataEndpoint::Passive(dup))
-                    }
-                    Err(_) => Ok(DataEndpoint::Passive(l)),
-                }
-            }
+            DataSetup::Passive(l) => Ok(DataEndpoint::Passive(l)),
             DataSetup::Active(a) => Ok(DataEndpoint::Active(a)),
             DataSetup::None => Err(FtpError::NoDataConnection(
                 "Use PASV, EPSV, PORT or EPRT first",
@@ -1598,7 +1543,6 @@ impl Session {
 
     /// Replies to the end of a transfer, in RFC 959 order, then any QUIT or close that waited.
     fn finish_transfer(&mut self, ctx: &mut Context<Self>, t: Transfer, result: TransferResult) {
-        self.keep_spare_briefly(ctx);
         let secs = t.started.elapsed().as_secs_f64();
         let bytes = *result.as_ref().unwrap_or(&t.bytes);
         self.observe(Observe::TransferEnded {
@@ -2013,23 +1957,6 @@ fn bind_passive(
         }
     }
     Err(last_err)
-}
-
-/// The spare passive listener, ready for its next PASV: every connection that reached it
-/// since its last transfer started is closed (a late or stray connect must not become the next
-/// transfer's data connection; the client connects only after the new 227/229). `None` when it
-/// cannot be emptied, and a new port is bound instead.
-fn drained(listener: std::net::TcpListener) -> Option<std::net::TcpListener> {
-    // The listen backlog is 8; a few more for connections completing meanwhile.
-    for _ in 0..32 {
-        match listener.accept() {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(listener),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
-    None
 }
 
 /// A random number from the OS's generator, fetched 64 at a time per thread: passive ports

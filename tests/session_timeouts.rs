@@ -183,37 +183,6 @@ async fn a_new_epsv_restarts_the_expiry_and_the_old_timer_leaves_it_alone() {
 }
 
 #[actix::test]
-async fn the_last_transfers_port_is_reused_at_once_and_closed_after_the_grace() {
-    let mut h = Harness::logged_in(config(300, 60, 30)).await;
-    let data = data_of(20_000);
-    write(&h.root, "f.bin", &data);
-    tokio::time::pause();
-    let r = h.cmd_spin(Command::Epsv(EpsvArg::Any), 229).await;
-    let port = epsv_port(&r);
-    h.retr_through(&r, "f.bin", &data, "port open").await;
-    // The next EPSV right away gets the same port, and it works.
-    let r = h.cmd_spin(Command::Epsv(EpsvArg::Any), 229).await;
-    assert_eq!(epsv_port(&r), port, "the port is reused");
-    h.retr_through(&r, "f.bin", &data, "reused port open").await;
-    // Within the grace (2 s) the port still listens; after it, it is closed.
-    tokio::time::advance(Duration::from_millis(1500)).await;
-    h.cmd_spin(Command::Noop, 200).await;
-    assert!(
-        TcpStream::connect(local(port)).is_ok(),
-        "closed before the grace"
-    );
-    tokio::time::advance(Duration::from_secs(1)).await;
-    h.cmd_spin(Command::Noop, 200).await;
-    assert!(
-        TcpStream::connect(local(port)).is_err(),
-        "the last transfer's port outlived its grace"
-    );
-    // A new EPSV binds a fresh port and works.
-    let r = h.cmd_spin(Command::Epsv(EpsvArg::Any), 229).await;
-    h.retr_through(&r, "f.bin", &data, "fresh port open").await;
-}
-
-#[actix::test]
 async fn retr_whose_data_connection_never_comes_gets_425_after_the_data_timeout() {
     let mut h = Harness::logged_in(config(300, 60, 30)).await;
     write(&h.root, "f.bin", b"data");
