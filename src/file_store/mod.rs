@@ -209,19 +209,27 @@ pub struct Dispose(pub std::fs::File);
 /// the reply does not wait for it.
 const DISPOSE_AFTER_REPLY: u64 = 16 * 1024 * 1024;
 
-/// A handle on `rel` when it is a regular file of at least `DISPOSE_AFTER_REPLY` with no other
-/// hard link, i.e. a file whose data the coming unlink or rename would free. Read-only and
-/// O_NONBLOCK (nothing can make the open wait); cap-std keeps it inside the jail. Any failure
-/// just means no handle: the caller goes on as before.
-fn hold_if_large(dir: &Dir, rel: &Path) -> Option<std::fs::File> {
-    let meta = dir.symlink_metadata(rel).ok()?;
+/// A handle on `rel`, whose own metadata (`symlink_metadata`, which the caller already has) is
+/// `meta`, when it is a regular file of at least `DISPOSE_AFTER_REPLY` with no other hard link,
+/// i.e. a file whose data the coming unlink or rename would free. Read-only and O_NONBLOCK
+/// (nothing can make the open wait); cap-std keeps it inside the jail. Any failure just means
+/// no handle: the caller goes on as before.
+fn hold_if_large(dir: &Dir, rel: &Path, meta: &cap_std::fs::Metadata) -> Option<std::fs::File> {
     if !meta.is_file() || meta.len() < DISPOSE_AFTER_REPLY || meta.nlink() > 1 {
         return None;
     }
+    dir.open_with(rel, &read_nonblocking())
+        .ok()
+        .map(|f| f.into_std())
+}
+
+/// Read-only, O_NONBLOCK: opening a FIFO (or any file whose open could wait) returns at once,
+/// so no pool thread is parked by a name in a user's root.
+fn read_nonblocking() -> OpenOptions {
     let mut opts = OpenOptions::new();
     opts.read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
-    dir.open_with(rel, &opts).ok().map(|f| f.into_std())
+    opts
 }
 
 fn dispose_later(ctx: &SyncContext<FileStore>, held: Option<std::fs::File>) {
@@ -250,10 +258,9 @@ fn open_read(jail: &Jail, path: &VirtualPath, offset: u64) -> Result<ReadHandle,
     // this pool thread until a writer comes; the handle's own type then decides (a FIFO or a
     // device file, which could stream without end, is refused), so no path can be swapped
     // between the check and the open.
-    let mut opts = OpenOptions::new();
-    opts.read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
-    let file = jail.dir().open_with(path.to_relative(), &opts)?;
+    let file = jail
+        .dir()
+        .open_with(path.to_relative(), &read_nonblocking())?;
     let meta = file.metadata()?;
     if meta.is_dir() {
         return Err(StoreError::IsADirectory);
@@ -495,7 +502,10 @@ impl Handler<FinishUpload> for FileStore {
         };
         let dir = msg.jail.dir();
         if msg.keep {
-            let replaced = hold_if_large(dir, &msg.target.dest);
+            let replaced = dir
+                .symlink_metadata(&msg.target.dest)
+                .ok()
+                .and_then(|meta| hold_if_large(dir, &msg.target.dest, &meta));
             if let Err(e) = dir.rename(temp, dir, &msg.target.dest) {
                 let _ = dir.remove_file(temp);
                 return Err(e.into());
@@ -530,10 +540,11 @@ impl Handler<RemoveFile> for FileStore {
     fn handle(&mut self, msg: RemoveFile, ctx: &mut SyncContext<Self>) -> Self::Result {
         let dir = msg.jail.dir();
         let rel = non_root(&msg.path)?;
-        if dir.symlink_metadata(&rel)?.is_dir() {
+        let meta = dir.symlink_metadata(&rel)?;
+        if meta.is_dir() {
             return Err(StoreError::IsADirectory);
         }
-        let removed = hold_if_large(dir, &rel);
+        let removed = hold_if_large(dir, &rel, &meta);
         dir.remove_file(rel)?;
         dispose_later(ctx, removed);
         Ok(())
@@ -548,10 +559,11 @@ impl Handler<Rename> for FileStore {
         let from = non_root(&msg.from)?;
         let to = non_root(&msg.to)?;
         dir.symlink_metadata(&from)?;
-        if !msg.allow_overwrite && dir.symlink_metadata(&to).is_ok() {
+        let existing = dir.symlink_metadata(&to).ok();
+        if !msg.allow_overwrite && existing.is_some() {
             return Err(StoreError::AlreadyExists);
         }
-        let replaced = hold_if_large(dir, &to);
+        let replaced = existing.and_then(|meta| hold_if_large(dir, &to, &meta));
         dir.rename(from, dir, to)?;
         dispose_later(ctx, replaced);
         Ok(())
