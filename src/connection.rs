@@ -221,9 +221,9 @@ pub async fn run_control(
                     // on this thread as soon as the tasks already woken have run (the Session
                     // starts the DataChannel before it queues the 150, so that task is ahead
                     // of this one; its bytes may reach the client before the 150, as they did
-                    // before this wait existed). Letting them
-                    // run first sends both in one write (one segment, one client wake-up); a
-                    // long transfer's 150 waits only for that one round.
+                    // before this wait existed). Letting them run first sends both in one
+                    // write (one segment, one client wake-up); a long transfer's 150 waits
+                    // only for that one round.
                     if !preliminary || waited || close || upgrade.is_some() {
                         break;
                     }

@@ -5,9 +5,9 @@
 //! then copies in a blocking-pool task: `sendfile` for a clear TYPE I RETR, otherwise large
 //! buffers, converting line endings for TYPE A. Bytes already in memory (a listing, a small
 //! file) in clear are written on the actor's own thread instead, straight into the socket,
-//! and wait on the reactor only if the socket is full. Downloads run corked (full segments). It reports `Progress` at a bounded rate and
-//! exactly one `TransferDone` to its Session, and obeys `Abort` by shutting the socket down
-//! under the copy loop. It never touches the control connection or the file system's metadata.
+//! and wait on the reactor only if the socket is full. Downloads run corked (full segments).
+//! It reports `Progress` at a bounded rate and exactly one `TransferDone` to its Session, and
+//! obeys `Abort` by shutting the socket down under the copy loop. It never touches the control connection or the file system's metadata.
 
 use actix::prelude::*;
 use rustls::server::ServerConfig;

@@ -8,10 +8,10 @@
 //! Resolver lives on the Session's own thread and asks the kernel to resolve the path from its
 //! caches only (`openat2` with `RESOLVE_CACHED`, which fails with EAGAIN rather than wait for
 //! a disk or a network file system), then reads the cached attributes (`statx` with
-//! `AT_STATX_DONT_SYNC`) and, for a small regular file, its bytes (`preadv2` with `RWF_NOWAIT`,
-//! which reads only what is in the page cache). Whatever it cannot answer that way, including every error, goes to
-//! the FileStore pool, whose answer is the one the client gets: the fast path never decides
-//! an error, so both paths reply alike.
+//! `AT_STATX_DONT_SYNC`) and, for a small regular file, its bytes (`preadv2` with
+//! `RWF_NOWAIT`, which reads only what is in the page cache). Whatever it cannot answer that
+//! way, including every error, goes to the FileStore pool, whose answer is the one the client
+//! gets: the fast path never decides an error, so both paths reply alike.
 //!
 //! SECURITY: the fast path resolves beneath the jail's handle with `RESOLVE_BENEATH` and
 //! `RESOLVE_NO_MAGICLINKS`, the same rules cap-std applies in the pool: a path that would
