@@ -485,9 +485,12 @@ impl UserDb {
         if users.is_empty() && anonymous.is_none() {
             return Err("no [[user]] entries and no [anonymous] table".to_owned());
         }
+        // SECURITY: an unknown name costs as much as the most expensive real check, so a
+        // cheap reply cannot tell that a name does not exist (the 530's fixed deadline in the
+        // Session hides the rest of the difference).
         let decoy = users
             .values()
-            .next()
+            .max_by_key(|u| check_cost(&u.credential))
             .map(|u| decoy_like(&u.credential))
             .unwrap_or(Credential::Plain(Password::new("\u{0}decoy")));
         Ok(UserDb {
@@ -547,6 +550,12 @@ impl UserDb {
             .unwrap_or(0)
     }
 
+    /// Whether `name` is an account that may log in only over TLS (`require_tls`). Asked at
+    /// USER, so such an account is refused in clear before any password is sent or checked.
+    pub fn requires_tls(&self, name: &str) -> bool {
+        self.users.get(name).is_some_and(|u| u.require_tls)
+    }
+
     /// Whether `name` logs in anonymously (the PASS prompt says so).
     pub fn is_anonymous_name(&self, name: &str) -> bool {
         self.anonymous.is_some() && is_anonymous(name)
@@ -558,6 +567,18 @@ impl UserDb {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// How much work checking `c` takes, to compare credentials (Argon2: memory × passes × lanes).
+fn check_cost(c: &Credential) -> u64 {
+    match c {
+        Credential::Plain(_) => 0,
+        Credential::Argon2(phc) => argon2::password_hash::PasswordHash::new(phc)
+            .ok()
+            .and_then(|h| argon2::Params::try_from(&h).ok())
+            .map(|p| u64::from(p.m_cost()) * u64::from(p.t_cost()) * u64::from(p.p_cost()))
+            .unwrap_or(0),
     }
 }
 
@@ -748,6 +769,29 @@ mod tests {
             assert_eq!(net.contains(ip), want, "{net:?} {ip}");
         }
         assert!(IpNet::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn unknown_names_cost_as_much_as_the_dearest_user() {
+        let dir = std::env::temp_dir();
+        let cheap = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(64, 1, 1, None).expect("params"),
+        );
+        let cheap = hash_with(&cheap, "pw").expect("hash");
+        let dear = hash_password("pw").expect("hash");
+        // Whichever order the users come in, the decoy is as dear as the dearest.
+        for (first, second) in [(&cheap, &dear), (&dear, &cheap)] {
+            let text = format!(
+                "[[user]]\nname = \"a\"\npassword_hash = \"{first}\"\nroot = {dir:?}\n\n\
+                 [[user]]\nname = \"b\"\npassword_hash = \"{second}\"\nroot = {dir:?}\n"
+            );
+            let users = db(&text).expect("users");
+            let want = check_cost(&Credential::Argon2(dear.clone()));
+            assert!(want > check_cost(&Credential::Argon2(cheap.clone())));
+            assert_eq!(check_cost(&users.decoy), want);
+        }
     }
 
     #[test]

@@ -68,9 +68,14 @@ struct Opt {
     #[structopt(long, default_value = "2000")]
     max_sessions: usize,
 
-    /// Sessions open at once from one source IP.
+    /// Sessions open at once from one source IP (an IPv6 source is its --ipv6-prefix).
     #[structopt(long, default_value = "50")]
     max_sessions_per_ip: usize,
+
+    /// Leading bits of an IPv6 address that make one source for the per-IP limit and bans
+    /// (one subscriber usually has a whole /64). 128 counts each address on its own.
+    #[structopt(long, default_value = "64")]
+    ipv6_prefix: u8,
 
     /// Milliseconds to wait before answering a failed login.
     #[structopt(long, default_value = "1000")]
@@ -80,13 +85,16 @@ struct Opt {
     #[structopt(long, default_value = "3")]
     max_login_failures: u32,
 
-    /// Failed logins from one IP within --ban-window seconds that ban it for --ban-time seconds.
+    /// Failed logins from one source within --ban-window seconds that ban it, on every port,
+    /// for --ban-time seconds; its open connections that have not logged in are closed.
     #[structopt(long, default_value = "10")]
     ban_failures: u32,
 
+    /// Seconds over which failed logins are counted for --ban-failures.
     #[structopt(long, default_value = "60")]
     ban_window: u64,
 
+    /// Seconds a banned source is refused (421) for.
     #[structopt(long, default_value = "600")]
     ban_time: u64,
 
@@ -256,6 +264,7 @@ fn from_opt(opt: Opt) -> Result<Invocation, String> {
         limits: config::Limits {
             max_sessions: opt.max_sessions.max(1),
             max_sessions_per_ip: opt.max_sessions_per_ip.max(1),
+            ipv6_prefix: opt.ipv6_prefix.min(128),
             ..defaults.limits.clone()
         },
         login: config::LoginPolicy {

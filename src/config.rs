@@ -45,8 +45,11 @@ pub struct Limits {
     pub transfer_buffer: usize,
     /// Sessions open at once; the next connection gets 421 and is closed.
     pub max_sessions: usize,
-    /// Sessions open at once from one source IP.
+    /// Sessions open at once from one source (an IPv4 address or an IPv6 prefix).
     pub max_sessions_per_ip: usize,
+    /// IPv6 sources are counted (limits, bans) by this many leading bits: one subscriber
+    /// usually has a whole /64, and could otherwise walk around a ban address by address.
+    pub ipv6_prefix: u8,
 }
 
 impl Default for Limits {
@@ -57,6 +60,7 @@ impl Default for Limits {
             transfer_buffer: 1024 * 1024,
             max_sessions: 2000,
             max_sessions_per_ip: 50,
+            ipv6_prefix: 64,
         }
     }
 }

@@ -10,6 +10,8 @@
 //! - Each transfer runs in a short-lived `DataChannel` actor that owns the data socket and the
 //!   file, reports `Progress` and one `TransferDone`, and obeys `Abort`; the Session never waits
 //!   on it, so NOOP, STAT and ABOR answer during transfers.
+//! - `Gatekeeper` (one per daemon) holds the session counts, failed logins and bans that every
+//!   Listener and Session ask before admitting a connection or checking a password.
 //! - Components talk only by messages; no shared mutable state.
 #![forbid(unsafe_code)]
 
@@ -22,6 +24,7 @@ pub mod connection;
 pub mod data_channel;
 pub mod error;
 pub mod file_store;
+pub mod gatekeeper;
 pub mod listener;
 pub mod listing;
 pub mod metrics;

@@ -1,22 +1,24 @@
 //! The Listener actor: one per listening address.
 //!
-//! It accepts control connections, refuses those over the session limits (global, per source
-//! IP) or from a temporarily banned source with `421`, numbers the rest, and starts each Session
-//! on one of the worker Arbiters in turn (an Arbiter is one thread, so this is what spreads
-//! sessions over cores), with that worker's Resolver. The accepted socket crosses threads as a
-//! std socket and is registered again on the worker's reactor. It keeps its sessions' addresses
-//! (told by `SessionStarted` and `SessionClosed`) to tell them about a shutdown, and counts
-//! failed logins per source IP. It never reads a control connection itself.
+//! It accepts control connections, asks the daemon's one Gatekeeper whether each may have a
+//! Session (session limits and bans hold across every port), refuses the others with `421`,
+//! numbers the rest, and starts each Session on one of the worker Arbiters in turn (an Arbiter
+//! is one thread, so this is what spreads sessions over cores), with that worker's Resolver.
+//! The accepted socket crosses threads as a std socket and is registered again on the worker's
+//! reactor. It keeps its sessions' addresses (told by `SessionStarted` and `SessionClosed`) to
+//! tell them about a shutdown or a ban of their source, and tells the Gatekeeper when one ends.
+//! It never reads a control connection itself.
 
 use crate::connection::{run_control, ControlStream};
 use crate::file_store::Resolver;
-use crate::session::{LoginFailed, Peer, ServerShutdown, Services, Session, SessionClosed};
+use crate::gatekeeper::{Admit, Gatekeeper, Release, SourceBanned};
+use crate::session::{Peer, ServerShutdown, Services, Session, SessionClosed};
 use actix::prelude::*;
 use actix_rt::ArbiterHandle;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -27,15 +29,6 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a refused client gets to read its 421 before the socket is closed.
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Failed-login records kept before old, unbanned ones are pruned.
-const MAX_TRACKED_SOURCES: usize = 10_000;
-
-#[derive(Default)]
-struct Failures {
-    recent: VecDeque<Instant>,
-    banned_until: Option<Instant>,
-}
-
 pub struct Listener {
     listener: Option<TcpListener>,
     accepting: Option<SpawnHandle>,
@@ -43,10 +36,11 @@ pub struct Listener {
     next_worker: usize,
     services: Services,
     next_id: u64,
-    open: usize,
-    per_ip: HashMap<IpAddr, usize>,
-    sessions: HashMap<u64, Addr<Session>>,
-    failures: HashMap<IpAddr, Failures>,
+    /// The daemon's one table of session counts, failed logins and bans.
+    gatekeeper: Addr<Gatekeeper>,
+    /// Every session this Listener admitted and that has not closed, by id: its client's
+    /// address, and the Session once it has started.
+    sessions: HashMap<u64, (IpAddr, Option<Addr<Session>>)>,
     shutting_down: bool,
     /// The implicit-TLS port: every connection starts with a TLS handshake.
     implicit_tls: bool,
@@ -61,7 +55,12 @@ pub struct Worker {
 
 impl Listener {
     /// `workers` must not be empty: sessions run there, never on the Listener's thread.
-    pub fn new(listener: TcpListener, workers: Vec<Worker>, services: Services) -> Listener {
+    pub fn new(
+        listener: TcpListener,
+        workers: Vec<Worker>,
+        services: Services,
+        gatekeeper: Addr<Gatekeeper>,
+    ) -> Listener {
         Listener {
             listener: Some(listener),
             accepting: None,
@@ -69,10 +68,8 @@ impl Listener {
             next_worker: 0,
             services,
             next_id: 1,
-            open: 0,
-            per_ip: HashMap::new(),
+            gatekeeper,
             sessions: HashMap::new(),
-            failures: HashMap::new(),
             shutting_down: false,
             implicit_tls: false,
         }
@@ -82,24 +79,6 @@ impl Listener {
     pub fn implicit_tls(mut self) -> Listener {
         self.implicit_tls = true;
         self
-    }
-
-    /// SECURITY: the limits every new connection passes before a Session exists for it.
-    fn refusal(&mut self, ip: IpAddr) -> Option<&'static str> {
-        let limits = &self.services.config.limits;
-        let now = Instant::now();
-        if let Some(f) = self.failures.get(&ip) {
-            if f.banned_until.is_some_and(|until| until > now) {
-                return Some("Too many failed logins from your address, try again later");
-            }
-        }
-        if self.open >= limits.max_sessions {
-            return Some("Too many users, try again later");
-        }
-        if self.per_ip.get(&ip).copied().unwrap_or(0) >= limits.max_sessions_per_ip {
-            return Some("Too many connections from your address");
-        }
-        None
     }
 }
 
@@ -163,35 +142,54 @@ impl Actor for Listener {
 }
 
 impl Handler<Accepted> for Listener {
-    type Result = ();
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, msg: Accepted, ctx: &mut Context<Self>) {
+    /// The accept loop waits for this answer, so connections are admitted one at a time.
+    fn handle(&mut self, msg: Accepted, _: &mut Context<Self>) -> Self::Result {
         let (stream, remote) = match msg.0 {
             Ok(v) => v,
             Err(e) => {
                 log::warn!("accept failed: {e}");
-                return;
+                return Box::pin(actix::fut::ready(()));
             }
         };
         if self.shutting_down {
-            return;
+            return Box::pin(actix::fut::ready(()));
         }
-        if let Some(why) = self.refusal(remote.ip()) {
-            log::warn!("refused connection from {remote}: {why}");
-            actix_rt::spawn(refuse(stream, why));
-            return;
-        }
+        let admit = self.gatekeeper.send(Admit { ip: remote.ip() });
+        Box::pin(
+            admit
+                .into_actor(self)
+                .map(move |answer, act, ctx| match answer {
+                    Ok(Ok(())) if !act.shutting_down => act.start(stream, remote, ctx),
+                    Ok(Ok(())) => act.gatekeeper.do_send(Release { ip: remote.ip() }),
+                    Ok(Err(why)) => {
+                        log::warn!("refused connection from {remote}: {why}");
+                        actix_rt::spawn(refuse(stream, why));
+                    }
+                    Err(_) => {
+                        log::error!("gatekeeper is gone; connection from {remote} refused");
+                        actix_rt::spawn(refuse(stream, "Service not available"));
+                    }
+                }),
+        )
+    }
+}
+
+impl Listener {
+    /// Starts an admitted connection's Session on the next worker.
+    fn start(&mut self, stream: TcpStream, remote: SocketAddr, ctx: &mut Context<Self>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.sessions.insert(id, (remote.ip(), None));
         let std_stream = match stream.into_std() {
             Ok(s) => s,
             Err(e) => {
                 log::warn!("cannot hand over connection from {remote}: {e}");
+                self.handle(SessionClosed { id, remote }, ctx);
                 return;
             }
         };
-        let id = self.next_id;
-        self.next_id += 1;
-        self.open += 1;
-        *self.per_ip.entry(remote.ip()).or_default() += 1;
         let worker = &self.workers[self.next_worker % self.workers.len()];
         self.next_worker = self.next_worker.wrapping_add(1);
         let services = self.services.with_resolver(worker.resolver.clone());
@@ -226,7 +224,9 @@ impl Handler<SessionStarted> for Listener {
                 grace: self.services.config.shutdown_grace,
             });
         }
-        self.sessions.insert(msg.id, msg.session);
+        if let Some((_, session)) = self.sessions.get_mut(&msg.id) {
+            *session = Some(msg.session);
+        }
     }
 }
 
@@ -234,52 +234,23 @@ impl Handler<SessionClosed> for Listener {
     type Result = ();
 
     fn handle(&mut self, msg: SessionClosed, _: &mut Context<Self>) {
-        self.open = self.open.saturating_sub(1);
-        self.sessions.remove(&msg.id);
-        let ip = msg.remote.ip();
-        if let Some(n) = self.per_ip.get_mut(&ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.per_ip.remove(&ip);
-            }
+        if self.sessions.remove(&msg.id).is_some() {
+            self.gatekeeper.do_send(Release {
+                ip: msg.remote.ip(),
+            });
         }
     }
 }
 
-impl Handler<LoginFailed> for Listener {
+impl Handler<SourceBanned> for Listener {
     type Result = ();
 
-    fn handle(&mut self, msg: LoginFailed, _: &mut Context<Self>) {
-        let policy = &self.services.config.login;
-        let now = Instant::now();
-        if self.failures.len() >= MAX_TRACKED_SOURCES {
-            let window = policy.ban_window;
-            self.failures.retain(|_, f| {
-                f.banned_until.is_some_and(|u| u > now)
-                    || f.recent
-                        .back()
-                        .is_some_and(|t| now.duration_since(*t) < window)
-            });
-        }
-        let f = self.failures.entry(msg.ip).or_default();
-        f.recent.push_back(now);
-        while f
-            .recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > policy.ban_window)
-        {
-            f.recent.pop_front();
-        }
-        // SECURITY: a source that keeps guessing is shut out for a while, whatever connection it uses.
-        if f.recent.len() >= policy.ban_failures as usize {
-            log::warn!(
-                "banning {} for {:?} after {} failed logins",
-                msg.ip,
-                policy.ban_time,
-                f.recent.len()
-            );
-            f.banned_until = Some(now + policy.ban_time);
-            f.recent.clear();
+    /// Passes a ban on to the sessions from the banned source; those not logged in close.
+    fn handle(&mut self, msg: SourceBanned, _: &mut Context<Self>) {
+        for (ip, session) in self.sessions.values() {
+            if let (true, Some(session)) = (msg.covers(*ip), session) {
+                session.do_send(msg);
+            }
         }
     }
 }
@@ -288,7 +259,7 @@ impl Handler<OpenSessions> for Listener {
     type Result = usize;
 
     fn handle(&mut self, _: OpenSessions, _: &mut Context<Self>) -> usize {
-        self.open
+        self.sessions.len()
     }
 }
 
@@ -296,7 +267,12 @@ impl Handler<ListSessions> for Listener {
     type Result = MessageResult<ListSessions>;
 
     fn handle(&mut self, _: ListSessions, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.sessions.values().cloned().collect())
+        MessageResult(
+            self.sessions
+                .values()
+                .filter_map(|(_, session)| session.clone())
+                .collect(),
+        )
     }
 }
 
@@ -311,10 +287,10 @@ impl Handler<Shutdown> for Listener {
         }
         log::info!(
             "shutting down: {} sessions, transfers get {:?}",
-            self.open,
+            self.sessions.len(),
             msg.grace
         );
-        for session in self.sessions.values() {
+        for session in self.sessions.values().filter_map(|(_, s)| s.as_ref()) {
             session.do_send(ServerShutdown { grace: msg.grace });
         }
     }

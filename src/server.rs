@@ -6,6 +6,7 @@ use crate::admin::{AdminEndpoint, Routes};
 use crate::auth::UserDb;
 use crate::config::Config;
 use crate::file_store::{FileStore, Resolver};
+use crate::gatekeeper::{Gatekeeper, WatchBans};
 use crate::listener::{Listener, Worker};
 use crate::metrics::Metrics;
 use crate::session::{Observers, Services};
@@ -85,7 +86,8 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
         None => None,
     };
     let workers: Vec<Arbiter> = (0..config.workers.max(1)).map(|_| Arbiter::new()).collect();
-    let services = Services::start(
+    let gatekeeper = Gatekeeper::new(config.limits.clone(), config.login.clone()).start();
+    let mut services = Services::start(
         config,
         users,
         Observers {
@@ -93,6 +95,7 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
             xferlog,
         },
     );
+    services.gatekeeper = Some(gatekeeper.clone());
     let store = services.store.clone();
     let worker_set: Vec<Worker> = workers
         .iter()
@@ -106,12 +109,16 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
             }
         })
         .collect();
+    // Both Listeners share the one Gatekeeper: limits and bans hold across ports.
     let implicit = implicit_tls.map(|l| {
-        Listener::new(l, worker_set.clone(), services.clone())
+        Listener::new(l, worker_set.clone(), services.clone(), gatekeeper.clone())
             .implicit_tls()
             .start()
     });
-    let listener = Listener::new(listener, worker_set, services).start();
+    let listener = Listener::new(listener, worker_set, services, gatekeeper.clone()).start();
+    for l in std::iter::once(&listener).chain(implicit.iter()) {
+        gatekeeper.do_send(WatchBans(l.clone().recipient()));
+    }
     let mut sessions_from = vec![listener.clone()];
     sessions_from.extend(implicit.clone());
     if let Some(l) = admin {

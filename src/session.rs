@@ -21,6 +21,7 @@ use crate::file_store::{
     ReadSource, RemoveDir, RemoveFile, Rename, Resolver, Stat, UploadTarget, VirtualPath,
     WriteMode,
 };
+use crate::gatekeeper::{BeginLogin, Gatekeeper, LoginEnded, SourceBanned};
 use crate::listener::Listener;
 use crate::listing::{mlsx_line, CivilTime, EntryKind, MlsxFacts, PermFact};
 use crate::metrics::{Metrics, Observe, Observed};
@@ -72,6 +73,9 @@ pub struct Services {
     pub resolver: Addr<Resolver>,
     pub auth: Addr<Authenticator>,
     pub observers: Observers,
+    /// The daemon's table of failed logins and bans, asked before each password check. `None`
+    /// in actor tests that run a Session without a daemon around it.
+    pub gatekeeper: Option<Addr<Gatekeeper>>,
 }
 
 impl Services {
@@ -98,6 +102,7 @@ impl Services {
             resolver,
             auth,
             observers,
+            gatekeeper: None,
         }
     }
 }
@@ -140,13 +145,6 @@ pub struct Unparsable(pub ParseError);
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct ControlClosed;
-
-/// A fact for the Listener: a login from this address failed (it bans repeat offenders).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct LoginFailed {
-    pub ip: IpAddr,
-}
 
 /// The daemon is stopping: idle sessions get 421 now; a running transfer may go on for
 /// `grace`, then it is aborted (an unfinished upload is discarded) and the session gets 421.
@@ -748,6 +746,15 @@ impl Session {
                 "Already logged in; cannot change user",
             ));
         }
+        // SECURITY: an account that requires TLS is refused here, in clear, before a password
+        // is sent: refusing it at PASS answered fast for the right password and after the
+        // failure delay for a wrong one, an oracle for guessing.
+        if !self.control_tls && self.services.users.requires_tls(&name) {
+            log::warn!("[{}] USER refused in clear: account requires TLS", self.tag);
+            return Err(FtpError::NotLoggedIn(
+                "This account requires TLS: send AUTH TLS first",
+            ));
+        }
         let text = if self.services.users.is_anonymous_name(&name) {
             "Anonymous login ok, send your e-mail address as password".to_owned()
         } else {
@@ -780,9 +787,27 @@ impl Session {
             source: Some(self.peer.remote.ip()),
         };
         let delay = self.services.config.login.failure_delay;
+        let gatekeeper = self.services.gatekeeper.clone();
+        let ip = self.peer.remote.ip();
         let check = async move {
+            let started = Instant::now();
+            // SECURITY: no password is checked for a banned source, nor beyond the number of
+            // guesses its ban allows, whichever connection it comes on.
+            if let Some(g) = &gatekeeper {
+                match g.send(BeginLogin { ip }).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(why)) => return Err(Some(why)),
+                    Err(_) => return Err(Some("Service not available")),
+                }
+            }
             // Argon2 is CPU-heavy: the Authenticator pool runs it, never this Arbiter.
             let found = auth.send(ask).await.ok().flatten();
+            if let Some(g) = &gatekeeper {
+                g.do_send(LoginEnded {
+                    ip,
+                    failed: found.is_none(),
+                });
+            }
             match found {
                 Some(user) => match user.jail.clone() {
                     // Opened at start-up and shared by the user's sessions.
@@ -794,8 +819,11 @@ impl Session {
                 },
                 None => {
                     // SECURITY: each failure costs the guesser time; only this session waits.
-                    tokio::time::sleep(delay).await;
-                    Err(())
+                    // The 530 leaves at a fixed time after the PASS, not a fixed time after the
+                    // check, so how long the check took (one user's hash parameters against
+                    // another's, or the decoy's) does not show.
+                    tokio::time::sleep_until(started + delay).await;
+                    Err(None)
                 }
             }
         };
@@ -828,13 +856,17 @@ impl Session {
                             "Login failed: home directory unavailable",
                         )));
                     }
-                    Err(()) => act.login_failed(ctx, &name),
+                    Err(None) => act.login_failed(ctx, &name),
+                    Err(Some(why)) => {
+                        log::warn!("[{}] PASS for {name} not checked: {why}", act.tag);
+                        act.close(ctx, Some(Reply::new(ReplyCode::ServiceNotAvailable, why)));
+                    }
                 }),
         )
     }
 
-    /// A failed PASS: 530, tell the Listener (which bans repeat offenders), and after
-    /// `max_failures` on this connection, close it.
+    /// A failed PASS (the Gatekeeper, which bans repeat offenders, has been told): 530, and
+    /// after `max_failures` on this connection, close it.
     fn login_failed(&mut self, ctx: &mut Context<Self>, name: &str) {
         self.login_failures += 1;
         self.observe(Observe::Login { ok: false });
@@ -843,11 +875,6 @@ impl Session {
             self.tag,
             self.login_failures
         );
-        if let Some(listener) = &self.listener {
-            listener.do_send(LoginFailed {
-                ip: self.peer.remote.ip(),
-            });
-        }
         self.respond(Err(FtpError::NotLoggedIn("Login incorrect")));
         // SECURITY: a connection gets a bounded number of guesses.
         if self.login_failures >= self.services.config.login.max_failures {
@@ -862,6 +889,9 @@ impl Session {
     }
 
     fn cmd_cwd(&mut self, path: VirtualPath) -> Flow {
+        // SECURITY: no permission needed: moving around is what an upload-only user does too,
+        // and CWD tells only whether a folder exists, which STOR or MKD into it tells as well.
+        // Everything that shows a file (its size, time, contents or a listing) needs `read`.
         let Some(jail) = self.permitted_jail(|_| true) else {
             return done();
         };
@@ -891,7 +921,7 @@ impl Session {
             );
             return done();
         }
-        let Some(jail) = self.permitted_jail(|_| true) else {
+        let Some(jail) = self.permitted_jail(|p| p.read) else {
             return done();
         };
         self.resolve(Stat { jail, path }, |_, res, _| {
@@ -904,7 +934,7 @@ impl Session {
     }
 
     fn cmd_mdtm(&mut self, path: VirtualPath) -> Flow {
-        let Some(jail) = self.permitted_jail(|_| true) else {
+        let Some(jail) = self.permitted_jail(|p| p.read) else {
             return done();
         };
         self.resolve(Stat { jail, path }, |_, res, _| {
@@ -976,7 +1006,7 @@ impl Session {
     }
 
     fn cmd_rnto(&mut self, from: VirtualPath, to: VirtualPath) -> Flow {
-        let Some(jail) = self.permitted_jail(|_| true) else {
+        let Some(jail) = self.permitted_jail(|p| p.rename) else {
             return done();
         };
         let allow_overwrite = self.permissions().overwrite;
@@ -1250,7 +1280,7 @@ impl Session {
 
     /// MLST (RFC 3659 §7): facts of one path over the control connection.
     fn cmd_mlst(&mut self, arg: Option<String>) -> Flow {
-        let Some(jail) = self.permitted_jail(|_| true) else {
+        let Some(jail) = self.permitted_jail(|p| p.read) else {
             return done();
         };
         let path = match &arg {
@@ -1733,6 +1763,28 @@ impl Handler<Unparsable> for Session {
             }
         }
         self.respond(Err(FtpError::Parse(msg.0)));
+    }
+}
+
+impl Handler<SourceBanned> for Session {
+    type Result = ();
+
+    /// SECURITY: a connection opened before its source was banned gets no more guesses: if it
+    /// has not logged in, it is closed now. Logged-in sessions are left alone.
+    fn handle(&mut self, msg: SourceBanned, ctx: &mut Context<Self>) {
+        if self.closing || matches!(self.login, Login::LoggedIn { .. }) {
+            return;
+        }
+        if msg.covers(self.peer.remote.ip()) {
+            log::warn!("[{}] source banned, closing before login", self.tag);
+            self.close(
+                ctx,
+                Some(Reply::new(
+                    ReplyCode::ServiceNotAvailable,
+                    "Too many failed logins from your address, closing control connection",
+                )),
+            );
+        }
     }
 }
 

@@ -843,10 +843,10 @@ fn drift_between_diagrams_and_code_is_caught() {
     ));
 
     // A message the code has but the actor view forgot.
-    let forgot = edit(&view, "<br/>LoginFailed(ip)", "");
+    let forgot = edit(&view, ",<br/>LoginEnded(ip, failed)", "");
     assert!(reported(
         &check_actor_view(&forgot, &code),
-        "labelled LoginFailed"
+        "labelled LoginEnded"
     ));
 
     // A source edited after its SVG was rendered.

@@ -823,7 +823,10 @@ fn pasv_reply_names_the_control_address() {
         "{r}"
     );
     c.expect("EPSV 1", 229);
-    c.expect("EPSV 3", 501);
+    // RFC 2428 §3: an unknown network protocol is 522 with the ones supported, as for EPRT.
+    let r = c.expect("EPSV 9", 522);
+    assert!(r.text().contains("(1,2)"), "{r}");
+    c.expect("EPSV foo", 501);
 }
 
 #[test]

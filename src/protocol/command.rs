@@ -396,6 +396,11 @@ fn parse_epsv(arg: Option<&str>) -> Result<EpsvArg, ParseError> {
         Some(a) if a.eq_ignore_ascii_case("ALL") => Ok(EpsvArg::All),
         Some("1") => Ok(EpsvArg::Protocol(1)),
         Some("2") => Ok(EpsvArg::Protocol(2)),
+        // RFC 2428 §3: a well-formed but unknown network protocol is 522, naming the ones we
+        // support, as for EPRT; only a malformed argument is a syntax error.
+        Some(a) if !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(ParseError::UnsupportedNetworkProtocol)
+        }
         Some(_) => Err(ParseError::BadArgument(
             "EPSV",
             "network protocol must be 1, 2 or ALL",
@@ -600,8 +605,10 @@ mod tests {
                 b"EPRT 1|1.2.3.4|5",
                 BadArgument("EPRT", "expected |proto|address|port|"),
             ),
+            (b"EPSV 3", UnsupportedNetworkProtocol),
+            (b"EPSV 9", UnsupportedNetworkProtocol),
             (
-                b"EPSV 3",
+                b"EPSV x",
                 BadArgument("EPSV", "network protocol must be 1, 2 or ALL"),
             ),
             (

@@ -32,15 +32,21 @@ impl Harness {
     /// A Session with `config` for user alice/secret (with `permissions`) whose root is a fresh
     /// temp folder; returns once the 220 greeting has come.
     pub async fn start_with(config: Config, permissions: Permissions) -> Harness {
+        Harness::start_with_user(config, |user| user.permissions = permissions).await
+    }
+
+    /// `start_with` for a user alice/secret (all permissions) that `edit` may change.
+    pub async fn start_with_user(config: Config, edit: impl FnOnce(&mut User)) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().join("srv");
         std::fs::create_dir(&root).expect("root");
-        let user = User::new(
+        let mut user = User::new(
             "alice",
             Credential::Plain(Password::new("secret")),
             root.clone(),
-            permissions,
+            Permissions::ALL,
         );
+        edit(&mut user);
         let services = Services::start(config, UserDb::single(user), Default::default());
         let peer = Peer {
             id: 1,
