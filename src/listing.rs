@@ -259,7 +259,7 @@ pub fn shown_name(name: &str) -> std::borrow::Cow<'_, str> {
 /// One LIST line (without its CRLF). `now` is seconds since the epoch.
 pub fn list_line(entry: &EntryInfo, now: i64) -> String {
     let t = CivilTime::from_unix(entry.mtime);
-    let age = now - entry.mtime;
+    let age = now.saturating_sub(entry.mtime);
     let month = MONTHS[(t.month as usize).saturating_sub(1).min(11)];
     let when = if (0..RECENT_SECS).contains(&age) {
         format!("{month} {:>2} {:02}:{:02}", t.day, t.hour, t.minute)
