@@ -556,6 +556,20 @@ impl UserDb {
         self.users.get(name).is_some_and(|u| u.require_tls)
     }
 
+    /// Every configured root (each user's and the anonymous one), each once, in a stable order:
+    /// for start-up housekeeping such as `file_store::sweep_temp_files`.
+    pub fn roots(&self) -> Vec<&Path> {
+        let mut roots: Vec<&Path> = self
+            .users
+            .values()
+            .chain(self.anonymous.iter())
+            .map(|u| u.root.as_path())
+            .collect();
+        roots.sort();
+        roots.dedup();
+        roots
+    }
+
     /// Whether `name` logs in anonymously (the PASS prompt says so).
     pub fn is_anonymous_name(&self, name: &str) -> bool {
         self.anonymous.is_some() && is_anonymous(name)
@@ -680,6 +694,31 @@ mod tests {
         // No anonymous table: anonymous is just an unknown name.
         assert!(users.authenticate("anonymous", "x@y", local()).is_none());
         assert!(!users.is_anonymous_name("anonymous"));
+    }
+
+    #[test]
+    fn roots_lists_every_served_root_once() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        for d in ["a", "b", "pub"] {
+            std::fs::create_dir(tmp.path().join(d)).expect("root");
+        }
+        let hash = hash_password("p").expect("hash");
+        let text: String = [("x", "a"), ("y", "b"), ("z", "a")]
+            .iter()
+            .map(|(name, root)| {
+                format!("[[user]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\nroot = \"{root}\"\n\n")
+            })
+            .chain(["[anonymous]\nroot = \"pub\"\n".to_owned()])
+            .collect();
+        let users = UserDb::parse(&text, tmp.path()).expect("valid");
+        let want: Vec<std::path::PathBuf> = ["a", "b", "pub"]
+            .iter()
+            .map(|d| tmp.path().join(d))
+            .collect();
+        assert_eq!(
+            users.roots(),
+            want.iter().map(|p| p.as_path()).collect::<Vec<_>>()
+        );
     }
 
     #[test]

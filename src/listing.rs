@@ -2,15 +2,21 @@
 //!
 //! LIST lines follow `ls -l`, the format FileZilla, WinSCP, lftp, rclone and Python parse:
 //! `-rw-r--r-- 1 1000 1000 1234 Nov 25 14:03 name`, with the year instead of the time for
-//! entries older than about six months (or in the future), and `name -> target` for symlinks.
-//! Dates are UTC. No external `ls` is ever run.
+//! entries older than about six months (or in the future), and `name -> target` for symlinks
+//! whose target stays inside the user's root (others are listed without the arrow, so a listing
+//! never tells where outside the root a link points). Dates are UTC. No external `ls` is ever run.
 
 /// What kind of entry a line describes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     File,
     Dir,
-    Symlink { target: String },
+    /// A symlink shown with its target (the FileStore checked that it stays inside the root).
+    Symlink {
+        target: String,
+    },
+    /// A symlink shown without its target: it leads outside the user's root, or nowhere.
+    OpaqueLink,
     Other,
 }
 
@@ -114,7 +120,8 @@ pub fn mlsx_line(entry: &EntryInfo, facts: MlsxFacts, perm: PermFact, name: &str
                 EntryKind::Dir => "dir".to_owned(),
                 EntryKind::File => "file".to_owned(),
                 // A symlink that resolved is shown as what it points to; others are opaque.
-                EntryKind::Symlink { .. } | EntryKind::Other => "OS.unix=special".to_owned(),
+                EntryKind::Symlink { .. } | EntryKind::OpaqueLink => "OS.unix=symlink".to_owned(),
+                EntryKind::Other => "OS.unix=special".to_owned(),
             },
             "size" => entry.size.to_string(),
             "modify" => CivilTime::from_unix(entry.mtime).to_mdtm(),
@@ -222,7 +229,7 @@ pub fn mode_string(kind: &EntryKind, mode: u32) -> String {
     let mut s = String::with_capacity(10);
     s.push(match kind {
         EntryKind::Dir => 'd',
-        EntryKind::Symlink { .. } => 'l',
+        EntryKind::Symlink { .. } | EntryKind::OpaqueLink => 'l',
         EntryKind::File => '-',
         EntryKind::Other => '?',
     });
@@ -379,6 +386,21 @@ mod tests {
         for (e, want) in cases {
             assert_eq!(list_line(&e, NOW), want);
         }
+    }
+
+    #[test]
+    fn opaque_links_show_neither_arrow_nor_target() {
+        let e = entry("out", EntryKind::OpaqueLink, 0, 0o777, NOW - 60);
+        assert_eq!(
+            list_line(&e, NOW),
+            "lrwxrwxrwx   1 1000     100                 0 Nov 25 11:59 out"
+        );
+        let all = PermFact::default();
+        assert_eq!(
+            mlsx_line(&e, MlsxFacts::parse("type;size;"), all, "out"),
+            "type=OS.unix=symlink;size=0; out"
+        );
+        assert_eq!(nlst_body(&[e]), b"out\r\n");
     }
 
     #[test]

@@ -100,6 +100,12 @@ fn run(settings: cli::RunSettings) -> Result<(), String> {
             (UserDb::single(user), Some(OneOff { root, password }))
         }
     };
+    // Upload temporary files a crash left behind (no upload of this process is in flight yet).
+    for root in users.roots() {
+        if let Err(e) = actorftpd::file_store::sweep_temp_files(root) {
+            log::warn!("cannot sweep {} for abandoned uploads: {e}", root.display());
+        }
+    }
     let mut config = settings.config;
     if let Some(files) = &settings.tls {
         config.tls = Some(TlsPolicy {

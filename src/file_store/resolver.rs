@@ -15,7 +15,9 @@
 //!
 //! SECURITY: the fast path resolves beneath the jail's handle with `RESOLVE_BENEATH` and
 //! `RESOLVE_NO_MAGICLINKS`, the same rules cap-std applies in the pool: a path that would
-//! leave the jail fails there and is then refused by the pool.
+//! leave the jail fails there and is then refused by the pool. Likewise a path naming an upload
+//! temporary file (`VirtualPath::names_temp`) is never answered here: the pool answers it, as
+//! if nothing were there.
 
 use super::{FileStore, Jail, OpenRead, ReadHandle, ReadSource, Stat, VirtualPath, SMALL_FILE};
 use crate::error::StoreError;
@@ -78,6 +80,11 @@ where
 /// Opens `path` beneath the jail from the kernel's caches only.
 fn open_cached(jail: &Jail, path: &VirtualPath, flags: rustix::fs::OFlags) -> Option<OwnedFd> {
     use rustix::fs::{openat2, Mode, ResolveFlags};
+    // SECURITY: upload temporary files are the pool's to refuse (the same rule for every
+    // request); a warm one would otherwise be stat'ed or read from the cache here.
+    if path.names_temp() {
+        return None;
+    }
     openat2(
         jail.dir(),
         path.to_relative(),
@@ -314,6 +321,29 @@ mod tests {
             assert_eq!(stat_cached(&jail, &vp(path)), None, "{path}");
             assert!(pool_stat(&jail, &vp(path)).is_err(), "{path}");
         }
+    }
+
+    #[test]
+    fn upload_temp_files_are_never_answered_from_the_cache() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let name = ".actorftpd-upload-0123456789abcdef.part";
+        fs::create_dir(tmp.path().join("d")).expect("dir");
+        fs::write(tmp.path().join(name), b"in flight").expect("temp");
+        fs::create_dir(tmp.path().join(format!("d/{name}"))).expect("temp-named dir");
+        fs::write(tmp.path().join(format!("d/{name}/f")), b"below").expect("file");
+        let jail = Jail::open(tmp.path()).expect("jail");
+        for path in [name, &format!("d/{name}"), &format!("d/{name}/f")] {
+            let vp = VirtualPath::root().join(path);
+            touch_cache(&tmp.path().join(path));
+            let _ = fs::read(tmp.path().join(path));
+            assert_eq!(stat_cached(&jail, &vp), None, "{path}");
+            assert!(fast_read(&jail, &vp, 0).is_none(), "{path}");
+            assert_eq!(pool_stat(&jail, &vp), Err(StoreError::NotFound), "{path}");
+        }
+        assert_eq!(
+            pool_read(&jail, &VirtualPath::root().join(name), 0),
+            Err(StoreError::NotFound)
+        );
     }
 
     #[test]

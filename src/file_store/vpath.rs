@@ -4,9 +4,32 @@
 //! the result is a normalised absolute path that never climbs above `/`. The second half is
 //! the FileStore opening that path relative to the root directory handle, so a symlink cannot
 //! lead outside either.
+//!
+//! It also owns the one rule for the server's own upload temporary names (`is_temp_name`): a
+//! client can never name one, so it can neither see, read, rename, delete nor create one.
 
 use std::fmt;
 use std::path::PathBuf;
+
+/// Upload temporary files are `<TEMP_PREFIX><TEMP_HEX_DIGITS hex digits><TEMP_SUFFIX>`, in the
+/// directory of the file they will replace.
+pub const TEMP_PREFIX: &str = ".actorftpd-upload-";
+pub const TEMP_SUFFIX: &str = ".part";
+pub const TEMP_HEX_DIGITS: usize = 16;
+
+/// Whether `name` (one path component) is an upload temporary name of this server. ASCII case is
+/// ignored, so that on a case-folding file system (ext4 `casefold`, vfat) no other spelling can
+/// reach one either; the names the server makes are lower-case.
+pub fn is_temp_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let (pre, suf) = (TEMP_PREFIX.len(), TEMP_SUFFIX.len());
+    b.len() == pre + TEMP_HEX_DIGITS + suf
+        && b[..pre].eq_ignore_ascii_case(TEMP_PREFIX.as_bytes())
+        && b[b.len() - suf..].eq_ignore_ascii_case(TEMP_SUFFIX.as_bytes())
+        && b[pre..pre + TEMP_HEX_DIGITS]
+            .iter()
+            .all(u8::is_ascii_hexdigit)
+}
 
 /// A normalised absolute path inside a user's root: starts with `/`, no `.`, `..` or empty
 /// components. `/` is the user's root.
@@ -69,6 +92,13 @@ impl VirtualPath {
         self.0.split('/').filter(|c| !c.is_empty())
     }
 
+    /// SECURITY: whether any component is an upload temporary name. The FileStore answers every
+    /// such path as if it did not exist (or refuses to create it), so a client can never see,
+    /// read, rename over, delete or plant a file that a running upload will rename into place.
+    pub fn names_temp(&self) -> bool {
+        self.components().any(is_temp_name)
+    }
+
     /// The path relative to the root handle, as the FileStore opens it (`.` for the root).
     pub fn to_relative(&self) -> PathBuf {
         if self.is_root() {
@@ -126,6 +156,33 @@ mod tests {
             let cwd = VirtualPath::root().join(cwd);
             assert_eq!(cwd.join(arg).as_str(), want, "{cwd} + {arg:?}");
         }
+    }
+
+    #[test]
+    fn temp_names_are_recognised_exactly() {
+        let cases = [
+            (".actorftpd-upload-0123456789abcdef.part", true),
+            (".actorftpd-upload-0123456789ABCDEF.part", true),
+            (".ACTORFTPD-UPLOAD-0123456789abcdef.PART", true),
+            (".actorftpd-upload-0123456789abcde.part", false),
+            (".actorftpd-upload-0123456789abcdef0.part", false),
+            (".actorftpd-upload-0123456789abcdeg.part", false),
+            (".actorftpd-upload-0123456789abcdef.part.keep", false),
+            ("actorftpd-upload-0123456789abcdef.part", false),
+            (".actorftpd-upload-.part", false),
+            ("x.part", false),
+            ("", false),
+            // Multi-byte characters where the digits should be: no panic, no match.
+            (".actorftpd-upload-üüüüüüüü.part", false),
+        ];
+        for (name, want) in cases {
+            assert_eq!(is_temp_name(name), want, "{name:?}");
+        }
+        let vp = |s: &str| VirtualPath::root().join(s);
+        assert!(vp("/.actorftpd-upload-0123456789abcdef.part").names_temp());
+        assert!(vp("/d/.actorftpd-upload-0123456789abcdef.part/below").names_temp());
+        assert!(!vp("/d/.actorftpd-upload-x.part").names_temp());
+        assert!(!VirtualPath::root().names_temp());
     }
 
     #[test]
