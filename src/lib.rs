@@ -25,6 +25,7 @@ pub mod file_store;
 pub mod listener;
 pub mod listing;
 pub mod metrics;
+pub mod printable;
 pub mod protocol;
 pub mod server;
 pub mod session;
