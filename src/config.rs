@@ -114,6 +114,8 @@ pub struct Config {
     pub metrics_enabled: bool,
     /// Greeting text after `220 `.
     pub banner: String,
+    /// The secret the admin endpoint requires (`Authorization: Bearer`), from `--admin-token-file`.
+    pub admin_token: Option<crate::admin::AdminToken>,
 }
 
 impl Default for Config {
@@ -136,6 +138,7 @@ impl Default for Config {
             xferlog: None,
             metrics_enabled: false,
             banner: "actorftpd ready".to_owned(),
+            admin_token: None,
         }
     }
 }

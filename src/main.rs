@@ -4,10 +4,12 @@
 //! This is the only place that writes to stdout: the listening address and, for the embedded
 //! default user, exactly how to connect. Everything else goes to the log (stderr).
 
+use actorftpd::admin::AdminToken;
 use actorftpd::auth::{
     hash_password, random_password, Credential, Password, Permissions, User, UserDb,
 };
 use actorftpd::listener::{OpenSessions, Shutdown};
+use actorftpd::printable::escape_controls;
 use actorftpd::tls::{self, TlsPolicy};
 use actorftpd::{cli, server};
 use std::io::Write;
@@ -22,12 +24,17 @@ const DEFAULT_USER: &str = "ftpuser";
 fn main() -> ExitCode {
     let result = match cli::parse() {
         Ok(cli::Invocation::HashPassword) => print_hash(),
-        Ok(cli::Invocation::Who { admin, once, json }) => actorftpd::who::run(admin, once, json),
+        Ok(cli::Invocation::Who {
+            admin,
+            once,
+            json,
+            token_file,
+        }) => actorftpd::who::run(admin, token_file.as_deref(), once, json),
         Ok(cli::Invocation::Run(settings)) => {
             env_logger::Builder::from_env(
                 env_logger::Env::default().default_filter_or(settings.log_level),
             )
-            .format_timestamp_millis()
+            .format(log_line)
             .init();
             run(*settings)
         }
@@ -36,10 +43,33 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("actorftpd: {e}");
+            // SECURITY: an error may quote a client's or an endpoint's text; never print it raw.
+            eprintln!("actorftpd: {}", escape_controls(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// One log line, laid out as env_logger's default (`[time LEVEL target] message`, the level
+/// coloured on a terminal), with the message's control characters escaped.
+///
+/// SECURITY: messages quote user names, paths and command lines that clients chose. Escaped
+/// always, not only on a terminal: log files get `cat`ed and `tail`ed too, and a CR or LF in a
+/// message must not forge a line.
+fn log_line(buf: &mut env_logger::fmt::Formatter, record: &log::Record) -> std::io::Result<()> {
+    let text = match record.args().as_str() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(record.args().to_string()),
+    };
+    let level = record.level();
+    let style = buf.default_level_style(level);
+    writeln!(
+        buf,
+        "[{} {style}{level:<5}{style:#} {}] {}",
+        buf.timestamp_millis(),
+        record.target(),
+        escape_controls(&text)
+    )
 }
 
 /// `actorftpd hash-password`: the password comes from the terminal without echo (asked twice),
@@ -101,6 +131,9 @@ fn run(settings: cli::RunSettings) -> Result<(), String> {
         }
     };
     let mut config = settings.config;
+    if let Some(path) = &settings.admin_token_file {
+        config.admin_token = Some(AdminToken::load_or_create(path)?);
+    }
     if let Some(files) = &settings.tls {
         config.tls = Some(TlsPolicy {
             config: tls::load_config(&files.cert, &files.key)?,
@@ -141,6 +174,7 @@ fn run(settings: cli::RunSettings) -> Result<(), String> {
         implicit: implicit_local,
         admin: admin_local,
         metrics: metrics_local,
+        admin_token_file: settings.admin_token_file.clone(),
     };
     let sockets = server::Sockets {
         control: std_listener,
@@ -198,6 +232,7 @@ struct Endpoints {
     implicit: Option<SocketAddr>,
     admin: Option<SocketAddr>,
     metrics: Option<SocketAddr>,
+    admin_token_file: Option<PathBuf>,
 }
 
 fn announce(local: SocketAddr, endpoints: &Endpoints, tls: bool, one_off: Option<&OneOff>) {
@@ -207,9 +242,13 @@ fn announce(local: SocketAddr, endpoints: &Endpoints, tls: bool, one_off: Option
         let _ = writeln!(out, "actorftpd implicit TLS on {addr}");
     }
     if let Some(addr) = endpoints.admin {
+        let token = match &endpoints.admin_token_file {
+            Some(path) => format!(" --admin-token-file {}", show(path)),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "actorftpd admin endpoint on {addr} (actorftpd who --admin {addr})"
+            "actorftpd admin endpoint on {addr} (actorftpd who --admin {addr}{token})"
         );
     }
     if let Some(addr) = endpoints.metrics {

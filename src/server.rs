@@ -85,6 +85,7 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
         None => None,
     };
     let workers: Vec<Arbiter> = (0..config.workers.max(1)).map(|_| Arbiter::new()).collect();
+    let admin_token = config.admin_token.clone();
     let services = Services::start(
         config,
         users,
@@ -118,6 +119,7 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
         let routes = Routes {
             sessions: sessions_from,
             metrics: metrics.clone(),
+            token: admin_token,
         };
         AdminEndpoint::new(async_socket(l)?, routes).start();
     }
@@ -125,6 +127,8 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
         let routes = Routes {
             sessions: Vec::new(),
             metrics,
+            // Counters only: no names or addresses, so no token (see `admin`).
+            token: None,
         };
         AdminEndpoint::new(async_socket(l)?, routes).start();
     }
