@@ -213,16 +213,91 @@ fn run(settings: cli::RunSettings) -> Result<(), String> {
     })
 }
 
+/// The folder served when neither `--root` nor `--users` is given: `$TMPDIR/actorftpd-root-UID`
+/// (the effective uid in the name, so two local users do not collide).
+///
+/// SECURITY: the temporary folder is shared, so another local user may have planted a symlink
+/// or a folder of their own under our name, to make us serve (and write into) their choice.
+/// - The temporary folder must not let others rename our entry: not writable by group or
+///   others unless sticky (as /tmp is).
+/// - The folder is made with mkdir mode 0700; an existing one is opened with O_NOFOLLOW and
+///   checked on the open handle: a real folder, owned by us, not writable by group or others
+///   (refused), and tightened to 0700 if others could read it.
+/// - `welcome.txt` is created relative to that handle with O_CREAT|O_EXCL|O_NOFOLLOW: a symlink
+///   planted under that name is never followed, an existing file is left alone.
 fn default_root() -> Result<PathBuf, String> {
-    let root = std::env::temp_dir().join("actorftpd-root");
-    std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
-    let welcome = root.join("welcome.txt");
-    if !welcome.exists() {
-        std::fs::write(
-            &welcome,
-            "Served by actorftpd. Upload files here, or pass --root DIR to serve another folder.\n",
-        )
-        .map_err(|e| format!("cannot write {}: {e}", welcome.display()))?;
+    use rustix::fs::{Mode, OFlags};
+    use rustix::io::Errno;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let uid = rustix::process::geteuid().as_raw();
+    let tmp = std::env::temp_dir();
+    let root = tmp.join(format!("actorftpd-root-{uid}"));
+    let shown = root.display().to_string();
+    let refuse = |why: String| format!("default root {shown} {why}; remove it or pass --root DIR");
+
+    let tmp_mode = std::fs::metadata(&tmp)
+        .map_err(|e| format!("temporary folder {}: {e}", tmp.display()))?
+        .mode();
+    if tmp_mode & 0o022 != 0 && tmp_mode & 0o1000 == 0 {
+        return Err(format!(
+            "temporary folder {} is writable by others and not sticky (mode {:03o}); set TMPDIR \
+             to a private folder or pass --root DIR",
+            tmp.display(),
+            tmp_mode & 0o7777
+        ));
+    }
+    match rustix::fs::mkdir(&root, Mode::RWXU) {
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(format!("cannot create {shown}: {e}")),
+    }
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dir = match rustix::fs::open(&root, flags, Mode::empty()) {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(Errno::LOOP | Errno::NOTDIR) => {
+            let link = std::fs::symlink_metadata(&root).is_ok_and(|m| m.file_type().is_symlink());
+            return Err(refuse(
+                if link {
+                    "is a symlink"
+                } else {
+                    "is not a folder"
+                }
+                .into(),
+            ));
+        }
+        Err(e) => return Err(format!("cannot open {shown}: {e}")),
+    };
+    let meta = dir
+        .metadata()
+        .map_err(|e| format!("cannot inspect {shown}: {e}"))?;
+    if !meta.is_dir() {
+        return Err(refuse("is not a folder".into()));
+    }
+    if meta.uid() != uid {
+        return Err(refuse(format!(
+            "belongs to uid {}, not to this user ({uid})",
+            meta.uid()
+        )));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(refuse(format!("is writable by others (mode {mode:03o})")));
+    }
+    if mode & 0o077 != 0 {
+        dir.set_permissions(std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot chmod 700 {shown}: {e}"))?;
+        log::info!("{shown} was readable by others (mode {mode:03o}); now 0700");
+    }
+    let create =
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::openat(&dir, "welcome.txt", create, Mode::from_raw_mode(0o644)) {
+        Ok(fd) => std::fs::File::from(fd)
+            .write_all(
+                b"Served by actorftpd. Upload files here, or pass --root DIR to serve another folder.\n",
+            )
+            .map_err(|e| format!("cannot write {shown}/welcome.txt: {e}"))?,
+        // Already there, or something planted under that name: not followed, left alone.
+        Err(Errno::EXIST) => {}
+        Err(e) => return Err(format!("cannot create {shown}/welcome.txt: {e}")),
     }
     Ok(root)
 }
