@@ -132,7 +132,8 @@ struct Opt {
     #[structopt(long, parse(from_os_str))]
     xferlog: Option<PathBuf>,
 
-    /// Serve the admin endpoint (what `actorftpd who` reads) on this address (loopback).
+    /// Serve the admin endpoint (what `actorftpd who` reads) on this address (loopback); needs
+    /// --admin-token-file.
     #[structopt(long)]
     admin_listen: Option<SocketAddr>,
 
@@ -150,7 +151,8 @@ struct Opt {
 
     /// Secret the admin endpoint requires (`Authorization: Bearer`; `actorftpd who
     /// --admin-token-file` sends it); needed with --admin-listen. Created with a random token,
-    /// mode 0600, if FILE does not exist; refused if others can read it or another user owns it.
+    /// mode 0600, if FILE does not exist; refused if group or others have any access to it, or if
+    /// a user other than this one or root owns it.
     #[structopt(long, parse(from_os_str), requires = "admin-listen")]
     admin_token_file: Option<PathBuf>,
 
@@ -173,7 +175,8 @@ enum Sub {
     /// Print an Argon2id hash for a password read from the terminal (or one line of stdin),
     /// to paste into a users file as password_hash.
     HashPassword,
-    /// Show the running daemon's sessions and transfers (needs its --admin-listen).
+    /// Show the running daemon's sessions and transfers (needs its --admin-listen, and its
+    /// --admin-token-file passed here too).
     Who {
         /// The daemon's admin endpoint.
         #[structopt(long, default_value = DEFAULT_ADMIN)]

@@ -13,7 +13,7 @@
 use crate::admin::{AdminToken, SessionSnapshot};
 use crate::printable::{escape_controls, escape_json_controls};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
@@ -22,6 +22,17 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// GETs a path from the admin endpoint, presenting `token`; the body of a 200 answer.
 pub fn fetch(addr: SocketAddr, path: &str, token: Option<&AdminToken>) -> Result<String, String> {
+    // An endpoint bound to 0.0.0.0 or [::] is reached (and named in `Host`) on loopback: the
+    // endpoint refuses a `Host` that is not one of its addresses.
+    let addr = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    };
     let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| {
         format!("cannot reach the admin endpoint at {addr}: {e} (is the daemon running with --admin-listen?)")
     })?;

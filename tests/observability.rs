@@ -341,6 +341,18 @@ fn admin_and_metrics_endpoints_refuse_non_loopback_unless_forced() {
     );
     let (status, _) = http_get_with(local, "/../../etc/passwd", &token.header());
     assert!(status.contains("404"), "{status}");
+    // `who` with the address as announced (0.0.0.0:PORT) goes to loopback and names it in Host.
+    let out = Command::new(env!("CARGO_BIN_EXE_actorftpd"))
+        .args(["who", "--once", "--admin", &admin.to_string()])
+        .args(["--admin-token-file", &token.path()])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run who");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
