@@ -140,7 +140,8 @@ struct Opt {
     #[structopt(long, parse(from_os_str))]
     xferlog: Option<PathBuf>,
 
-    /// Serve the admin endpoint (what `actorftpd who` reads) on this address (loopback).
+    /// Serve the admin endpoint (what `actorftpd who` reads) on this address (loopback); needs
+    /// --admin-token-file.
     #[structopt(long)]
     admin_listen: Option<SocketAddr>,
 
@@ -155,6 +156,13 @@ struct Opt {
     /// Allow --metrics-listen on a non-loopback address.
     #[structopt(long)]
     metrics_allow_remote: bool,
+
+    /// Secret the admin endpoint requires (`Authorization: Bearer`; `actorftpd who
+    /// --admin-token-file` sends it); needed with --admin-listen. Created with a random token,
+    /// mode 0600, if FILE does not exist; refused if group or others have any access to it, or if
+    /// a user other than this one or root owns it.
+    #[structopt(long, parse(from_os_str), requires = "admin-listen")]
+    admin_token_file: Option<PathBuf>,
 
     #[structopt(subcommand)]
     command: Option<Sub>,
@@ -175,7 +183,8 @@ enum Sub {
     /// Print an Argon2id hash for a password read from the terminal (or one line of stdin),
     /// to paste into a users file as password_hash.
     HashPassword,
-    /// Show the running daemon's sessions and transfers (needs its --admin-listen).
+    /// Show the running daemon's sessions and transfers (needs its --admin-listen, and its
+    /// --admin-token-file passed here too).
     Who {
         /// The daemon's admin endpoint.
         #[structopt(long, default_value = DEFAULT_ADMIN)]
@@ -186,6 +195,9 @@ enum Sub {
         /// Print the snapshot as JSON.
         #[structopt(long)]
         json: bool,
+        /// The daemon's --admin-token-file (its token is sent as `Authorization: Bearer`).
+        #[structopt(long, parse(from_os_str))]
+        admin_token_file: Option<PathBuf>,
     },
 }
 
@@ -201,6 +213,7 @@ pub enum Invocation {
         admin: SocketAddr,
         once: bool,
         json: bool,
+        token_file: Option<PathBuf>,
     },
 }
 
@@ -215,6 +228,8 @@ pub struct RunSettings {
     pub tls: Option<TlsFiles>,
     pub admin_listen: Option<SocketAddr>,
     pub metrics_listen: Option<SocketAddr>,
+    /// Loaded (or created) by `main` into `Config::admin_token`.
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// Parses the process arguments; prints help or a usage error and exits on bad input.
@@ -237,11 +252,31 @@ fn resolve_ipv4(name: &str) -> Result<IpAddr, String> {
 fn from_opt(opt: Opt) -> Result<Invocation, String> {
     match opt.command {
         Some(Sub::HashPassword) => return Ok(Invocation::HashPassword),
-        Some(Sub::Who { admin, once, json }) => return Ok(Invocation::Who { admin, once, json }),
+        Some(Sub::Who {
+            admin,
+            once,
+            json,
+            admin_token_file,
+        }) => {
+            return Ok(Invocation::Who {
+                admin,
+                once,
+                json,
+                token_file: admin_token_file,
+            })
+        }
         None => {}
     }
     if let Some(addr) = opt.admin_listen {
         admin::check_bind(addr, "admin", opt.admin_allow_remote)?;
+        // SECURITY: who is logged in from where is for the operator, not for every local user.
+        if opt.admin_token_file.is_none() {
+            return Err(
+                "--admin-listen needs --admin-token-file FILE: the secret `actorftpd who \
+                 --admin-token-file FILE` presents (created, mode 0600, if FILE does not exist)"
+                    .into(),
+            );
+        }
     }
     if let Some(addr) = opt.metrics_listen {
         admin::check_bind(addr, "metrics", opt.metrics_allow_remote)?;
@@ -307,6 +342,7 @@ fn from_opt(opt: Opt) -> Result<Invocation, String> {
         tls,
         admin_listen: opt.admin_listen,
         metrics_listen: opt.metrics_listen,
+        admin_token_file: opt.admin_token_file,
     })))
 }
 
@@ -333,18 +369,50 @@ mod tests {
     fn who_and_observability_options() {
         let opt = Opt::from_iter_safe(["actorftpd", "who", "--once", "--json"]).expect("parses");
         match from_opt(opt) {
-            Ok(Invocation::Who { admin, once, json }) => {
+            Ok(Invocation::Who {
+                admin,
+                once,
+                json,
+                token_file,
+            }) => {
                 assert_eq!(admin.to_string(), DEFAULT_ADMIN);
-                assert!(once && json);
+                assert!(once && json && token_file.is_none());
             }
             other => panic!("{other:?}"),
         }
-        let i = inv(&["--admin-listen", "127.0.0.1:0", "--xferlog", "/tmp/x.log"]).expect("valid");
+        let i = inv(&[
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--admin-token-file",
+            "/run/t",
+            "--xferlog",
+            "/tmp/x.log",
+        ])
+        .expect("valid");
         assert!(i.config.metrics_enabled);
         assert!(i.config.xferlog.is_some());
+        assert_eq!(i.admin_token_file, Some(PathBuf::from("/run/t")));
         let err = inv(&["--admin-listen", "0.0.0.0:2122"]).expect_err("refused");
         assert!(err.contains("--admin-allow-remote"), "{err}");
         assert!(inv(&["--metrics-listen", "0.0.0.0:0", "--metrics-allow-remote"]).is_ok());
+    }
+
+    #[test]
+    fn admin_endpoint_needs_a_token_file() {
+        let err = inv(&["--admin-listen", "127.0.0.1:0"]).expect_err("refused");
+        assert!(err.contains("--admin-token-file"), "{err}");
+        assert!(
+            inv(&["--admin-token-file", "/run/t"]).is_err(),
+            "a token file without an admin endpoint is a mistake"
+        );
+        let opt = Opt::from_iter_safe(["actorftpd", "who", "--admin-token-file", "/run/t"])
+            .expect("parses");
+        match from_opt(opt) {
+            Ok(Invocation::Who { token_file, .. }) => {
+                assert_eq!(token_file, Some(PathBuf::from("/run/t")))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -118,6 +118,8 @@ pub struct Config {
     pub metrics_enabled: bool,
     /// Greeting text after `220 `.
     pub banner: String,
+    /// The secret the admin endpoint requires (`Authorization: Bearer`), from `--admin-token-file`.
+    pub admin_token: Option<crate::admin::AdminToken>,
 }
 
 impl Default for Config {
@@ -140,6 +142,7 @@ impl Default for Config {
             xferlog: None,
             metrics_enabled: false,
             banner: "actorftpd ready".to_owned(),
+            admin_token: None,
         }
     }
 }

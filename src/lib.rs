@@ -28,6 +28,7 @@ pub mod gatekeeper;
 pub mod listener;
 pub mod listing;
 pub mod metrics;
+pub mod printable;
 pub mod protocol;
 pub mod server;
 pub mod session;

@@ -4,10 +4,12 @@
 //! This is the only place that writes to stdout: the listening address and, for the embedded
 //! default user, exactly how to connect. Everything else goes to the log (stderr).
 
+use actorftpd::admin::AdminToken;
 use actorftpd::auth::{
     hash_password, random_password, Credential, Password, Permissions, User, UserDb,
 };
 use actorftpd::listener::{OpenSessions, Shutdown};
+use actorftpd::printable::escape_controls;
 use actorftpd::tls::{self, TlsPolicy};
 use actorftpd::{cli, server};
 use std::io::Write;
@@ -22,12 +24,17 @@ const DEFAULT_USER: &str = "ftpuser";
 fn main() -> ExitCode {
     let result = match cli::parse() {
         Ok(cli::Invocation::HashPassword) => print_hash(),
-        Ok(cli::Invocation::Who { admin, once, json }) => actorftpd::who::run(admin, once, json),
+        Ok(cli::Invocation::Who {
+            admin,
+            once,
+            json,
+            token_file,
+        }) => actorftpd::who::run(admin, token_file.as_deref(), once, json),
         Ok(cli::Invocation::Run(settings)) => {
             env_logger::Builder::from_env(
                 env_logger::Env::default().default_filter_or(settings.log_level),
             )
-            .format_timestamp_millis()
+            .format(log_line)
             .init();
             run(*settings)
         }
@@ -36,10 +43,33 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("actorftpd: {e}");
+            // SECURITY: an error may quote a client's or an endpoint's text; never print it raw.
+            eprintln!("actorftpd: {}", escape_controls(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// One log line, laid out as env_logger's default (`[time LEVEL target] message`, the level
+/// coloured on a terminal), with the message's control characters escaped.
+///
+/// SECURITY: messages quote user names, paths and command lines that clients chose. Escaped
+/// always, not only on a terminal: log files get `cat`ed and `tail`ed too, and a CR or LF in a
+/// message must not forge a line.
+fn log_line(buf: &mut env_logger::fmt::Formatter, record: &log::Record) -> std::io::Result<()> {
+    let text = match record.args().as_str() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(record.args().to_string()),
+    };
+    let level = record.level();
+    let style = buf.default_level_style(level);
+    writeln!(
+        buf,
+        "[{} {style}{level:<5}{style:#} {}] {}",
+        buf.timestamp_millis(),
+        record.target(),
+        escape_controls(&text)
+    )
 }
 
 /// `actorftpd hash-password`: the password comes from the terminal without echo (asked twice),
@@ -107,6 +137,9 @@ fn run(settings: cli::RunSettings) -> Result<(), String> {
         }
     }
     let mut config = settings.config;
+    if let Some(path) = &settings.admin_token_file {
+        config.admin_token = Some(AdminToken::load_or_create(path)?);
+    }
     if let Some(files) = &settings.tls {
         config.tls = Some(TlsPolicy {
             config: tls::load_config(&files.cert, &files.key)?,
@@ -147,6 +180,7 @@ fn run(settings: cli::RunSettings) -> Result<(), String> {
         implicit: implicit_local,
         admin: admin_local,
         metrics: metrics_local,
+        admin_token_file: settings.admin_token_file.clone(),
     };
     let sockets = server::Sockets {
         control: std_listener,
@@ -185,16 +219,91 @@ fn run(settings: cli::RunSettings) -> Result<(), String> {
     })
 }
 
+/// The folder served when neither `--root` nor `--users` is given: `$TMPDIR/actorftpd-root-UID`
+/// (the effective uid in the name, so two local users do not collide).
+///
+/// SECURITY: the temporary folder is shared, so another local user may have planted a symlink
+/// or a folder of their own under our name, to make us serve (and write into) their choice.
+/// - The temporary folder must not let others rename our entry: not writable by group or
+///   others unless sticky (as /tmp is).
+/// - The folder is made with mkdir mode 0700; an existing one is opened with O_NOFOLLOW and
+///   checked on the open handle: a real folder, owned by us, not writable by group or others
+///   (refused), and tightened to 0700 if others could read it.
+/// - `welcome.txt` is created relative to that handle with O_CREAT|O_EXCL|O_NOFOLLOW: a symlink
+///   planted under that name is never followed, an existing file is left alone.
 fn default_root() -> Result<PathBuf, String> {
-    let root = std::env::temp_dir().join("actorftpd-root");
-    std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
-    let welcome = root.join("welcome.txt");
-    if !welcome.exists() {
-        std::fs::write(
-            &welcome,
-            "Served by actorftpd. Upload files here, or pass --root DIR to serve another folder.\n",
-        )
-        .map_err(|e| format!("cannot write {}: {e}", welcome.display()))?;
+    use rustix::fs::{Mode, OFlags};
+    use rustix::io::Errno;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let uid = rustix::process::geteuid().as_raw();
+    let tmp = std::env::temp_dir();
+    let root = tmp.join(format!("actorftpd-root-{uid}"));
+    let shown = root.display().to_string();
+    let refuse = |why: String| format!("default root {shown} {why}; remove it or pass --root DIR");
+
+    let tmp_mode = std::fs::metadata(&tmp)
+        .map_err(|e| format!("temporary folder {}: {e}", tmp.display()))?
+        .mode();
+    if tmp_mode & 0o022 != 0 && tmp_mode & 0o1000 == 0 {
+        return Err(format!(
+            "temporary folder {} is writable by others and not sticky (mode {:03o}); set TMPDIR \
+             to a private folder or pass --root DIR",
+            tmp.display(),
+            tmp_mode & 0o7777
+        ));
+    }
+    match rustix::fs::mkdir(&root, Mode::RWXU) {
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(format!("cannot create {shown}: {e}")),
+    }
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dir = match rustix::fs::open(&root, flags, Mode::empty()) {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(Errno::LOOP | Errno::NOTDIR) => {
+            let link = std::fs::symlink_metadata(&root).is_ok_and(|m| m.file_type().is_symlink());
+            return Err(refuse(
+                if link {
+                    "is a symlink"
+                } else {
+                    "is not a folder"
+                }
+                .into(),
+            ));
+        }
+        Err(e) => return Err(format!("cannot open {shown}: {e}")),
+    };
+    let meta = dir
+        .metadata()
+        .map_err(|e| format!("cannot inspect {shown}: {e}"))?;
+    if !meta.is_dir() {
+        return Err(refuse("is not a folder".into()));
+    }
+    if meta.uid() != uid {
+        return Err(refuse(format!(
+            "belongs to uid {}, not to this user ({uid})",
+            meta.uid()
+        )));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(refuse(format!("is writable by others (mode {mode:03o})")));
+    }
+    if mode & 0o077 != 0 {
+        dir.set_permissions(std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot chmod 700 {shown}: {e}"))?;
+        log::info!("{shown} was readable by others (mode {mode:03o}); now 0700");
+    }
+    let create =
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::openat(&dir, "welcome.txt", create, Mode::from_raw_mode(0o644)) {
+        Ok(fd) => std::fs::File::from(fd)
+            .write_all(
+                b"Served by actorftpd. Upload files here, or pass --root DIR to serve another folder.\n",
+            )
+            .map_err(|e| format!("cannot write {shown}/welcome.txt: {e}"))?,
+        // Already there, or something planted under that name: not followed, left alone.
+        Err(Errno::EXIST) => {}
+        Err(e) => return Err(format!("cannot create {shown}/welcome.txt: {e}")),
     }
     Ok(root)
 }
@@ -204,6 +313,7 @@ struct Endpoints {
     implicit: Option<SocketAddr>,
     admin: Option<SocketAddr>,
     metrics: Option<SocketAddr>,
+    admin_token_file: Option<PathBuf>,
 }
 
 fn announce(local: SocketAddr, endpoints: &Endpoints, tls: bool, one_off: Option<&OneOff>) {
@@ -213,9 +323,13 @@ fn announce(local: SocketAddr, endpoints: &Endpoints, tls: bool, one_off: Option
         let _ = writeln!(out, "actorftpd implicit TLS on {addr}");
     }
     if let Some(addr) = endpoints.admin {
+        let token = match &endpoints.admin_token_file {
+            Some(path) => format!(" --admin-token-file {}", show(path)),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "actorftpd admin endpoint on {addr} (actorftpd who --admin {addr})"
+            "actorftpd admin endpoint on {addr} (actorftpd who --admin {addr}{token})"
         );
     }
     if let Some(addr) = endpoints.metrics {

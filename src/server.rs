@@ -87,6 +87,7 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
     };
     let workers: Vec<Arbiter> = (0..config.workers.max(1)).map(|_| Arbiter::new()).collect();
     let gatekeeper = Gatekeeper::new(config.limits.clone(), config.login.clone()).start();
+    let admin_token = config.admin_token.clone();
     let mut services = Services::start(
         config,
         users,
@@ -125,6 +126,7 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
         let routes = Routes {
             sessions: sessions_from,
             metrics: metrics.clone(),
+            token: admin_token,
         };
         AdminEndpoint::new(async_socket(l)?, routes).start();
     }
@@ -132,6 +134,8 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
         let routes = Routes {
             sessions: Vec::new(),
             metrics,
+            // Counters only: no names or addresses, so no token (see `admin`).
+            token: None,
         };
         AdminEndpoint::new(async_socket(l)?, routes).start();
     }

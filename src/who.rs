@@ -2,25 +2,47 @@
 //!
 //! It fetches `/sessions` from the running daemon's admin endpoint and draws a table with a
 //! progress bar, percentage, rate and ETA per transfer, refreshing every second until
-//! interrupted (`--once` draws one snapshot, `--json` prints the raw snapshot). Rendering is a
-//! pure function of the snapshot so it is table-tested.
+//! interrupted (`--once` draws one snapshot, `--json` prints the snapshot as JSON). Rendering is
+//! a pure function of the snapshot so it is table-tested.
+//!
+//! SECURITY: every string in a snapshot came over the network, most of it from FTP clients (user
+//! names, commands, paths). Nothing from it reaches the terminal unescaped: the table passes each
+//! field through `printable::escape_controls`, the JSON is re-serialised with the C1 and bidi
+//! controls serde_json leaves alone written as `\uXXXX`.
 
-use crate::admin::SessionSnapshot;
+use crate::admin::{AdminToken, SessionSnapshot};
+use crate::printable::{escape_controls, escape_json_controls};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::path::Path;
 use std::time::Duration;
 
 const BAR: usize = 24;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// GETs a path from the admin endpoint; the body of a 200 answer.
-pub fn fetch(addr: SocketAddr, path: &str) -> Result<String, String> {
+/// GETs a path from the admin endpoint, presenting `token`; the body of a 200 answer.
+pub fn fetch(addr: SocketAddr, path: &str, token: Option<&AdminToken>) -> Result<String, String> {
+    // An endpoint bound to 0.0.0.0 or [::] is reached (and named in `Host`) on loopback: the
+    // endpoint refuses a `Host` that is not one of its addresses.
+    let addr = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    };
     let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| {
         format!("cannot reach the admin endpoint at {addr}: {e} (is the daemon running with --admin-listen?)")
     })?;
     s.set_read_timeout(Some(TIMEOUT))
         .map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(|e| e.to_string())?;
+    // The token is visible ASCII (checked by AdminToken::parse): it cannot break the header.
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {}\r\n", t.as_str()))
+        .unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}\r\n").map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&raw);
@@ -29,14 +51,36 @@ pub fn fetch(addr: SocketAddr, path: &str) -> Result<String, String> {
         .ok_or("malformed answer from the admin endpoint")?;
     let status = head.lines().next().unwrap_or("");
     if !status.contains(" 200 ") {
-        return Err(format!("admin endpoint answered {status}"));
+        // SECURITY: whatever answers on that port chose this line.
+        let status = escape_controls(status);
+        let hint = if status.contains(" 401 ") {
+            match token {
+                Some(_) => " (the token differs from the daemon's --admin-token-file)",
+                None => " (pass --admin-token-file, the daemon's token file)",
+            }
+        } else {
+            ""
+        };
+        return Err(format!("admin endpoint answered {status}{hint}"));
     }
     Ok(body.to_owned())
 }
 
-pub fn fetch_sessions(addr: SocketAddr) -> Result<Vec<SessionSnapshot>, String> {
-    let body = fetch(addr, "/sessions")?;
+pub fn fetch_sessions(
+    addr: SocketAddr,
+    token: Option<&AdminToken>,
+) -> Result<Vec<SessionSnapshot>, String> {
+    let body = fetch(addr, "/sessions", token)?;
     serde_json::from_str(&body).map_err(|e| format!("bad snapshot from the admin endpoint: {e}"))
+}
+
+/// The snapshot as JSON that is safe to print: parsed (so nothing but JSON passes), written
+/// compactly again, then the controls serde_json writes raw turned into `\uXXXX` escapes.
+pub fn printable_json(body: &str) -> Result<String, String> {
+    let value: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| format!("bad snapshot from the admin endpoint: {e}"))?;
+    let compact = serde_json::to_string(&value).map_err(|e| e.to_string())?;
+    Ok(escape_json_controls(&compact).into_owned())
 }
 
 fn human_bytes(n: f64) -> String {
@@ -77,19 +121,20 @@ pub fn render(sessions: &[SessionSnapshot]) -> String {
         "ID", "PEER", "USER", "IDLE", "COMMAND"
     ));
     for s in sessions {
-        let user = s.user.as_deref().unwrap_or("-");
+        // SECURITY: every string field is escaped; clients chose most of them.
+        let user = escape_controls(s.user.as_deref().unwrap_or("-"));
         let user = if s.tls {
             format!("{user}*")
         } else {
-            user.to_owned()
+            user.into_owned()
         };
         out.push_str(&format!(
             "{:>6}  {:<22} {:<12} {:>6}  {}\n",
             s.id,
-            s.peer,
+            escape_controls(&s.peer),
             user,
             clock(s.idle_secs),
-            s.command
+            escape_controls(&s.command)
         ));
         if let Some(t) = &s.transfer {
             let (bar, pct, eta) = match t.size.filter(|n| *n > 0) {
@@ -115,8 +160,8 @@ pub fn render(sessions: &[SessionSnapshot]) -> String {
             };
             out.push_str(&format!(
                 "        {} {} {} {} {}/s ETA {} ({} of {})\n",
-                t.direction,
-                t.path,
+                escape_controls(&t.direction),
+                escape_controls(&t.path),
                 bar,
                 pct,
                 human_bytes(t.rate),
@@ -131,16 +176,23 @@ pub fn render(sessions: &[SessionSnapshot]) -> String {
     out
 }
 
-/// Runs the live view.
-pub fn run(addr: SocketAddr, once: bool, json: bool) -> Result<(), String> {
+/// Runs the live view, presenting the token in `token_file` when one is given.
+pub fn run(
+    addr: SocketAddr,
+    token_file: Option<&Path>,
+    once: bool,
+    json: bool,
+) -> Result<(), String> {
+    let token = token_file.map(AdminToken::read).transpose()?;
+    let token = token.as_ref();
     let mut stdout = std::io::stdout();
     loop {
         let text = if json {
-            let mut body = fetch(addr, "/sessions")?;
+            let mut body = printable_json(&fetch(addr, "/sessions", token)?)?;
             body.push('\n');
             body
         } else {
-            render(&fetch_sessions(addr)?)
+            render(&fetch_sessions(addr, token)?)
         };
         if once {
             return stdout.write_all(text.as_bytes()).map_err(|e| e.to_string());
@@ -204,6 +256,44 @@ mod tests {
             "TLS sessions are starred: {}",
             lines[4]
         );
+    }
+
+    #[test]
+    fn client_chosen_text_is_escaped_in_the_table() {
+        let hostile = "\x1b]0;pwned\x07\x1b[2J\u{9b}H\r\n     1  fake";
+        let mut s = session(1, None);
+        s.user = Some(hostile.into());
+        s.command = format!("USER {hostile}");
+        s.transfer = Some(TransferSnapshot {
+            verb: "RETR".into(),
+            path: format!("/{hostile}"),
+            direction: "download".into(),
+            bytes: 1,
+            size: Some(2),
+            elapsed_secs: 1.0,
+            rate: 1.0,
+        });
+        let text = render(&[s]);
+        let raw = |c: char| c != '\n' && crate::printable::needs_escape(c);
+        assert!(!text.chars().any(raw), "{text:?}");
+        assert_eq!(text.lines().count(), 4, "no forged lines: {text}");
+        assert!(
+            text.contains("USER \\x1b]0;pwned\\x07\\x1b[2J\\u{9b}H\\r\\n     1  fake"),
+            "{text}"
+        );
+        assert!(text.contains("download /\\x1b]0;pwned"), "{text}");
+    }
+
+    #[test]
+    fn json_output_is_still_json_without_raw_controls() {
+        let mut s = session(1, None);
+        s.command = "USER \u{9b}2J\u{7f}\x1b[H".into();
+        let body = serde_json::to_string(&[&s]).expect("json");
+        let shown = printable_json(&body).expect("valid");
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        let back: Vec<SessionSnapshot> = serde_json::from_str(&shown).expect("still JSON");
+        assert_eq!(back, vec![s]);
+        assert!(printable_json("\x1b[2Jnot json").is_err());
     }
 
     #[test]

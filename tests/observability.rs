@@ -32,10 +32,15 @@ fn announced(d: &mut Daemon, prefix: &str) -> SocketAddr {
 
 /// `GET path` on an HTTP endpoint; the status line and body.
 fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    http_get_with(addr, path, "")
+}
+
+/// `GET path` with extra header lines (each ending in CRLF); the status line and body.
+fn http_get_with(addr: SocketAddr, path: &str, headers: &str) -> (String, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect endpoint");
     s.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    write!(s, "GET {path} HTTP/1.0\r\n\r\n").expect("request");
+    write!(s, "GET {path} HTTP/1.0\r\n{headers}\r\n").expect("request");
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("response");
     let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP answer");
@@ -43,6 +48,35 @@ fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
         head.lines().next().unwrap_or("").to_owned(),
         body.to_owned(),
     )
+}
+
+/// Where a test's daemon keeps its admin token (`--admin-token-file`; the daemon creates it).
+struct TokenFile {
+    dir: tempfile::TempDir,
+}
+
+impl TokenFile {
+    fn new() -> TokenFile {
+        TokenFile {
+            dir: tempfile::tempdir().expect("tmp"),
+        }
+    }
+
+    fn path(&self) -> String {
+        self.dir
+            .path()
+            .join("admin-token")
+            .to_str()
+            .expect("utf8")
+            .to_owned()
+    }
+
+    /// The `Authorization` header line the daemon wants.
+    fn header(&self) -> String {
+        let token =
+            actorftpd::admin::AdminToken::read(self.path().as_ref()).expect("daemon wrote it");
+        format!("Authorization: Bearer {}\r\n", token.as_str())
+    }
 }
 
 /// Waits (polling the server's own answers, with a deadline) until `f` returns `Some`.
@@ -135,9 +169,15 @@ fn xferlog_marks_an_aborted_transfer_incomplete() {
 
 #[test]
 fn who_once_json_shows_a_session_and_its_running_transfer() {
+    let token = TokenFile::new();
     let mut d = Daemon::start_with_args(
         &[("alice", "pw", "srv")],
-        &["--admin-listen", "127.0.0.1:0"],
+        &[
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--admin-token-file",
+            &token.path(),
+        ],
     );
     let admin = announced(&mut d, "actorftpd admin endpoint on ");
     write_file(&d.root("alice").join("big.bin"), &random_bytes(64 * MIB));
@@ -154,6 +194,7 @@ fn who_once_json_shows_a_session_and_its_running_transfer() {
         let out = Command::new(env!("CARGO_BIN_EXE_actorftpd"))
             .arg("who")
             .args(["--admin", &admin.to_string()])
+            .args(["--admin-token-file", &token.path()])
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -280,27 +321,52 @@ fn admin_and_metrics_endpoints_refuse_non_loopback_unless_forced() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    let token = TokenFile::new();
     let mut d = Daemon::start_with_args(
         &[("alice", "pw", "srv")],
-        &["--admin-listen", "0.0.0.0:0", "--admin-allow-remote"],
+        &[
+            "--admin-listen",
+            "0.0.0.0:0",
+            "--admin-allow-remote",
+            "--admin-token-file",
+            &token.path(),
+        ],
     );
     let admin = announced(&mut d, "actorftpd admin endpoint on ");
     let local: SocketAddr = ([127, 0, 0, 1], admin.port()).into();
-    let (status, body) = http_get(local, "/sessions");
+    let (status, body) = http_get_with(local, "/sessions", &token.header());
     assert!(
         status.contains("200") && body.starts_with('['),
         "{status} {body}"
     );
-    let (status, _) = http_get(local, "/../../etc/passwd");
+    let (status, _) = http_get_with(local, "/../../etc/passwd", &token.header());
     assert!(status.contains("404"), "{status}");
+    // `who` with the address as announced (0.0.0.0:PORT) goes to loopback and names it in Host.
+    let out = Command::new(env!("CARGO_BIN_EXE_actorftpd"))
+        .args(["who", "--once", "--admin", &admin.to_string()])
+        .args(["--admin-token-file", &token.path()])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run who");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn admin_endpoint_refuses_oversized_and_non_get_requests() {
     use std::io::{Read, Write};
+    let token = TokenFile::new();
     let mut d = Daemon::start_with_args(
         &[("alice", "pw", "srv")],
-        &["--admin-listen", "127.0.0.1:0"],
+        &[
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--admin-token-file",
+            &token.path(),
+        ],
     );
     let admin = announced(&mut d, "actorftpd admin endpoint on ");
     let ask = |request: &[u8]| -> String {
@@ -320,5 +386,6 @@ fn admin_endpoint_refuses_oversized_and_non_get_requests() {
         "oversized request head accepted"
     );
     assert!(ask(b"POST /sessions HTTP/1.1\r\n\r\n").contains("405"));
-    assert!(ask(b"GET /sessions HTTP/1.1\r\n\r\n").contains("200"));
+    let good = format!("GET /sessions HTTP/1.1\r\n{}\r\n", token.header());
+    assert!(ask(good.as_bytes()).contains("200"));
 }

@@ -854,3 +854,11 @@ pub fn url_encode(segment: &str) -> String {
     }
     out
 }
+
+impl Daemon {
+    /// The daemon's stderr lines read so far (the last 200), to check what it logged.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        let tail = self.stderr_tail.lock().unwrap_or_else(|p| p.into_inner());
+        tail.iter().cloned().collect()
+    }
+}

@@ -1,0 +1,308 @@
+//! Attacks on the operator's side of the daemon: terminal escapes smuggled in through client
+//! text (user names, commands, paths) to `actorftpd who` and the log, and requests to the admin
+//! endpoint from a browser (DNS rebinding) or from any local user (no token).
+
+mod common;
+mod rawftp;
+
+use common::*;
+use rawftp::*;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A USER argument that, printed raw, retitles the window, clears the screen, sends a one-byte
+/// CSI (C1), reverses the text and moves to the next line to draw a forged one. (CR and LF end
+/// the FTP command line, so they cannot be sent; the unit tests of `printable` cover them.)
+const HOSTILE: &str = "\x1b]0;pwned\x07\x1b[2J\u{9b}H\x7f\u{202e}\x1b[1E     9  forged";
+
+/// Control characters a terminal acts on (newline aside): C0, DEL, C1, bidi overrides.
+fn raw_controls(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|&c| c != '\n' && actorftpd::printable::needs_escape(c))
+        .collect()
+}
+
+/// A temporary `--admin-token-file` the daemon creates.
+struct TokenFile {
+    dir: tempfile::TempDir,
+}
+
+impl TokenFile {
+    fn new() -> TokenFile {
+        TokenFile {
+            dir: tempfile::tempdir().expect("tmp"),
+        }
+    }
+
+    fn path(&self) -> String {
+        self.dir
+            .path()
+            .join("admin-token")
+            .to_str()
+            .expect("utf8")
+            .to_owned()
+    }
+
+    fn token(&self) -> String {
+        actorftpd::admin::AdminToken::read(self.path().as_ref())
+            .expect("the daemon wrote its token")
+            .as_str()
+            .to_owned()
+    }
+}
+
+/// A daemon with the admin endpoint, its address and its token file.
+fn admin_daemon(extra: &[&str]) -> (Daemon, SocketAddr, TokenFile) {
+    let token = TokenFile::new();
+    let mut args = vec![
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--login-failure-delay-ms",
+        "0",
+    ];
+    let path = token.path();
+    args.extend(["--admin-token-file", path.as_str()]);
+    args.extend_from_slice(extra);
+    let mut d = Daemon::start_with_args(&[("alice", "pw", "srv")], &args);
+    let admin = announced(&mut d, "actorftpd admin endpoint on ");
+    (d, admin, token)
+}
+
+/// The address printed on a stdout line starting with `prefix`.
+fn announced(d: &mut Daemon, prefix: &str) -> SocketAddr {
+    let line = d
+        .wait_for_stdout_line(|l| l.starts_with(prefix), DEADLINE)
+        .unwrap_or_else(|e| panic!("no {prefix:?} line: {e}"));
+    line[prefix.len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|a| {
+            a.trim_end_matches("/metrics")
+                .trim_start_matches("http://")
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+}
+
+/// One raw HTTP request; the status line and body.
+fn http(addr: SocketAddr, path: &str, headers: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect endpoint");
+    s.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\n{headers}\r\n").expect("request");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP answer");
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
+}
+
+fn who(admin: SocketAddr, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_actorftpd"))
+        .arg("who")
+        .args(["--admin", &admin.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run who")
+}
+
+/// Waits (polling, with a deadline) until `f` returns `Some`.
+fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "gave up waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn who_shows_a_user_name_full_of_terminal_escapes_escaped() {
+    let (d, admin, token) = admin_daemon(&[]);
+    let mut c = Ctrl::connect(d.addr());
+    c.expect(&format!("USER {HOSTILE}"), 331);
+    let path = token.path();
+    let out = who(admin, &["--once", "--admin-token-file", &path]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert_eq!(raw_controls(&text), Vec::<char>::new(), "{text:?}");
+    assert!(
+        text.contains(
+            "USER \\x1b]0;pwned\\x07\\x1b[2J\\u{9b}H\\x7f\\u{202e}\\x1b[1E     9  forged"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.trim_start().starts_with("9  forged")),
+        "a forged table line: {text}"
+    );
+
+    let out = who(admin, &["--once", "--json", "--admin-token-file", &path]);
+    assert!(out.status.success());
+    let json = String::from_utf8(out.stdout).expect("utf8");
+    assert_eq!(raw_controls(&json), Vec::<char>::new(), "{json:?}");
+    // Still the same data, only written safely.
+    let sessions: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(sessions[0]["command"], format!("USER {HOSTILE}"));
+}
+
+#[test]
+fn log_lines_escape_client_text() {
+    let (d, _, _) = admin_daemon(&[]);
+    let mut c = Ctrl::connect(d.addr());
+    c.expect(&format!("USER {HOSTILE}"), 331);
+    c.expect("PASS wrong", 530);
+    let line = until("the failed login in the log", || {
+        d.stderr_lines()
+            .into_iter()
+            .find(|l| l.contains("login failed for"))
+    });
+    assert!(
+        line.contains("login failed for \\x1b]0;pwned\\x07\\x1b[2J\\u{9b}H\\x7f\\u{202e}\\x1b[1E     9  forged ("),
+        "{line}"
+    );
+    for l in d.stderr_lines() {
+        assert_eq!(raw_controls(&l), Vec::<char>::new(), "{l:?}");
+        assert!(
+            !l.trim_start().starts_with("9  forged"),
+            "forged line {l:?}"
+        );
+    }
+}
+
+#[test]
+fn admin_endpoint_refuses_a_rebound_host_name() {
+    let (_d, admin, token) = admin_daemon(&["--metrics-listen", "127.0.0.1:0"]);
+    let auth = format!("Authorization: Bearer {}\r\n", token.token());
+    let port = admin.port();
+    // A page on http://evil.example:PORT whose name now resolves to 127.0.0.1.
+    for host in [
+        format!("evil.example:{port}"),
+        format!("localhost.evil.example:{port}"),
+        "evil.example".to_owned(),
+    ] {
+        let (status, body) = http(admin, "/sessions", &format!("Host: {host}\r\n{auth}"));
+        assert!(status.contains("421"), "{host}: {status}");
+        assert!(!body.contains('['), "{host}: {body}");
+    }
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        // An ssh -L tunnel from another port.
+        "localhost:9000".to_owned(),
+    ] {
+        let (status, body) = http(admin, "/sessions", &format!("Host: {host}\r\n{auth}"));
+        assert!(
+            status.contains("200") && body.starts_with('['),
+            "{host}: {status}"
+        );
+    }
+    let (status, _) = http(
+        admin,
+        "/sessions",
+        &format!("Host: localhost:{port}\r\nHost: evil.example\r\n{auth}"),
+    );
+    assert!(status.contains("400"), "two Host headers: {status}");
+}
+
+#[test]
+fn metrics_endpoint_checks_host_but_needs_no_token() {
+    let mut d = Daemon::start_with_args(
+        &[("alice", "pw", "srv")],
+        &["--metrics-listen", "127.0.0.1:0"],
+    );
+    let metrics = announced(&mut d, "actorftpd metrics on ");
+    let (status, body) = http(metrics, "/metrics", &format!("Host: {metrics}\r\n"));
+    assert!(status.contains("200"), "{status}");
+    assert!(body.contains("actorftpd_sessions_total"), "{body}");
+    let (status, _) = http(metrics, "/metrics", "Host: evil.example\r\n");
+    assert!(status.contains("421"), "{status}");
+}
+
+#[test]
+fn admin_endpoint_requires_the_token_on_every_path() {
+    let (d, admin, token) = admin_daemon(&[]);
+    let _c = Ctrl::login(d.addr(), "alice", "pw");
+    let good = token.token();
+    let mut wrong = good.clone().into_bytes();
+    wrong[0] = if wrong[0] == b'a' { b'b' } else { b'a' };
+    let wrong = String::from_utf8(wrong).expect("ascii");
+    for path in ["/sessions", "/metrics", "/nothing"] {
+        for headers in [
+            String::new(),
+            format!("Authorization: Bearer {wrong}\r\n"),
+            format!("Authorization: Bearer {}\r\n", &good[..good.len() - 1]),
+            format!("Authorization: Basic {good}\r\n"),
+        ] {
+            let (status, body) = http(admin, path, &headers);
+            assert!(status.contains("401"), "{path} {headers:?}: {status}");
+            assert!(!body.contains("alice"), "{body}");
+        }
+    }
+    let auth = format!("Authorization: Bearer {good}\r\n");
+    let (status, body) = http(admin, "/sessions", &auth);
+    assert!(
+        status.contains("200") && body.contains("alice"),
+        "{status} {body}"
+    );
+    let (status, _) = http(admin, "/metrics", &auth);
+    assert!(status.contains("200"), "{status}");
+
+    // `who` without the token file is refused and says what to pass.
+    let out = who(admin, &["--once"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("401") && err.contains("--admin-token-file"),
+        "{err}"
+    );
+    let out = who(admin, &["--once", "--admin-token-file", &token.path()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("alice"));
+}
+
+#[test]
+fn admin_endpoint_without_a_token_file_or_with_a_readable_one_does_not_start() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_actorftpd"))
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run daemon")
+    };
+    let out = run(&[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--admin-token-file"), "{err}");
+
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("token");
+    std::fs::write(&file, "0123456789abcdef0123456789\n").expect("write");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = run(&["--admin-token-file", file.to_str().expect("utf8")]);
+    assert!(!out.status.success(), "started with a world-readable token");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("chmod 600"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+}
