@@ -101,6 +101,9 @@ pub enum TransferError {
     NoSpace,
     /// Reading or writing the file failed: 451.
     LocalIo(String),
+    /// The upload's name was taken by another upload or rename while it ran, and the user may
+    /// not replace files: nothing was replaced, the upload is discarded: 553.
+    NameTaken,
 }
 
 /// How a transfer ended: bytes of the file moved, or why not.

@@ -153,6 +153,10 @@ impl FtpError {
                     (InsufficientStorage, "Insufficient storage space".to_owned())
                 }
                 TransferError::LocalIo(_) => (LocalError, "Local error in processing".to_owned()),
+                TransferError::NameTaken => (
+                    BadFileName,
+                    "File exists (stored meanwhile); not replaced".to_owned(),
+                ),
             },
             FtpError::ProtectionRequired => (
                 DataProtectionRequired,
@@ -212,6 +216,7 @@ mod tests {
             (FtpError::Transfer(TransferError::Stalled), 426),
             (FtpError::Transfer(TransferError::NoSpace), 452),
             (FtpError::Transfer(TransferError::LocalIo("x".into())), 451),
+            (FtpError::Transfer(TransferError::NameTaken), 553),
             (FtpError::ProtectionRequired, 521),
             (FtpError::Internal, 451),
         ];

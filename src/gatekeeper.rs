@@ -8,13 +8,16 @@
 //! are counted by `source_key`: an IPv4 address, or the IPv6 prefix (`/64` by default) that one
 //! subscriber gets, so a client cannot walk around a ban or a limit by changing the low bits of
 //! its address. When a source is banned, the Listeners are told (`SourceBanned`), and they close
-//! its sessions that have not logged in. It never touches a socket.
+//! its sessions that have not logged in. With a configured passive port range, it also counts
+//! the passive ports each source holds (`HoldPassive`, released when the `PassiveLease` is
+//! dropped), so one source cannot take the whole range. It never touches a socket.
 
 use crate::config::{Limits, LoginPolicy};
 use actix::prelude::*;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// Failed-login records kept before old, unbanned ones are pruned.
 const MAX_TRACKED_SOURCES: usize = 10_000;
@@ -41,6 +44,9 @@ struct Failures {
     banned_until: Option<Instant>,
     /// Password checks begun and not yet ended.
     in_flight: u32,
+    /// Checks asked for while `in_flight` would reach the ban threshold: each waits until a
+    /// check under way ends, then goes on, or is refused if that one earned the ban.
+    waiting: VecDeque<oneshot::Sender<Result<(), Refusal>>>,
 }
 
 impl Failures {
@@ -67,6 +73,9 @@ pub struct Gatekeeper {
     failures: HashMap<IpAddr, Failures>,
     /// Told of every new ban (the Listeners, which close the source's sessions).
     watchers: Vec<Recipient<SourceBanned>>,
+    /// Passive ports each source holds, and how many it may (half the configured range).
+    passive_held: HashMap<IpAddr, usize>,
+    passive_share: usize,
 }
 
 impl Gatekeeper {
@@ -78,7 +87,16 @@ impl Gatekeeper {
             per_source: HashMap::new(),
             failures: HashMap::new(),
             watchers: Vec::new(),
+            passive_held: HashMap::new(),
+            passive_share: usize::MAX,
         }
+    }
+
+    /// Counts passive ports per source for a configured range of `ports`: a source (all its
+    /// sessions together) may hold at most half of it, so a second source always finds some.
+    pub fn with_passive_range(mut self, ports: usize) -> Gatekeeper {
+        self.passive_share = (ports / 2).max(1);
+        self
     }
 
     fn key(&self, ip: IpAddr) -> IpAddr {
@@ -93,6 +111,7 @@ impl Gatekeeper {
         self.failures.retain(|_, f| {
             f.banned(now)
                 || f.in_flight > 0
+                || !f.waiting.is_empty()
                 || f.recent
                     .back()
                     .is_some_and(|t| now.duration_since(*t) < window)
@@ -136,6 +155,45 @@ pub struct BeginLogin {
 pub struct LoginEnded {
     pub ip: IpAddr,
     pub failed: bool,
+}
+
+/// May a session from `ip` hold one more passive port? On `true`, it holds a `PassiveLease`.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct HoldPassive {
+    pub ip: IpAddr,
+}
+
+/// A fact: a passive port `HoldPassive` granted to `ip` is given back.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReleasePassive {
+    pub ip: IpAddr,
+}
+
+/// A passive port counted against its source; dropping it gives it back.
+pub struct PassiveLease {
+    gatekeeper: Addr<Gatekeeper>,
+    ip: IpAddr,
+}
+
+impl PassiveLease {
+    /// The lease for a `HoldPassive` that was granted.
+    pub fn new(gatekeeper: Addr<Gatekeeper>, ip: IpAddr) -> PassiveLease {
+        PassiveLease { gatekeeper, ip }
+    }
+}
+
+impl std::fmt::Debug for PassiveLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PassiveLease({})", self.ip)
+    }
+}
+
+impl Drop for PassiveLease {
+    fn drop(&mut self) {
+        self.gatekeeper.do_send(ReleasePassive { ip: self.ip });
+    }
 }
 
 /// Tell this recipient of every new ban.
@@ -204,12 +262,14 @@ impl Handler<Release> for Gatekeeper {
 }
 
 impl Handler<BeginLogin> for Gatekeeper {
-    type Result = Result<(), Refusal>;
+    type Result = ResponseFuture<Result<(), Refusal>>;
 
     /// SECURITY: a banned source gets no password checked, on any connection, including
-    /// those opened before the ban. Checks under way count against the ban threshold too, so
-    /// many connections guessing at once cannot get more than `ban_failures` wrong passwords
-    /// checked before the ban.
+    /// those opened before the ban. Checks under way count against the ban threshold, so many
+    /// connections guessing at once cannot get more than `ban_failures` wrong passwords
+    /// checked: a check that would pass the threshold waits until one under way has ended
+    /// (right passwords, such as many clients behind one NAT logging in at once, only wait
+    /// for each other).
     fn handle(&mut self, msg: BeginLogin, _: &mut Context<Self>) -> Self::Result {
         let now = Instant::now();
         self.prune(now);
@@ -218,14 +278,16 @@ impl Handler<BeginLogin> for Gatekeeper {
         let limit = self.policy.ban_failures as usize;
         let f = self.failures.entry(key).or_default();
         if f.banned(now) {
-            return Err(BANNED);
+            return Box::pin(async { Err(BANNED) });
         }
         f.forget_before(window, now);
-        if f.recent.len() + f.in_flight as usize >= limit {
-            return Err("Too many login attempts from your address, try again later");
+        if f.recent.len() + (f.in_flight as usize) < limit {
+            f.in_flight += 1;
+            return Box::pin(async { Ok(()) });
         }
-        f.in_flight += 1;
-        Ok(())
+        let (tx, rx) = oneshot::channel();
+        f.waiting.push_back(tx);
+        Box::pin(async move { rx.await.unwrap_or(Err("Service not available")) })
     }
 }
 
@@ -236,16 +298,16 @@ impl Handler<LoginEnded> for Gatekeeper {
         let now = Instant::now();
         let key = self.key(msg.ip);
         let policy = &self.policy;
+        let limit = policy.ban_failures as usize;
         let f = self.failures.entry(key).or_default();
         f.in_flight = f.in_flight.saturating_sub(1);
-        if !msg.failed {
-            return;
+        if msg.failed {
+            f.recent.push_back(now);
         }
-        f.recent.push_back(now);
         f.forget_before(policy.ban_window, now);
         // SECURITY: a source that keeps guessing is shut out for a while, whatever connection
         // and port it uses.
-        if f.recent.len() >= policy.ban_failures as usize && !f.banned(now) {
+        if f.recent.len() >= limit && !f.banned(now) {
             log::warn!(
                 "banning {key} for {:?} after {} failed logins",
                 policy.ban_time,
@@ -253,12 +315,94 @@ impl Handler<LoginEnded> for Gatekeeper {
             );
             f.banned_until = Some(now + policy.ban_time);
             f.recent.clear();
+            for waiter in f.waiting.drain(..) {
+                let _ = waiter.send(Err(BANNED));
+            }
             let banned = SourceBanned {
                 source: key,
                 v6_prefix: self.limits.ipv6_prefix,
             };
             for w in &self.watchers {
                 w.do_send(banned);
+            }
+            return;
+        }
+        // Room for more checks: the longest waiting go on, in order. A waiter whose session
+        // has gone takes no room.
+        while f.recent.len() + (f.in_flight as usize) < limit {
+            let Some(waiter) = f.waiting.pop_front() else {
+                break;
+            };
+            if waiter.send(Ok(())).is_ok() {
+                f.in_flight += 1;
+            }
+        }
+    }
+}
+
+/// A password check the Gatekeeper allowed: `end` reports its outcome. Dropped without
+/// `end` (the session went away during the check), it counts as a failure, so hanging up
+/// mid-check neither saves a guess nor leaves the check counted as under way for ever.
+pub struct LoginAttempt {
+    gatekeeper: Option<Addr<Gatekeeper>>,
+    ip: IpAddr,
+}
+
+impl LoginAttempt {
+    /// The attempt `BeginLogin` granted.
+    pub fn new(gatekeeper: Addr<Gatekeeper>, ip: IpAddr) -> LoginAttempt {
+        LoginAttempt {
+            gatekeeper: Some(gatekeeper),
+            ip,
+        }
+    }
+
+    pub fn end(mut self, failed: bool) {
+        if let Some(g) = self.gatekeeper.take() {
+            g.do_send(LoginEnded {
+                ip: self.ip,
+                failed,
+            });
+        }
+    }
+}
+
+impl Drop for LoginAttempt {
+    fn drop(&mut self) {
+        if let Some(g) = self.gatekeeper.take() {
+            g.do_send(LoginEnded {
+                ip: self.ip,
+                failed: true,
+            });
+        }
+    }
+}
+
+impl Handler<HoldPassive> for Gatekeeper {
+    type Result = bool;
+
+    /// SECURITY: one source (all its sessions, on every port) holds at most its share of the
+    /// passive range, so it cannot leave other clients without a data port.
+    fn handle(&mut self, msg: HoldPassive, _: &mut Context<Self>) -> bool {
+        let key = self.key(msg.ip);
+        let held = self.passive_held.entry(key).or_default();
+        if *held >= self.passive_share {
+            return false;
+        }
+        *held += 1;
+        true
+    }
+}
+
+impl Handler<ReleasePassive> for Gatekeeper {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReleasePassive, _: &mut Context<Self>) {
+        let key = self.key(msg.ip);
+        if let Some(n) = self.passive_held.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.passive_held.remove(&key);
             }
         }
     }
@@ -360,14 +504,12 @@ mod tests {
     async fn concurrent_guesses_never_exceed_the_ban_threshold() {
         let g = keeper(100, 100, 3);
         let src = ip("192.0.2.9");
-        // Five connections ask at once: only three checks may run before their outcome is known.
-        let mut allowed = 0;
-        for _ in 0..5 {
-            if g.send(BeginLogin { ip: src }).await.expect("alive").is_ok() {
-                allowed += 1;
-            }
+        // Five connections ask at once: three checks run, two wait for their outcome.
+        let asks: Vec<_> = (0..5).map(|_| g.send(BeginLogin { ip: src })).collect();
+        let mut asks = asks.into_iter();
+        for ask in asks.by_ref().take(3) {
+            assert_eq!(ask.await, Ok(Ok(())));
         }
-        assert_eq!(allowed, 3);
         for _ in 0..3 {
             g.send(LoginEnded {
                 ip: src,
@@ -376,9 +518,58 @@ mod tests {
             .await
             .expect("alive");
         }
+        // The three wrong ones earned the ban: the two waiting are refused, unchecked.
+        for ask in asks {
+            assert_eq!(ask.await, Ok(Err(BANNED)));
+        }
         let after = g.send(BeginLogin { ip: src }).await.expect("alive");
         assert_eq!(after, Err(BANNED));
         assert_eq!(g.send(Admit { ip: src }).await, Ok(Err(BANNED)));
+    }
+
+    #[actix::test]
+    async fn many_right_passwords_at_once_only_wait_for_each_other() {
+        let g = keeper(100, 100, 2);
+        let src = ip("192.0.2.11");
+        let asks: Vec<_> = (0..6).map(|_| g.send(BeginLogin { ip: src })).collect();
+        for ask in asks {
+            assert_eq!(ask.await, Ok(Ok(())));
+            // Each check ends well, which lets the next waiting one go on.
+            LoginAttempt::new(g.clone(), src).end(false);
+        }
+    }
+
+    #[actix::test]
+    async fn hanging_up_during_a_check_counts_as_a_failure() {
+        let g = keeper(100, 100, 1);
+        let src = ip("192.0.2.12");
+        assert_eq!(g.send(BeginLogin { ip: src }).await, Ok(Ok(())));
+        drop(LoginAttempt::new(g.clone(), src));
+        assert_eq!(g.send(Admit { ip: src }).await, Ok(Err(BANNED)));
+    }
+
+    #[actix::test]
+    async fn one_source_holds_at_most_half_the_passive_range() {
+        let g = Gatekeeper::new(Limits::default(), LoginPolicy::default())
+            .with_passive_range(4)
+            .start();
+        let a = ip("192.0.2.1");
+        let mut leases = Vec::new();
+        for _ in 0..2 {
+            assert_eq!(g.send(HoldPassive { ip: a }).await, Ok(true));
+            leases.push(PassiveLease::new(g.clone(), a));
+        }
+        assert_eq!(g.send(HoldPassive { ip: a }).await, Ok(false));
+        assert_eq!(
+            g.send(HoldPassive {
+                ip: ip("192.0.2.2")
+            })
+            .await,
+            Ok(true)
+        );
+        // A dropped lease is a port given back.
+        leases.pop();
+        assert_eq!(g.send(HoldPassive { ip: a }).await, Ok(true));
     }
 
     #[actix::test]
@@ -386,17 +577,13 @@ mod tests {
         let g = keeper(100, 100, 1);
         let src = ip("192.0.2.10");
         assert_eq!(g.send(BeginLogin { ip: src }).await, Ok(Ok(())));
-        assert!(g
-            .send(BeginLogin { ip: src })
-            .await
-            .expect("alive")
-            .is_err());
+        let waiting = g.send(BeginLogin { ip: src });
         g.send(LoginEnded {
             ip: src,
             failed: false,
         })
         .await
         .expect("alive");
-        assert_eq!(g.send(BeginLogin { ip: src }).await, Ok(Ok(())));
+        assert_eq!(waiting.await, Ok(Ok(())));
     }
 }

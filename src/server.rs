@@ -86,7 +86,11 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
         None => None,
     };
     let workers: Vec<Arbiter> = (0..config.workers.max(1)).map(|_| Arbiter::new()).collect();
-    let gatekeeper = Gatekeeper::new(config.limits.clone(), config.login.clone()).start();
+    let mut gatekeeper = Gatekeeper::new(config.limits.clone(), config.login.clone());
+    if let Some(range) = &config.passive_ports {
+        gatekeeper = gatekeeper.with_passive_range(range.clone().count());
+    }
+    let gatekeeper = gatekeeper.start();
     let admin_token = config.admin_token.clone();
     let mut services = Services::start(
         config,

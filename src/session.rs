@@ -21,7 +21,9 @@ use crate::file_store::{
     ReadSource, RemoveDir, RemoveFile, Rename, Resolver, Stat, UploadTarget, VirtualPath,
     WriteMode,
 };
-use crate::gatekeeper::{BeginLogin, Gatekeeper, LoginEnded, SourceBanned};
+use crate::gatekeeper::{
+    BeginLogin, Gatekeeper, HoldPassive, LoginAttempt, PassiveLease, SourceBanned,
+};
 use crate::listener::Listener;
 use crate::listing::{mlsx_line, CivilTime, EntryKind, MlsxFacts, PermFact};
 use crate::metrics::{Metrics, Observe, Observed};
@@ -210,8 +212,16 @@ enum Login {
 
 enum DataSetup {
     None,
-    Passive(std::net::TcpListener),
+    /// A passive listener, and the Gatekeeper's lease on it when ports are counted per source.
+    Passive(std::net::TcpListener, Option<PassiveLease>),
     Active(SocketAddr),
+}
+
+/// The data endpoint a transfer command took, with the passive port's lease (released when the
+/// transfer ends, or when this is dropped because the command failed first).
+struct Endpoint {
+    to: DataEndpoint,
+    lease: Option<PassiveLease>,
 }
 
 struct Transfer {
@@ -226,6 +236,8 @@ struct Transfer {
     abort_requested: bool,
     ascii: bool,
     last_log: Instant,
+    /// Held for the whole transfer: its passive port counts against the source's share.
+    _lease: Option<PassiveLease>,
 }
 
 impl Transfer {
@@ -446,7 +458,7 @@ impl Session {
 
     /// The jail and the prepared data endpoint for a transfer command, given its permission
     /// check; on any failure the error reply is sent and `None` returned.
-    fn transfer_setup(&mut self, allowed: Result<(), FtpError>) -> Option<(Jail, DataEndpoint)> {
+    fn transfer_setup(&mut self, allowed: Result<(), FtpError>) -> Option<(Jail, Endpoint)> {
         let setup = allowed
             .and_then(|_| self.jail())
             .and_then(|j| Ok((j, self.take_endpoint()?)));
@@ -618,7 +630,7 @@ impl Session {
             }
             Command::Mode(_) => Ok(Reply::new(ReplyCode::CommandOk, "Mode set to S")),
             Command::Stru(_) => Ok(Reply::new(ReplyCode::CommandOk, "Structure set to F")),
-            Command::Pasv => self.cmd_pasv(ctx, false, None),
+            Command::Pasv => return self.cmd_pasv(ctx, false, None),
             Command::Epsv(EpsvArg::All) => {
                 self.epsv_all = true;
                 Ok(Reply::new(
@@ -626,8 +638,8 @@ impl Session {
                     "EPSV ALL ok: only EPSV will set up data connections",
                 ))
             }
-            Command::Epsv(EpsvArg::Any) => self.cmd_pasv(ctx, true, None),
-            Command::Epsv(EpsvArg::Protocol(p)) => self.cmd_pasv(ctx, true, Some(p)),
+            Command::Epsv(EpsvArg::Any) => return self.cmd_pasv(ctx, true, None),
+            Command::Epsv(EpsvArg::Protocol(p)) => return self.cmd_pasv(ctx, true, Some(p)),
             Command::Port(addr) | Command::Eprt(addr) => self.cmd_port(addr),
             // RFC 3659 §5.5: a REST offset holds until the next transfer command uses it.
             Command::List(arg) => {
@@ -793,20 +805,18 @@ impl Session {
             let started = Instant::now();
             // SECURITY: no password is checked for a banned source, nor beyond the number of
             // guesses its ban allows, whichever connection it comes on.
-            if let Some(g) = &gatekeeper {
-                match g.send(BeginLogin { ip }).await {
-                    Ok(Ok(())) => {}
+            let attempt = match gatekeeper {
+                Some(g) => match g.send(BeginLogin { ip }).await {
+                    Ok(Ok(())) => Some(LoginAttempt::new(g, ip)),
                     Ok(Err(why)) => return Err(Some(why)),
                     Err(_) => return Err(Some("Service not available")),
-                }
-            }
+                },
+                None => None,
+            };
             // Argon2 is CPU-heavy: the Authenticator pool runs it, never this Arbiter.
             let found = auth.send(ask).await.ok().flatten();
-            if let Some(g) = &gatekeeper {
-                g.do_send(LoginEnded {
-                    ip,
-                    failed: found.is_none(),
-                });
+            if let Some(attempt) = attempt {
+                attempt.end(found.is_none());
             }
             match found {
                 Some(user) => match user.jail.clone() {
@@ -1041,70 +1051,106 @@ impl Session {
     }
 
     /// PASV and EPSV: open one passive listener (closing any earlier one).
-    fn cmd_pasv(
-        &mut self,
-        ctx: &mut Context<Self>,
-        extended: bool,
-        family: Option<u8>,
-    ) -> Result<Reply, FtpError> {
+    fn cmd_pasv(&mut self, ctx: &mut Context<Self>, extended: bool, family: Option<u8>) -> Flow {
         if self.epsv_all && !extended {
             // RFC 2428 §4: after EPSV ALL only EPSV may set up data connections.
-            return Err(FtpError::BadSequence("EPSV ALL in effect; use EPSV"));
+            self.respond(Err(FtpError::BadSequence("EPSV ALL in effect; use EPSV")));
+            return done();
         }
         let local_ip = self.peer.local.ip();
         let local_family = if local_ip.is_ipv4() { 1 } else { 2 };
-        if let Some(f) = family {
-            if f != local_family {
-                // RFC 2428 §3: 522 names the protocols that can be used.
-                return Ok(Reply::new(
-                    ReplyCode::NetworkProtocolNotSupported,
-                    format!("Network protocol not supported, use ({local_family})"),
-                ));
-            }
+        if family.is_some_and(|f| f != local_family) {
+            // RFC 2428 §3: 522 names the protocols that can be used.
+            self.reply(
+                ReplyCode::NetworkProtocolNotSupported,
+                format!("Network protocol not supported, use ({local_family})"),
+            );
+            return done();
         }
-        let v4 = match local_ip {
-            IpAddr::V4(v4) => Some(v4),
-            IpAddr::V6(v6) => v6.to_ipv4_mapped(),
-        };
-        if !extended && v4.is_none() {
-            return Err(FtpError::NoDataConnection(
+        if !extended && as_v4(local_ip).is_none() {
+            self.respond(Err(FtpError::NoDataConnection(
                 "PASV works over IPv4 only; use EPSV",
-            ));
+            )));
+            return done();
         }
-        // A new PASV replaces (and closes) the previous listener.
+        // A new PASV replaces (and closes) the previous listener, and gives back its lease
+        // (sent before the request below, so the Gatekeeper counts it first).
         self.data = DataSetup::None;
+        let gatekeeper = match (
+            &self.services.gatekeeper,
+            &self.services.config.passive_ports,
+        ) {
+            (Some(g), Some(_)) => g.clone(),
+            // Ports from the kernel's ephemeral range are not counted: one source's sessions
+            // cannot hold enough of them to matter.
+            _ => {
+                let reply = self.open_passive(ctx, None, extended);
+                self.respond(reply);
+                return done();
+            }
+        };
+        let ip = self.peer.remote.ip();
+        Box::pin(gatekeeper.send(HoldPassive { ip }).into_actor(self).map(
+            move |granted, act, ctx| {
+                let reply = match granted {
+                    Ok(true) => {
+                        let lease = PassiveLease::new(gatekeeper, ip);
+                        act.open_passive(ctx, Some(lease), extended)
+                    }
+                    // SECURITY: a configured passive range is shared; one source (all its
+                    // sessions together) may hold only its share of it.
+                    Ok(false) => {
+                        log::warn!("[{}] passive share of the source used up", act.tag);
+                        Err(FtpError::NoDataConnection(
+                            "Too many passive ports held from your address",
+                        ))
+                    }
+                    Err(_) => Err(FtpError::Internal),
+                };
+                act.respond(reply);
+            },
+        ))
+    }
+
+    /// Binds a passive listener, makes it the data endpoint, and says where it is.
+    fn open_passive(
+        &mut self,
+        ctx: &mut Context<Self>,
+        lease: Option<PassiveLease>,
+        extended: bool,
+    ) -> Result<Reply, FtpError> {
+        let local_ip = self.peer.local.ip();
         let (listener, port) = bind_passive(local_ip, self.services.config.passive_ports.clone())
             .map_err(|e| {
             log::warn!("[{}] no passive port: {e}", self.tag);
             FtpError::NoDataConnection("Cannot open a passive port")
         })?;
-        self.set_data(ctx, DataSetup::Passive(listener));
-        Ok(if extended {
-            Reply::new(
+        self.set_data(ctx, DataSetup::Passive(listener, lease));
+        if extended {
+            return Ok(Reply::new(
                 ReplyCode::EnteringExtendedPassiveMode,
                 format!("Entering Extended Passive Mode (|||{port}|)"),
-            )
-        } else {
-            // Behind NAT the outside world must be told the public address; local peers
-            // (loopback, private networks) keep the address they connected to.
-            let advertised = match self.services.config.passive_address {
-                Some(IpAddr::V4(public)) if !is_local_peer(self.peer.remote.ip()) => Some(public),
-                _ => v4,
-            };
-            let o = advertised.map(|a| a.octets()).unwrap_or([127, 0, 0, 1]);
-            Reply::new(
-                ReplyCode::EnteringPassiveMode,
-                format!(
-                    "Entering Passive Mode ({},{},{},{},{},{})",
-                    o[0],
-                    o[1],
-                    o[2],
-                    o[3],
-                    port >> 8,
-                    port & 0xff
-                ),
-            )
-        })
+            ));
+        }
+        // Behind NAT the outside world must be told the public address; local peers
+        // (loopback, private networks) keep the address they connected to.
+        let advertised = match self.services.config.passive_address {
+            Some(IpAddr::V4(public)) if !is_local_peer(self.peer.remote.ip()) => Some(public),
+            _ => as_v4(local_ip),
+        };
+        let o = advertised.map(|a| a.octets()).unwrap_or([127, 0, 0, 1]);
+        Ok(Reply::new(
+            ReplyCode::EnteringPassiveMode,
+            format!(
+                "Entering Passive Mode ({},{},{},{},{},{})",
+                o[0],
+                o[1],
+                o[2],
+                o[3],
+                port >> 8,
+                port & 0xff
+            ),
+        ))
     }
 
     /// PORT and EPRT: remember where to connect for the next transfer.
@@ -1140,7 +1186,7 @@ impl Session {
         // passive `data` when this fires is the one it was set for.
         let expiry = ctx.run_later(self.services.config.timeouts.data_connect, |act, _| {
             act.passive_expiry = None;
-            if matches!(act.data, DataSetup::Passive(_)) {
+            if matches!(act.data, DataSetup::Passive(..)) {
                 log::debug!("[{}] passive port expired unused", act.tag);
                 act.data = DataSetup::None;
             }
@@ -1149,7 +1195,7 @@ impl Session {
     }
 
     /// Takes the prepared data endpoint for a transfer command (RFC 959 §3.2: 425 without one).
-    fn take_endpoint(&mut self) -> Result<DataEndpoint, FtpError> {
+    fn take_endpoint(&mut self) -> Result<Endpoint, FtpError> {
         // SECURITY: with data protection required, nothing is sent in clear.
         if self.data_protection_required() && !self.prot_private {
             return Err(FtpError::ProtectionRequired);
@@ -1158,8 +1204,14 @@ impl Session {
             return Err(FtpError::BadSequence("A transfer is already running"));
         }
         match std::mem::replace(&mut self.data, DataSetup::None) {
-            DataSetup::Passive(l) => Ok(DataEndpoint::Passive(l)),
-            DataSetup::Active(a) => Ok(DataEndpoint::Active(a)),
+            DataSetup::Passive(l, lease) => Ok(Endpoint {
+                to: DataEndpoint::Passive(l),
+                lease,
+            }),
+            DataSetup::Active(a) => Ok(Endpoint {
+                to: DataEndpoint::Active(a),
+                lease: None,
+            }),
             DataSetup::None => Err(FtpError::NoDataConnection(
                 "Use PASV, EPSV, PORT or EPRT first",
             )),
@@ -1476,7 +1528,7 @@ impl Session {
         ctx: &mut Context<Self>,
         verb: &'static str,
         path: VirtualPath,
-        endpoint: DataEndpoint,
+        endpoint: Endpoint,
         payload: Payload,
         size: Option<u64>,
         upload: Option<(Jail, UploadTarget)>,
@@ -1484,6 +1536,10 @@ impl Session {
         let config = &self.services.config;
         let id = self.next_transfer_id;
         self.next_transfer_id += 1;
+        let Endpoint {
+            to: endpoint,
+            lease,
+        } = endpoint;
         let spec = TransferSpec {
             id,
             endpoint,
@@ -1527,6 +1583,7 @@ impl Session {
             abort_requested: false,
             ascii: self.transfer_type == TransferType::Ascii,
             last_log: Instant::now(),
+            _lease: lease,
         });
         Ok(())
     }
@@ -1691,8 +1748,17 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        if let Some(t) = self.transfer.take() {
+        if let Some(mut t) = self.transfer.take() {
             t.channel.do_send(Abort);
+            // Stopped before the transfer reported (its worker is stopping): the upload's
+            // temporary file is removed here, as its TransferDone would have done.
+            if let Some((jail, target)) = t.upload.take() {
+                self.services.store.do_send(FinishUpload {
+                    jail,
+                    target,
+                    keep: false,
+                });
+            }
         }
         self.observe(Observe::SessionClosed);
         log::info!("[{}] disconnected", self.tag);
@@ -1870,6 +1936,9 @@ impl Handler<TransferDone> for Session {
             let result = match (msg.result, answer) {
                 (Ok(bytes), Ok(Ok(()))) => Ok(bytes),
                 (Ok(_), Ok(Err(StoreError::NoSpace))) => Err(TransferError::NoSpace),
+                // SECURITY: the final rename would have replaced a file that appeared while
+                // the upload ran, and the user may not overwrite: the other file stays.
+                (Ok(_), Ok(Err(StoreError::AlreadyExists))) => Err(TransferError::NameTaken),
                 (Ok(_), Ok(Err(e))) => Err(TransferError::LocalIo(format!("{e:?}"))),
                 (Ok(_), Err(_)) => Err(TransferError::LocalIo("file store is not running".into())),
                 (Err(e), _) => Err(e),
@@ -1967,6 +2036,14 @@ fn opts(name: &str, value: Option<&str>) -> Result<Reply, FtpError> {
             "OPTS",
             "option not understood",
         ))),
+    }
+}
+
+/// An IPv4 address, or the IPv4 address inside an IPv4-mapped IPv6 one.
+fn as_v4(ip: IpAddr) -> Option<std::net::Ipv4Addr> {
+    match ip {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped(),
     }
 }
 

@@ -2,9 +2,8 @@
 //!
 //! `tests/fuzz/regressions/<target>/*` holds seeds worth keeping (over-long lines, IAC and CR at
 //! chunk ends, reply injection attempts) and every input a fuzzer ever failed on once its bug is
-//! fixed; all of them must pass. `tests/fuzz/known-bugs/<target>/*` holds inputs that still fail
-//! because of an open bug; the ignored test below replays them and passes once the bug is fixed
-//! (then move the files to `regressions/`). How to run the fuzzers: `tests/fuzz/README.md`.
+//! fixed; all of them must pass. An input that finds a new bug goes there with its fix. How to run
+//! the fuzzers: `tests/fuzz/README.md`.
 
 #[path = "fuzz/checks.rs"]
 mod checks;

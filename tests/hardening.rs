@@ -76,7 +76,22 @@ impl Raw {
     }
 
     fn login(addr: SocketAddr, user: &str, pass: &str) -> Raw {
-        let mut c = Raw::connect(addr);
+        Raw::login_from("127.0.0.1", addr, user, pass)
+    }
+
+    /// `login` from another loopback address (another client, as far as the daemon knows).
+    fn login_from(from: &str, addr: SocketAddr, user: &str, pass: &str) -> Raw {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        let src: SocketAddr = format!("{from}:0").parse().expect("addr");
+        s.bind(&src.into()).expect("bind source");
+        s.connect(&addr.into()).expect("connect control");
+        let s: TcpStream = s.into();
+        s.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        let mut c = Raw {
+            reader: BufReader::new(s.try_clone().expect("clone")),
+            writer: s,
+        };
         c.expect(220);
         c.cmd(&format!("USER {user}"), 331);
         c.cmd(&format!("PASS {pass}"), 230);
@@ -745,8 +760,10 @@ fn passive_ports_stay_in_the_range_and_an_exhausted_range_gets_425() {
     let range = format!("{lo}-{hi}");
     let d = one_user(&["--passive-ports", &range]);
     std::fs::write(d.root("alice").join("f.bin"), common::random_bytes(5000)).expect("write");
-    let mut sessions: Vec<Raw> = (0..3)
-        .map(|_| Raw::login(d.addr(), "alice", "pw"))
+    // Three clients (one address may hold only half the range: the next test).
+    let mut sessions: Vec<Raw> = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+        .iter()
+        .map(|from| Raw::login_from(from, d.addr(), "alice", "pw"))
         .collect();
     let mut ports: Vec<u16> = sessions.iter_mut().map(|c| c.epsv_port()).collect();
     ports.sort_unstable();
@@ -756,9 +773,12 @@ fn passive_ports_stay_in_the_range_and_an_exhausted_range_gets_425() {
         "each session got its own port of the range"
     );
 
-    let mut extra = Raw::login(d.addr(), "alice", "pw");
+    let mut extra = Raw::login_from("127.0.0.4", d.addr(), "alice", "pw");
     let text = extra.cmd("EPSV", 425);
-    assert!(text.contains("passive port"), "425 says why: {text:?}");
+    assert!(
+        text.contains("Cannot open a passive port"),
+        "425 says why: {text:?}"
+    );
     extra.cmd("PASV", 425);
 
     // One session uses its port: a transfer through it, then the port is free again.
@@ -783,4 +803,47 @@ fn passive_ports_stay_in_the_range_and_an_exhausted_range_gets_425() {
         (lo..=hi).contains(&pasv_port),
         "PASV port {pasv_port} outside {range}"
     );
+}
+
+/// One address, with all its sessions, holds at most half of a configured passive range, so it
+/// cannot leave other clients without a data port; a port it gives back is its own again.
+#[test]
+fn one_address_holds_at_most_half_the_passive_range() {
+    let (lo, hi) = free_port_range();
+    let d = one_user(&["--passive-ports", &format!("{lo}-{hi}")]);
+    std::fs::write(d.root("alice").join("f.bin"), common::random_bytes(3000)).expect("write");
+    let mut first = Raw::login(d.addr(), "alice", "pw");
+    let port = first.epsv_port();
+    assert!((lo..=hi).contains(&port));
+    // Its share of three ports is one: a second session of the same address is refused.
+    let mut second = Raw::login(d.addr(), "alice", "pw");
+    let text = second.cmd("EPSV", 425);
+    assert!(text.contains("from your address"), "425 says why: {text:?}");
+    second.cmd("PASV", 425);
+    // Another address still gets a port.
+    let mut other = Raw::login_from("127.0.0.2", d.addr(), "alice", "pw");
+    assert!((lo..=hi).contains(&other.epsv_port()));
+    // A new PASV of the same session replaces its port rather than taking another.
+    let port = first.epsv_port();
+    // The transfer ends, the port is given back, and the second session can have one.
+    let data = TcpStream::connect(("127.0.0.1", port)).expect("data connect");
+    first.cmd("TYPE I", 200);
+    first.cmd("RETR f.bin", 150);
+    assert_eq!(read_to_end(data), common::random_bytes(3000));
+    first.expect(226);
+    first.cmd("NOOP", 200);
+    let mut given = false;
+    for _ in 0..50 {
+        // The lease is given back by message: the first tries may still find it held.
+        let (code, _) = {
+            second.send("EPSV");
+            second.reply().expect("a reply")
+        };
+        if code == 229 {
+            given = true;
+            break;
+        }
+        assert_eq!(code, 425);
+    }
+    assert!(given, "the port given back was never available again");
 }

@@ -16,10 +16,9 @@ use std::process::Command;
 /// An upload temporary name as the daemon makes them (`.actorftpd-upload-<16 hex>.part`).
 const TEMP: &str = ".actorftpd-upload-0123456789abcdef.part";
 
-/// The reply to an upload whose name was taken while it ran, by a user who may not overwrite.
-/// The FileStore answers `AlreadyExists` (550); the Session reports a failed final rename as
-/// 451 until it maps that answer to 553/550 itself (see the hole-c report).
-const NAME_TAKEN_MEANWHILE: [u16; 3] = [451, 550, 553];
+/// The reply to an upload whose name was taken while it ran, by a user who may not overwrite:
+/// 553, file name not allowed (RFC 959), as STOR onto an existing name is refused.
+const NAME_TAKEN_MEANWHILE: [u16; 1] = [553];
 
 /// The names in `dir`, sorted.
 fn names(dir: &Path) -> Vec<String> {
