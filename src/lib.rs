@@ -21,6 +21,7 @@ pub mod config;
 pub mod connection;
 pub mod data_channel;
 pub mod error;
+pub mod fdlimit;
 pub mod file_store;
 pub mod listener;
 pub mod listing;
