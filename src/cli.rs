@@ -164,6 +164,20 @@ struct Opt {
     #[structopt(long, parse(from_os_str), requires = "admin-listen")]
     admin_token_file: Option<PathBuf>,
 
+    /// Minimum transfer rate in bytes per second: a transfer moving less over a whole
+    /// --min-rate-window is aborted with 426 (0: no minimum).
+    #[structopt(long, default_value = "256")]
+    min_rate: u64,
+
+    /// Seconds over which --min-rate is measured.
+    #[structopt(long, default_value = "30")]
+    min_rate_window: u64,
+
+    /// Transfers that may copy on threads at once; more wait for one (then 425 after
+    /// --data-timeout). Listings and small files in clear need no thread.
+    #[structopt(long, default_value = "256")]
+    max_transfer_threads: usize,
+
     #[structopt(subcommand)]
     command: Option<Sub>,
 }
@@ -295,11 +309,14 @@ fn from_opt(opt: Opt) -> Result<Invocation, String> {
             login: Duration::from_secs(opt.login_timeout.max(1)),
             data_connect: Duration::from_secs(opt.data_timeout.max(1)),
             data_stall: Duration::from_secs(opt.stall_timeout.max(1)),
+            data_min_rate: opt.min_rate,
+            data_min_rate_window: Duration::from_secs(opt.min_rate_window.max(1)),
         },
         limits: config::Limits {
             max_sessions: opt.max_sessions.max(1),
             max_sessions_per_ip: opt.max_sessions_per_ip.max(1),
             ipv6_prefix: opt.ipv6_prefix.min(128),
+            transfer_threads: opt.max_transfer_threads.max(1),
             ..defaults.limits.clone()
         },
         login: config::LoginPolicy {

@@ -21,6 +21,11 @@ pub struct Timeouts {
     pub data_connect: Duration,
     /// A transfer with no bytes moving for this long is ended with 426.
     pub data_stall: Duration,
+    /// A transfer that moves fewer than this many bytes per second over a whole
+    /// `data_min_rate_window` is ended with 426 (0: no minimum). Catches the trickle that keeps
+    /// just ahead of `data_stall`.
+    pub data_min_rate: u64,
+    pub data_min_rate_window: Duration,
 }
 
 impl Default for Timeouts {
@@ -30,9 +35,23 @@ impl Default for Timeouts {
             login: Duration::from_secs(60),
             data_connect: Duration::from_secs(30),
             data_stall: Duration::from_secs(120),
+            data_min_rate: DEFAULT_MIN_RATE,
+            data_min_rate_window: Duration::from_secs(30),
         }
     }
 }
+
+/// Default minimum transfer rate, bytes per second over a 30 s window (7.5 KiB per window).
+/// A 56k modem moves about 5 KB/s, a GPRS link 2.5-5 KB/s; even ten transfers sharing one such
+/// link (about 500 B/s each) stay above it, with room for TCP's retransmission backoff within a
+/// window. A trickle of one byte every few seconds is thousands of times below it. Apache's
+/// mod_reqtimeout uses a similar floor (500 B/s) for request bodies.
+pub const DEFAULT_MIN_RATE: u64 = 256;
+
+/// Default number of transfers that may copy on blocking-pool threads at once (`--max-transfer-
+/// threads`). Below tokio's 512-thread pool of each worker, so a transfer never waits in that
+/// pool's queue, where no deadline reaches it; at most one copy buffer (1 MiB) each.
+pub const DEFAULT_TRANSFER_THREADS: usize = 256;
 
 /// Caps on what clients can make the daemon hold.
 #[derive(Debug, Clone)]
@@ -50,6 +69,9 @@ pub struct Limits {
     /// IPv6 sources are counted (limits, bans) by this many leading bits: one subscriber
     /// usually has a whole /64, and could otherwise walk around a ban address by address.
     pub ipv6_prefix: u8,
+    /// Transfers copying on blocking-pool threads at once; the next waits for one to end (up to
+    /// the data-connection timeout, then 425). Transfers of bytes in memory need none.
+    pub transfer_threads: usize,
 }
 
 impl Default for Limits {
@@ -61,6 +83,7 @@ impl Default for Limits {
             max_sessions: 2000,
             max_sessions_per_ip: 50,
             ipv6_prefix: 64,
+            transfer_threads: DEFAULT_TRANSFER_THREADS,
         }
     }
 }

@@ -8,15 +8,23 @@
 //! and wait on the reactor only if the socket is full. Downloads run corked (full segments).
 //! It reports `Progress` at a bounded rate and exactly one `TransferDone` to its Session, and
 //! obeys `Abort` by shutting the socket down under the copy loop. It never touches the control connection or the file system's metadata.
+//!
+//! What a transfer may hold is bounded: a copy on the blocking pool first takes one of the
+//! daemon's transfer-thread permits (waiting at most the data-connection timeout, then 425);
+//! every blocking socket call returns within `SOCKET_TICK`, so the copy loop counts the bytes
+//! that moved and ends a transfer with no progress for the stall timeout; and the actor's
+//! watchdog ends one that moves less than the minimum rate over a window (426), shutting the
+//! socket down under the copy loop as `Abort` does.
 
 use actix::prelude::*;
 use rustls::server::ServerConfig;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 /// A data socket, non-blocking, not registered with the reactor: most small transfers find
 /// the client already connected and the socket buffer free, and finish without an
@@ -31,6 +39,30 @@ const QUICK_ACCEPTS: usize = 4;
 
 /// The smallest copy buffer; small files get a buffer their size, large ones `Limits::transfer_buffer`.
 const MIN_BUFFER: usize = 8 * 1024;
+
+/// The longest one blocking socket call of a copy loop waits (SO_RCVTIMEO/SO_SNDTIMEO; shorter
+/// if the stall timeout is). A call that times out returns what it moved, so the byte count the
+/// watchdog reads is never older than this, and the loop looks at its deadlines this often.
+const SOCKET_TICK: Duration = Duration::from_secs(1);
+
+/// The least a transfer must move over a window, or it is ended with 426 (`0` bytes: off).
+/// Bytes count when the socket takes or gives them, in either direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinRate {
+    pub bytes_per_sec: u64,
+    pub window: Duration,
+}
+
+impl MinRate {
+    /// Bytes a window must see; `None` when the check is off.
+    fn floor(&self) -> Option<u64> {
+        if self.bytes_per_sec == 0 || self.window.is_zero() {
+            return None;
+        }
+        let floor = u128::from(self.bytes_per_sec) * self.window.as_millis() / 1000;
+        Some(u64::try_from(floor).unwrap_or(u64::MAX).max(1))
+    }
+}
 
 /// Where the data connection comes from.
 #[derive(Debug)]
@@ -76,6 +108,10 @@ pub struct TransferSpec {
     pub buffer_size: usize,
     /// PROT P: the data connection runs TLS with this configuration.
     pub tls: Option<DataTls>,
+    /// SECURITY: a transfer slower than this is ended, so a trickle cannot hold it forever.
+    pub min_rate: MinRate,
+    /// SECURITY: the daemon's permits for copies on the blocking pool (one per running copy).
+    pub threads: Arc<Semaphore>,
 }
 
 /// TLS for one data connection (RFC 4217 §9).
@@ -130,27 +166,96 @@ pub struct Progress {
 #[rtype(result = "()")]
 pub struct Abort;
 
+/// `AbortSwitch::state`: the copy runs, has finished, or was stopped (and why).
+const RUNNING: u8 = 0;
+const FINISHED: u8 = 1;
+const ABORTED: u8 = 2;
+const TOO_SLOW: u8 = 3;
+
 /// Shared between the actor and its own copy task (nothing else sees it). The only way to stop
 /// a blocking copy is to shut its socket down, so the socket is published here once it exists;
-/// the copy stores its byte count here, and the actor turns it into `Progress` messages.
+/// the copy stores its byte counts here, and the actor turns them into `Progress` messages and
+/// watches the rate.
 #[derive(Debug, Default)]
 struct AbortSwitch {
-    aborted: AtomicBool,
+    state: AtomicU8,
     socket: OnceLock<std::net::TcpStream>,
+    /// File bytes moved (what `Progress` reports).
     done: AtomicU64,
+    /// Bytes the data socket took or gave (what the minimum rate counts; TLS included).
+    wire: AtomicU64,
+    /// The copy has begun (connected and, on the blocking pool, holding a thread permit): from
+    /// here on the minimum rate applies.
+    flowing: AtomicBool,
+    /// Why the watchdog stopped the transfer (read when `state` is `TOO_SLOW`).
+    too_slow: OnceLock<String>,
 }
 
 impl AbortSwitch {
+    /// ABOR: wins even over a finished copy (an aborted upload is never reported complete).
     fn trigger(&self) {
-        self.aborted.store(true, Ordering::SeqCst);
+        let stopped = self
+            .state
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
+                matches!(s, RUNNING | FINISHED).then_some(ABORTED)
+            });
+        if stopped.is_ok() {
+            self.shut_socket();
+        }
+    }
+
+    /// The watchdog: stops only a copy still running. False if it had finished or was stopped.
+    fn trigger_too_slow(&self, why: String) -> bool {
+        let _ = self.too_slow.set(why);
+        let stopped = self
+            .state
+            .compare_exchange(RUNNING, TOO_SLOW, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if stopped {
+            self.shut_socket();
+        }
+        stopped
+    }
+
+    /// The copy reached its end. False if it was stopped first (then an upload's EOF may be
+    /// the shutdown's, not the client's).
+    fn finish(&self) -> bool {
+        let s = self
+            .state
+            .compare_exchange(RUNNING, FINISHED, Ordering::SeqCst, Ordering::SeqCst);
+        matches!(s, Ok(_) | Err(FINISHED))
+    }
+
+    fn shut_socket(&self) {
         if let Some(s) = self.socket.get() {
             let _ = s.shutdown(Shutdown::Both);
         }
     }
 
     fn is_triggered(&self) -> bool {
-        self.aborted.load(Ordering::SeqCst)
+        self.state.load(Ordering::SeqCst) >= ABORTED
     }
+
+    /// How a stopped transfer ends.
+    fn reason(&self) -> TransferError {
+        match self.state.load(Ordering::SeqCst) {
+            TOO_SLOW => TransferError::ConnectionLost(
+                self.too_slow
+                    .get()
+                    .cloned()
+                    .unwrap_or_else(|| "transfer too slow".into()),
+            ),
+            _ => TransferError::Aborted,
+        }
+    }
+}
+
+/// The actor's side of the minimum rate: the window under way.
+#[derive(Debug)]
+struct RateWatch {
+    min: MinRate,
+    /// When the window began (tokio's clock, so paused-time tests move it) and the wire count then.
+    window: Option<(tokio::time::Instant, u64)>,
 }
 
 pub struct DataChannel {
@@ -161,6 +266,7 @@ pub struct DataChannel {
     switch: Arc<AbortSwitch>,
     result: Option<TransferResult>,
     reported: u64,
+    rate: RateWatch,
 }
 
 impl DataChannel {
@@ -171,6 +277,10 @@ impl DataChannel {
     ) -> Self {
         DataChannel {
             id: spec.id,
+            rate: RateWatch {
+                min: spec.min_rate,
+                window: None,
+            },
             spec: Some(spec),
             done_to,
             progress_to,
@@ -178,6 +288,40 @@ impl DataChannel {
             result: None,
             reported: 0,
         }
+    }
+
+    /// SECURITY: the minimum rate. Each window (from the moment the copy begins) must see
+    /// `min_rate * window` bytes on the data socket; otherwise the socket is shut down under
+    /// the copy loop (426). A transfer still waiting for its data connection or a thread permit
+    /// is under those deadlines instead.
+    fn watch_rate(&mut self, ctx: &mut Context<Self>) {
+        let Some(floor) = self.rate.min.floor() else {
+            return;
+        };
+        if self.result.is_some() || !self.switch.flowing.load(Ordering::SeqCst) {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let wire = self.switch.wire.load(Ordering::Relaxed);
+        let (began, at) = *self.rate.window.get_or_insert((now, wire));
+        if now.duration_since(began) < self.rate.min.window {
+            return;
+        }
+        let moved = wire.saturating_sub(at);
+        if moved >= floor {
+            self.rate.window = Some((now, wire));
+            return;
+        }
+        let why = format!(
+            "slower than the minimum rate: {moved} bytes in {:?} (at least {floor} needed)",
+            self.rate.min.window
+        );
+        if self.switch.trigger_too_slow(why) && self.switch.socket.get().is_none() {
+            // Written on this thread (bytes in memory): dropping the future closes the socket.
+            self.result = Some(Err(self.switch.reason()));
+            ctx.stop();
+        }
+        // Otherwise the copy task sees its socket shut down and ends with the reason.
     }
 }
 
@@ -198,16 +342,22 @@ impl Actor for DataChannel {
         }));
         // Progress to the Session at a bounded rate, and only when bytes moved: the copy loop
         // may be blocked on a full socket, and its latest count still gets reported.
-        ctx.run_interval(PROGRESS_INTERVAL, |act, _| {
+        ctx.run_interval(PROGRESS_INTERVAL, |act, ctx| {
             let bytes = act.switch.done.load(Ordering::Relaxed);
             if bytes != act.reported {
                 act.reported = bytes;
                 act.progress_to.do_send(Progress { id: act.id, bytes });
             }
+            act.watch_rate(ctx);
         });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        if self.result.is_none() {
+            // Stopped from outside (the System ending): a copy on the blocking pool must not
+            // outlive its actor.
+            self.switch.trigger();
+        }
         let result = self.result.take().unwrap_or(Err(TransferError::Aborted));
         self.done_to.do_send(TransferDone {
             id: self.id,
@@ -242,15 +392,37 @@ async fn run_transfer(spec: TransferSpec, switch: Arc<AbortSwitch>) -> TransferR
     let payload = match (spec.tls.is_none(), spec.payload) {
         // Bytes in memory (listings, small files) in clear: written right here, no thread.
         (true, Payload::SendBytes(bytes)) => {
+            switch.flowing.store(true, Ordering::SeqCst);
             return send_bytes(sock, bytes, spec.ascii, spec.stall_timeout, &switch).await;
         }
         (_, payload) => payload,
     };
+    // SECURITY: at most so many copies hold blocking-pool threads; the rest wait here, under
+    // the data-connection timeout, and get 425 rather than queueing in the pool unseen. Before
+    // the socket is published, so an Abort while waiting stops the actor at once.
+    let permit = match tokio::time::timeout(
+        spec.connect_timeout,
+        spec.threads.clone().acquire_owned(),
+    )
+    .await
+    {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) => return Err(TransferError::LocalIo("transfer permits closed".into())),
+        Err(_) => {
+            return Err(TransferError::NoConnection(
+                "every transfer thread stayed busy for the data-connection timeout".into(),
+            ))
+        }
+    };
+    let tick = SOCKET_TICK
+        .min(spec.stall_timeout)
+        .max(Duration::from_millis(10));
     let setup = || -> io::Result<std::net::TcpStream> {
         sock.set_nonblocking(false)?;
-        // SECURITY: a peer that stops reading or writing cannot hold the transfer forever.
-        sock.set_read_timeout(Some(spec.stall_timeout))?;
-        sock.set_write_timeout(Some(spec.stall_timeout))?;
+        // SECURITY: no socket call blocks longer than a tick; the copy loop then ends a
+        // transfer with no progress for the stall timeout, and the watchdog a too slow one.
+        sock.set_read_timeout(Some(tick))?;
+        sock.set_write_timeout(Some(tick))?;
         sock.try_clone()
     };
     let abort_clone = setup().map_err(|e| TransferError::NoConnection(e.to_string()))?;
@@ -258,11 +430,13 @@ async fn run_transfer(spec: TransferSpec, switch: Arc<AbortSwitch>) -> TransferR
     // The actor handles Abort between polls of this future: after publishing the socket we
     // look at the flag once more, so an Abort that came first is never missed.
     if switch.is_triggered() {
-        return Err(TransferError::Aborted);
+        return Err(switch.reason());
     }
     let buffer = buffer_size(&payload, spec.size_hint, spec.buffer_size);
     let reporter = ProgressReporter {
         switch: switch.clone(),
+        stall: spec.stall_timeout,
+        last_moved: Instant::now(),
     };
     let job = CopyJob {
         payload,
@@ -270,7 +444,12 @@ async fn run_transfer(spec: TransferSpec, switch: Arc<AbortSwitch>) -> TransferR
         buffer,
         tls: spec.tls,
     };
-    let job = tokio::task::spawn_blocking(move || copy_blocking(sock, job, &switch, reporter));
+    switch.flowing.store(true, Ordering::SeqCst);
+    let job = tokio::task::spawn_blocking(move || {
+        let result = copy_blocking(sock, job, &switch, reporter);
+        drop(permit);
+        result
+    });
     match job.await {
         Ok(result) => result,
         Err(e) => Err(TransferError::LocalIo(format!("copy task failed: {e}"))),
@@ -304,7 +483,10 @@ async fn send_bytes(
                     "the socket took nothing".into(),
                 ))
             }
-            Ok(n) => sent += n,
+            Ok(n) => {
+                sent += n;
+                switch.wire.fetch_add(n as u64, Ordering::Relaxed);
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) => return Err(socket_error(e, switch)),
@@ -315,7 +497,14 @@ async fn send_bytes(
             return sock.shutdown(Shutdown::Write);
         }
         let mut stream = TcpStream::from_std(sock)?;
-        stream.write_all(&wire[sent..]).await?;
+        while sent < wire.len() {
+            let n = stream.write(&wire[sent..]).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            sent += n;
+            switch.wire.fetch_add(n as u64, Ordering::Relaxed);
+        }
         stream.shutdown().await
     };
     match tokio::time::timeout(stall, finish).await {
@@ -420,21 +609,96 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The copy loop's side of progress: one relaxed store per chunk.
+/// The copy loop's side of progress: one relaxed store per chunk, one add per socket call, and
+/// the stall deadline.
 struct ProgressReporter {
     switch: Arc<AbortSwitch>,
+    stall: Duration,
+    /// When the socket last moved a byte (the blocking thread's own clock).
+    last_moved: Instant,
 }
 
 impl ProgressReporter {
+    /// File bytes done so far.
     fn report(&mut self, bytes: u64) {
         self.switch.done.store(bytes, Ordering::Relaxed);
     }
+
+    /// The socket took or gave `n` bytes.
+    fn moved(&mut self, n: usize) {
+        if n > 0 {
+            self.switch.wire.fetch_add(n as u64, Ordering::Relaxed);
+            self.last_moved = Instant::now();
+        }
+    }
+
+    /// A socket call ran out its tick with nothing moved: `Ok` to call again, or why not.
+    /// SECURITY: this is where a peer that stops reading or writing meets the stall timeout.
+    fn waited(&self) -> Result<(), TransferError> {
+        if self.switch.is_triggered() {
+            return Err(self.switch.reason());
+        }
+        if self.last_moved.elapsed() >= self.stall {
+            return Err(TransferError::Stalled);
+        }
+        Ok(())
+    }
 }
 
-/// Classifies a socket error: after an abort everything is `Aborted`.
+/// A socket call that ran out its SO_RCVTIMEO/SO_SNDTIMEO tick.
+fn timed_out(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// `write_all` that counts every byte the socket takes and waits out ticks up to the stall
+/// timeout. Retrying after a timeout is safe: a plain socket that times out took nothing, and
+/// rustls keeps what it could not send and sends it first on the next call.
+fn write_paced<S: Write>(
+    sock: &mut S,
+    mut out: &[u8],
+    reporter: &mut ProgressReporter,
+) -> Result<(), TransferError> {
+    while !out.is_empty() {
+        match sock.write(out) {
+            Ok(0) => {
+                return Err(TransferError::ConnectionLost(
+                    "the socket took nothing".into(),
+                ))
+            }
+            Ok(n) => {
+                reporter.moved(n);
+                out = &out[n..];
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if timed_out(&e) => reporter.waited()?,
+            Err(e) => return Err(socket_error(e, &reporter.switch)),
+        }
+    }
+    Ok(())
+}
+
+/// `flush` (TLS records rustls still holds) under the same ticks and stall timeout.
+fn flush_paced<S: Write>(
+    sock: &mut S,
+    reporter: &mut ProgressReporter,
+) -> Result<(), TransferError> {
+    loop {
+        match sock.flush() {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if timed_out(&e) => reporter.waited()?,
+            Err(e) => return Err(socket_error(e, &reporter.switch)),
+        }
+    }
+}
+
+/// Classifies a socket error: after an abort (or the watchdog) everything is its reason.
 fn socket_error(e: io::Error, switch: &AbortSwitch) -> TransferError {
     if switch.is_triggered() {
-        return TransferError::Aborted;
+        return switch.reason();
     }
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => TransferError::Stalled,
@@ -454,7 +718,7 @@ fn copy_blocking(
     mut sock: std::net::TcpStream,
     mut job: CopyJob,
     switch: &AbortSwitch,
-    reporter: ProgressReporter,
+    mut reporter: ProgressReporter,
 ) -> TransferResult {
     let upload = job.payload.is_upload();
     let result = match job.tls.take() {
@@ -466,8 +730,8 @@ fn copy_blocking(
                     ascii: false,
                     buffer,
                     ..
-                } => sendfile_loop(&sock, file, buffer, switch, reporter),
-                job => copy_payload(&mut sock, job, switch, reporter),
+                } => sendfile_loop(&sock, file, buffer, switch, &mut reporter),
+                job => copy_payload(&mut sock, job, switch, &mut reporter),
             }
         }
         None => match job {
@@ -476,8 +740,8 @@ fn copy_blocking(
                 ascii: false,
                 buffer,
                 ..
-            } => splice_receive(&sock, file, buffer, switch, reporter),
-            job => copy_payload(&mut sock, job, switch, reporter),
+            } => splice_receive(&sock, file, buffer, switch, &mut reporter),
+            job => copy_payload(&mut sock, job, switch, &mut reporter),
         },
         Some(DataTls {
             config,
@@ -491,9 +755,16 @@ fn copy_blocking(
                     .map_err(|e| TransferError::NoConnection(format!("socket clone: {e}")))?,
             );
             while tls.conn.is_handshaking() {
-                tls.conn.complete_io(&mut tls.sock).map_err(|e| {
-                    TransferError::NoConnection(format!("data TLS handshake failed: {e}"))
-                })?;
+                match tls.conn.complete_io(&mut tls.sock) {
+                    Ok((got, sent)) => reporter.moved(got + sent),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if timed_out(&e) => reporter.waited()?,
+                    Err(e) => {
+                        return Err(TransferError::NoConnection(format!(
+                            "data TLS handshake failed: {e}"
+                        )))
+                    }
+                }
             }
             // SECURITY: with session reuse required, a data connection must come from the TLS
             // client that holds the control connection (it resumed that session).
@@ -507,11 +778,11 @@ fn copy_blocking(
             if !upload {
                 cork(&sock, true);
             }
-            let result = copy_payload(&mut tls, job, switch, reporter);
+            let result = copy_payload(&mut tls, job, switch, &mut reporter);
             if result.is_ok() {
                 // RFC 4217 §10: every protected transfer ends with close_notify.
                 tls.conn.send_close_notify();
-                let _ = tls.flush();
+                let _ = flush_paced(&mut tls, &mut reporter);
             }
             result
         }
@@ -521,9 +792,10 @@ fn copy_blocking(
         cork(&sock, false);
         let _ = sock.shutdown(Shutdown::Write);
     }
-    if switch.is_triggered() && result.is_ok() && upload {
-        // An aborted upload is never reported complete, even if EOF raced the abort.
-        return Err(TransferError::Aborted);
+    if !switch.finish() && result.is_ok() && upload {
+        // An aborted upload is never reported complete, even if EOF raced the abort: the EOF
+        // may be the shutdown's.
+        return Err(switch.reason());
     }
     result
 }
@@ -549,7 +821,7 @@ fn copy_payload<S: Read + Write>(
     sock: &mut S,
     job: CopyJob,
     switch: &AbortSwitch,
-    mut reporter: ProgressReporter,
+    reporter: &mut ProgressReporter,
 ) -> TransferResult {
     let CopyJob {
         payload,
@@ -566,13 +838,12 @@ fn copy_payload<S: Read + Write>(
             } else {
                 &bytes
             };
-            sock.write_all(out)
-                .and_then(|_| sock.flush())
-                .map_err(|e| socket_error(e, switch))?;
+            write_paced(sock, out, reporter)?;
+            flush_paced(sock, reporter)?;
             Ok(bytes.len() as u64)
         }
-        Payload::SendFile(file) => send_file(sock, file, ascii, buffer, switch, &mut reporter),
-        Payload::Receive(file) => receive_file(sock, file, ascii, buffer, switch, &mut reporter),
+        Payload::SendFile(file) => send_file(sock, file, ascii, buffer, switch, reporter),
+        Payload::Receive(file) => receive_file(sock, file, ascii, buffer, switch, reporter),
     }
 }
 
@@ -591,14 +862,14 @@ fn sendfile_loop(
     file: std::fs::File,
     buffer: usize,
     switch: &AbortSwitch,
-    mut reporter: ProgressReporter,
+    reporter: &mut ProgressReporter,
 ) -> TransferResult {
     use rustix::io::Errno;
     let mut done: u64 = 0;
     let mut chunk = buffer;
     loop {
         if switch.is_triggered() {
-            return Err(TransferError::Aborted);
+            return Err(switch.reason());
         }
         let started = std::time::Instant::now();
         // `None`: from the file's own position, where REST put it.
@@ -606,6 +877,7 @@ fn sendfile_loop(
             Ok(0) => return Ok(done),
             Ok(n) => {
                 done += n as u64;
+                reporter.moved(n);
                 reporter.report(done);
                 chunk = if started.elapsed() < PROGRESS_INTERVAL / 4 {
                     (chunk * 2).min(SENDFILE_MAX_CHUNK.max(buffer))
@@ -616,12 +888,14 @@ fn sendfile_loop(
             Err(Errno::INTR) => continue,
             Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) if done == 0 => {
                 let mut sock = sock;
-                return send_file(&mut sock, file, false, buffer, switch, &mut reporter);
+                return send_file(&mut sock, file, false, buffer, switch, reporter);
             }
             Err(e @ (Errno::IO | Errno::NOMEM | Errno::OVERFLOW | Errno::SPIPE)) => {
                 return Err(file_error(e.into()));
             }
-            // EAGAIN is SO_SNDTIMEO running out (a stalled client); the rest are socket errors.
+            // EAGAIN is SO_SNDTIMEO's tick running out with nothing sent; the rest are socket
+            // errors.
+            Err(Errno::AGAIN) => reporter.waited()?,
             Err(e) => return Err(socket_error(e.into(), switch)),
         }
     }
@@ -635,7 +909,7 @@ fn splice_receive(
     file: std::fs::File,
     buffer: usize,
     switch: &AbortSwitch,
-    mut reporter: ProgressReporter,
+    reporter: &mut ProgressReporter,
 ) -> TransferResult {
     use rustix::io::Errno;
     use rustix::pipe::{pipe_with, splice, PipeFlags, SpliceFlags};
@@ -648,7 +922,7 @@ fn splice_receive(
         .map_or(true, |flags| flags.contains(rustix::fs::OFlags::APPEND));
     let pipe = pipe_with(PipeFlags::CLOEXEC);
     let (false, Ok((pipe_out, pipe_in))) = (appending, pipe) else {
-        return fall_back(file, &mut reporter);
+        return fall_back(file, reporter);
     };
     // A bigger pipe means fewer, larger splices; the default (64 KiB) still works.
     let room = rustix::pipe::fcntl_setpipe_size(&pipe_in, buffer)
@@ -657,18 +931,23 @@ fn splice_receive(
     let mut done: u64 = 0;
     loop {
         if switch.is_triggered() {
-            return Err(TransferError::Aborted);
+            return Err(switch.reason());
         }
-        // SO_RCVTIMEO applies: a stalled client gives EAGAIN, as with read.
+        // SO_RCVTIMEO applies: a tick with nothing received gives EAGAIN, as with read.
         let got = match splice(sock, None, &pipe_in, None, room, SpliceFlags::MOVE) {
             Ok(0) => return Ok(done),
             Ok(n) => n,
             Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => {
+                reporter.waited()?;
+                continue;
+            }
             Err(Errno::INVAL | Errno::NOSYS) if done == 0 => {
-                return fall_back(file, &mut reporter);
+                return fall_back(file, reporter);
             }
             Err(e) => return Err(socket_error(e.into(), switch)),
         };
+        reporter.moved(got);
         let mut left = got;
         while left > 0 {
             match splice(&pipe_out, None, &file, None, left, SpliceFlags::MOVE) {
@@ -697,7 +976,7 @@ fn send_file<S: Write>(
     let mut done: u64 = 0;
     loop {
         if switch.is_triggered() {
-            return Err(TransferError::Aborted);
+            return Err(switch.reason());
         }
         let n = match file.read(&mut buf) {
             Ok(0) => return Ok(done),
@@ -712,7 +991,7 @@ fn send_file<S: Write>(
         } else {
             &buf[..n]
         };
-        sock.write_all(out).map_err(|e| socket_error(e, switch))?;
+        write_paced(sock, out, reporter)?;
         done += n as u64;
         reporter.report(done);
     }
@@ -733,13 +1012,18 @@ fn receive_file<S: Read>(
     let mut plain = Vec::new();
     loop {
         if switch.is_triggered() {
-            return Err(TransferError::Aborted);
+            return Err(switch.reason());
         }
         let n = match sock.read(&mut buf[filled..]) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if timed_out(&e) => {
+                reporter.waited()?;
+                continue;
+            }
             Err(e) => return Err(socket_error(e, switch)),
         };
+        reporter.moved(n);
         filled += n;
         // Write when the buffer is full or at EOF: few large writes instead of many small ones.
         if n == 0 || filled == buf.len() {

@@ -23,6 +23,7 @@ pub mod config;
 pub mod connection;
 pub mod data_channel;
 pub mod error;
+pub mod fdlimit;
 pub mod file_store;
 pub mod gatekeeper;
 pub mod listener;

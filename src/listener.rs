@@ -10,6 +10,7 @@
 //! It never reads a control connection itself.
 
 use crate::connection::{run_control, ControlStream};
+use crate::fdlimit::{is_out_of_descriptors, Reserve};
 use crate::file_store::Resolver;
 use crate::gatekeeper::{Admit, Gatekeeper, Release, SourceBanned};
 use crate::session::{Peer, ServerShutdown, Services, Session, SessionClosed};
@@ -25,6 +26,9 @@ use tokio::sync::mpsc;
 
 /// Pause after an accept error (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What a client gets when the daemon has no descriptor left for it.
+const OUT_OF_FILES: &[u8] = b"421 Too many open files on the server, try again later\r\n";
 
 /// How long a refused client gets to read its 421 before the socket is closed.
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -124,8 +128,28 @@ impl Actor for Listener {
         // so a burst of connections cannot pile up unbounded in the mailbox.
         let handle = ctx.spawn(
             async move {
+                // One descriptor kept spare for the moment the daemon runs out of them.
+                let mut reserve = Reserve::new();
                 loop {
                     let accepted = listener.accept().await;
+                    if let Err(e) = &accepted {
+                        // SECURITY: out of descriptors, the kernel keeps the waiting clients in
+                        // the backlog, where they would hang: each gets a 421 through the
+                        // spare descriptor instead, and the loop backs off only when none is
+                        // left waiting.
+                        if is_out_of_descriptors(e) {
+                            let mut refused = 0u32;
+                            while let Ok(true) = reserve.refuse_one(&listener, OUT_OF_FILES) {
+                                refused += 1;
+                            }
+                            if refused > 0 {
+                                log::warn!(
+                                    "out of file descriptors: {refused} connection(s) refused with 421"
+                                );
+                                continue;
+                            }
+                        }
+                    }
                     let failed = accepted.is_err();
                     if me.send(Accepted(accepted)).await.is_err() {
                         return;

@@ -5,6 +5,7 @@
 use crate::admin::{AdminEndpoint, Routes};
 use crate::auth::UserDb;
 use crate::config::Config;
+use crate::fdlimit;
 use crate::file_store::{FileStore, Resolver};
 use crate::gatekeeper::{Gatekeeper, WatchBans};
 use crate::listener::{Listener, Worker};
@@ -61,8 +62,35 @@ pub struct Sockets {
     pub metrics: Option<std::net::TcpListener>,
 }
 
+/// SECURITY: raises the soft open-file limit to the hard one, then lowers `max_sessions` (one
+/// warning line) if that many sessions could need more descriptors than the limit leaves: past
+/// the limit, sessions get 421 instead of logged-in ones failing to open data connections and
+/// new clients waiting on an accept that cannot succeed. Call before any thread is started:
+/// what is open now counts as the daemon's own.
+pub fn fit_descriptor_limit(mut config: Config, listeners: usize) -> Config {
+    let raised = fdlimit::raise_soft_limit();
+    let show = |l: Option<u64>| l.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
+    if raised.now != raised.before {
+        log::info!(
+            "open-file limit raised from {} to {}",
+            show(raised.before),
+            show(raised.now)
+        );
+    }
+    // Without /proc, assume the standard streams and a few listening sockets.
+    let open_now = fdlimit::open_descriptors().unwrap_or(16);
+    let fixed = fdlimit::fixed_descriptors(open_now, config.workers.max(1), config.store_threads);
+    let fit = fdlimit::sessions_that_fit(raised.now, fixed, listeners, config.limits.max_sessions);
+    if let Some(note) = fit.note {
+        log::warn!("{note}");
+    }
+    config.limits.max_sessions = fit.max_sessions;
+    config
+}
+
 /// Starts the FileStore pool, the observers, one worker Arbiter (with its Resolver) per
 /// configured worker, the Listener(s) and the admin endpoints. Must run inside an actix System.
+/// First fits `--max-sessions` to the open-file limit (`fit_descriptor_limit`).
 pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running, String> {
     let Sockets {
         control: listener,
@@ -70,6 +98,8 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
         admin,
         metrics: metrics_socket,
     } = sockets;
+    // One Gatekeeper counts --max-sessions for every listening address together.
+    let config = fit_descriptor_limit(config, 1);
     let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
     let async_socket =

@@ -12,7 +12,7 @@ use crate::auth::{Password, Permissions, User, UserDb};
 use crate::authenticator::{Authenticate, Authenticator};
 use crate::config::{is_local_peer, Config};
 use crate::data_channel::{
-    self, Abort, DataChannel, DataEndpoint, DataTls, Payload, Progress, TransferDone,
+    self, Abort, DataChannel, DataEndpoint, DataTls, MinRate, Payload, Progress, TransferDone,
     TransferError, TransferResult, TransferSpec,
 };
 use crate::error::{FtpError, StoreError};
@@ -78,6 +78,9 @@ pub struct Services {
     /// The daemon's table of failed logins and bans, asked before each password check. `None`
     /// in actor tests that run a Session without a daemon around it.
     pub gatekeeper: Option<Addr<Gatekeeper>>,
+    /// SECURITY: permits for transfers copying on blocking-pool threads
+    /// (`Limits::transfer_threads`), shared by every Session of the daemon.
+    pub transfer_threads: Arc<tokio::sync::Semaphore>,
 }
 
 impl Services {
@@ -98,6 +101,9 @@ impl Services {
         let auth = Authenticator::start_pool(users.clone(), crate::config::default_workers());
         let resolver = Resolver::new(store.clone()).start();
         Services {
+            transfer_threads: Arc::new(tokio::sync::Semaphore::new(
+                config.limits.transfer_threads.max(1),
+            )),
             config: Arc::new(config),
             users,
             store,
@@ -1562,6 +1568,11 @@ impl Session {
             connect_timeout: config.timeouts.data_connect,
             stall_timeout: config.timeouts.data_stall,
             buffer_size: config.limits.transfer_buffer,
+            min_rate: MinRate {
+                bytes_per_sec: config.timeouts.data_min_rate,
+                window: config.timeouts.data_min_rate_window,
+            },
+            threads: self.services.transfer_threads.clone(),
         };
         let me = ctx.address();
         let channel = DataChannel::new(spec, me.clone().recipient(), me.recipient()).start();

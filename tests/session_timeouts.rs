@@ -32,6 +32,7 @@ fn config(idle: u64, login: u64, data: u64) -> Config {
             login: Duration::from_secs(login),
             data_connect: Duration::from_secs(data),
             data_stall: Duration::from_secs(120),
+            ..Timeouts::default()
         },
         ..Config::default()
     }
