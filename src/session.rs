@@ -1759,17 +1759,11 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        if let Some(mut t) = self.transfer.take() {
+        if let Some(t) = self.transfer.take() {
             t.channel.do_send(Abort);
-            // Stopped before the transfer reported (its worker is stopping): the upload's
-            // temporary file is removed here, as its TransferDone would have done.
-            if let Some((jail, target)) = t.upload.take() {
-                self.services.store.do_send(FinishUpload {
-                    jail,
-                    target,
-                    keep: false,
-                });
-            }
+            // Stopped before the transfer reported (its worker is stopping): dropping the
+            // upload's target has the FileStore remove its temporary file.
+            drop(t);
         }
         self.observe(Observe::SessionClosed);
         log::info!("[{}] disconnected", self.tag);

@@ -147,13 +147,35 @@ pub enum WriteMode {
 }
 
 /// Where an upload goes. A `Replace` upload lives under a temporary name until `FinishUpload`.
-#[derive(Debug, Clone)]
+/// Dropped without a `FinishUpload` (the session went away while the store was opening it, or
+/// mid-transfer), it asks the store to remove its temporary file, so no failure path leaves one.
+#[derive(Debug)]
 pub struct UploadTarget {
     temp: Option<PathBuf>,
     dest: PathBuf,
     /// From `WriteMode::Replace`: whether the final rename may replace a file that exists by
     /// then. Checked again at the rename itself, not only at the open.
     allow_overwrite: bool,
+    /// Who removes the temporary file if this is dropped unfinished.
+    abandon: Option<(Addr<FileStore>, Jail)>,
+}
+
+impl Drop for UploadTarget {
+    fn drop(&mut self) {
+        let (Some(temp), Some((store, jail))) = (self.temp.take(), self.abandon.take()) else {
+            return;
+        };
+        store.do_send(FinishUpload {
+            jail,
+            target: UploadTarget {
+                temp: Some(temp),
+                dest: std::mem::take(&mut self.dest),
+                allow_overwrite: false,
+                abandon: None,
+            },
+            keep: false,
+        });
+    }
 }
 
 #[derive(Debug)]
@@ -508,7 +530,7 @@ impl Handler<OpenRead> for FileStore {
 impl Handler<OpenWrite> for FileStore {
     type Result = Result<Upload, StoreError>;
 
-    fn handle(&mut self, msg: OpenWrite, _: &mut SyncContext<Self>) -> Self::Result {
+    fn handle(&mut self, msg: OpenWrite, ctx: &mut SyncContext<Self>) -> Self::Result {
         creatable(&msg.path)?;
         let dir = msg.jail.dir();
         let dest = non_root(&msg.path)?;
@@ -556,6 +578,7 @@ impl Handler<OpenWrite> for FileStore {
                         temp: Some(temp),
                         dest,
                         allow_overwrite,
+                        abandon: Some((ctx.address(), msg.jail.clone())),
                     },
                 })
             }
@@ -568,6 +591,7 @@ impl Handler<OpenWrite> for FileStore {
                         temp: None,
                         dest,
                         allow_overwrite,
+                        abandon: None,
                     },
                 })
             }
@@ -586,6 +610,7 @@ impl Handler<OpenWrite> for FileStore {
                         temp: None,
                         dest,
                         allow_overwrite,
+                        abandon: None,
                     },
                 })
             }
@@ -597,7 +622,14 @@ impl Handler<FinishUpload> for FileStore {
     type Result = Result<(), StoreError>;
 
     fn handle(&mut self, msg: FinishUpload, ctx: &mut SyncContext<Self>) -> Self::Result {
-        let replaced = finish_upload(msg.jail.dir(), &msg.target, msg.keep)?;
+        let FinishUpload {
+            jail,
+            mut target,
+            keep,
+        } = msg;
+        // Finished here, whatever the outcome: its drop has nothing left to do.
+        target.abandon = None;
+        let replaced = finish_upload(jail.dir(), &target, keep)?;
         dispose_later(ctx, replaced);
         Ok(())
     }
@@ -946,6 +978,31 @@ mod tests {
             })
             .await
             .expect("store answers")
+    }
+
+    #[actix::test]
+    async fn an_upload_dropped_unfinished_leaves_no_temporary_file() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let store = FileStore::start_pool(1);
+        let jail = Jail::open(tmp.path()).expect("jail");
+        fs::write(tmp.path().join("x"), b"original").expect("original");
+        let mut upload = open_upload(&store, &jail, "x", true).await.expect("open");
+        upload.file.write_all(b"half an upload").expect("write");
+        assert_eq!(
+            names(tmp.path()).len(),
+            2,
+            "the temporary file exists meanwhile"
+        );
+        // The session that asked went away (its answer, or its transfer, was dropped).
+        drop(upload);
+        // The removal is a message to the pool: a request sent after it is answered after it.
+        let probe = store.send(Stat {
+            jail: jail.clone(),
+            path: vp("x"),
+        });
+        assert!(probe.await.expect("store answers").is_ok());
+        assert_eq!(names(tmp.path()), vec!["x".to_owned()]);
+        assert_eq!(fs::read(tmp.path().join("x")).expect("read"), b"original");
     }
 
     #[actix::test]
