@@ -3,8 +3,8 @@
 //! It turns arguments into a typed `Invocation`; validation of files (users, root) happens in
 //! `main.rs`, which reports problems as one line and a non-zero exit.
 
-use crate::admin;
 use crate::config::{self, Config};
+use crate::observability::admin;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;

@@ -142,7 +142,7 @@ pub struct Config {
     /// Greeting text after `220 `.
     pub banner: String,
     /// The secret the admin endpoint requires (`Authorization: Bearer`), from `--admin-token-file`.
-    pub admin_token: Option<crate::admin::AdminToken>,
+    pub admin_token: Option<crate::observability::token::AdminToken>,
 }
 
 impl Default for Config {

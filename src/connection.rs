@@ -7,7 +7,6 @@
 
 use crate::protocol::{Command, FtpCodec};
 use crate::session::{ControlClosed, Outbound, Session, Unparsable};
-use crate::tls::ControlIo;
 use actix::Addr;
 use bytes::BytesMut;
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -105,6 +104,53 @@ impl AsyncWrite for ControlStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+/// The control connection's transport: plaintext until `AUTH TLS`, TLS after (or from the
+/// start on the implicit-TLS port).
+pub enum ControlIo {
+    Plain(ControlStream),
+    Tls(Box<tokio_rustls::server::TlsStream<ControlStream>>),
+}
+
+impl AsyncRead for ControlIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ControlIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ControlIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ControlIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ControlIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ControlIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ControlIo::Plain(s) => Pin::new(s).poll_flush(cx),
+            ControlIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ControlIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ControlIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 

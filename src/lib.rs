@@ -15,7 +15,6 @@
 //! - Components talk only by messages; no shared mutable state.
 #![forbid(unsafe_code)]
 
-pub mod admin;
 pub mod auth;
 pub mod authenticator;
 pub mod cli;
@@ -28,11 +27,9 @@ pub mod file_store;
 pub mod gatekeeper;
 pub mod listener;
 pub mod listing;
-pub mod metrics;
+pub mod observability;
 pub mod printable;
 pub mod protocol;
 pub mod server;
 pub mod session;
 pub mod tls;
-pub mod who;
-pub mod xferlog;

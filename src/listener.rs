@@ -349,7 +349,7 @@ fn start_session(
         (Some(policy), true) => Some(policy.session_config()),
         _ => None,
     };
-    let mut session = Session::new(peer, services, tx, Some(listener.clone()));
+    let mut session = Session::new(peer, services, tx, Some(listener.clone().recipient()));
     if let Some(config) = &tls {
         session = session.with_implicit_tls(config.clone());
     }

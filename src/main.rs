@@ -4,11 +4,11 @@
 //! This is the only place that writes to stdout: the listening address and, for the embedded
 //! default user, exactly how to connect. Everything else goes to the log (stderr).
 
-use actorftpd::admin::AdminToken;
 use actorftpd::auth::{
     hash_password, random_password, Credential, Password, Permissions, User, UserDb,
 };
 use actorftpd::listener::{OpenSessions, Shutdown};
+use actorftpd::observability::token::AdminToken;
 use actorftpd::printable::escape_controls;
 use actorftpd::tls::{self, TlsPolicy};
 use actorftpd::{cli, server};
@@ -29,7 +29,7 @@ fn main() -> ExitCode {
             once,
             json,
             token_file,
-        }) => actorftpd::who::run(admin, token_file.as_deref(), once, json),
+        }) => actorftpd::observability::who::run(admin, token_file.as_deref(), once, json),
         Ok(cli::Invocation::Run(settings)) => {
             env_logger::Builder::from_env(
                 env_logger::Env::default().default_filter_or(settings.log_level),

@@ -2,20 +2,22 @@
 //!
 //! Used by `main.rs` and by tests that want a real daemon inside their own process.
 
-use crate::admin::{AdminEndpoint, Routes};
 use crate::auth::UserDb;
+use crate::authenticator::Authenticator;
 use crate::config::Config;
 use crate::fdlimit;
 use crate::file_store::{FileStore, Resolver};
 use crate::gatekeeper::{Gatekeeper, WatchBans};
 use crate::listener::{Listener, Worker};
-use crate::metrics::Metrics;
+use crate::observability::admin::{AdminEndpoint, Routes};
+use crate::observability::metrics::Metrics;
+use crate::observability::xferlog::XferLog;
 use crate::session::{Observers, Services};
-use crate::xferlog::XferLog;
 use actix::prelude::*;
 use actix_rt::Arbiter;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// A started server. Dropping it leaves the actors running until the System stops.
 pub struct Running {
@@ -33,6 +35,38 @@ impl Running {
         for w in &self.workers {
             w.stop();
         }
+    }
+}
+
+/// The services every Session shares: the FileStore and Authenticator pools for `config` and
+/// `users`, and a Resolver on the current Arbiter for the Sessions started there (actor tests run
+/// a Session without a Listener). Must run inside an actix System. The daemon (`start`) gives
+/// each worker's Sessions that worker's own Resolver instead.
+pub fn services(config: Config, users: UserDb, observers: Observers) -> Services {
+    shared_services(config, users, observers, |pool| Resolver::new(pool).start())
+}
+
+/// `services`, with the Resolver that `resolver` starts for the FileStore pool.
+fn shared_services(
+    config: Config,
+    users: UserDb,
+    observers: Observers,
+    resolver: impl FnOnce(Addr<FileStore>) -> Addr<Resolver>,
+) -> Services {
+    let users = Arc::new(users);
+    let store = FileStore::start_pool(config.store_threads);
+    let auth = Authenticator::start_pool(users.clone(), crate::config::default_workers());
+    Services {
+        transfer_threads: Arc::new(tokio::sync::Semaphore::new(
+            config.limits.transfer_threads.max(1),
+        )),
+        resolver: resolver(store.clone()),
+        config: Arc::new(config),
+        users,
+        store,
+        auth,
+        observers,
+        gatekeeper: None,
     }
 }
 
@@ -122,28 +156,31 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
     }
     let gatekeeper = gatekeeper.start();
     let admin_token = config.admin_token.clone();
-    let mut services = Services::start(
+    let mut worker_set = Vec::new();
+    let mut services = shared_services(
         config,
         users,
         Observers {
             metrics: metrics.clone(),
             xferlog,
         },
+        |pool| {
+            worker_set = workers
+                .iter()
+                .map(|arbiter| Worker {
+                    arbiter: arbiter.handle(),
+                    resolver: Resolver::start_in_arbiter(&arbiter.handle(), {
+                        let pool = pool.clone();
+                        move |_| Resolver::new(pool)
+                    }),
+                })
+                .collect();
+            // Each Session gets its own worker's Resolver (`Services::with_resolver`).
+            worker_set[0].resolver.clone()
+        },
     );
     services.gatekeeper = Some(gatekeeper.clone());
     let store = services.store.clone();
-    let worker_set: Vec<Worker> = workers
-        .iter()
-        .map(|arbiter| {
-            let pool = store.clone();
-            Worker {
-                arbiter: arbiter.handle(),
-                resolver: Resolver::start_in_arbiter(&arbiter.handle(), move |_| {
-                    Resolver::new(pool)
-                }),
-            }
-        })
-        .collect();
     // Both Listeners share the one Gatekeeper: limits and bans hold across ports.
     let implicit = implicit_tls.map(|l| {
         Listener::new(l, worker_set.clone(), services.clone(), gatekeeper.clone())

@@ -7,7 +7,6 @@
 //! and hands each transfer to a short-lived DataChannel. It never touches a socket's bytes or
 //! the disk itself, and it never waits on a transfer: NOOP, STAT and ABOR answer while one runs.
 
-use crate::admin::{SessionSnapshot, TransferSnapshot};
 use crate::auth::{Password, Permissions, User, UserDb};
 use crate::authenticator::{Authenticate, Authenticator};
 use crate::config::{is_local_peer, Config};
@@ -24,14 +23,14 @@ use crate::file_store::{
 use crate::gatekeeper::{
     BeginLogin, Gatekeeper, HoldPassive, LoginAttempt, PassiveLease, SourceBanned,
 };
-use crate::listener::Listener;
 use crate::listing::{mlsx_line, CivilTime, EntryKind, MlsxFacts, PermFact};
-use crate::metrics::{Metrics, Observe, Observed};
+use crate::observability::metrics::{Metrics, Observe, Observed};
+use crate::observability::xferlog::{XferLog, XferRecord};
 use crate::protocol::{quote_path, Command, EpsvArg, ParseError, Reply, ReplyCode, TransferType};
 use crate::tls::{data_config, SessionTls, TlsPolicy};
-use crate::xferlog::{XferLog, XferRecord};
 use actix::prelude::*;
 use rustls::server::ServerConfig;
+use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -91,28 +90,6 @@ impl Services {
             ..self.clone()
         }
     }
-
-    /// Starts the shared pools (FileStore, Authenticator) for `config` and `users`, and a
-    /// Resolver on the current Arbiter. Must run inside an actix System. The Listener gives each
-    /// worker's Sessions that worker's own Resolver (`with_resolver`).
-    pub fn start(config: Config, users: UserDb, observers: Observers) -> Services {
-        let users = Arc::new(users);
-        let store = FileStore::start_pool(config.store_threads);
-        let auth = Authenticator::start_pool(users.clone(), crate::config::default_workers());
-        let resolver = Resolver::new(store.clone()).start();
-        Services {
-            transfer_threads: Arc::new(tokio::sync::Semaphore::new(
-                config.limits.transfer_threads.max(1),
-            )),
-            config: Arc::new(config),
-            users,
-            store,
-            resolver,
-            auth,
-            observers,
-            gatekeeper: None,
-        }
-    }
 }
 
 /// Where sessions report what happened; each is off (`None`) unless configured.
@@ -120,6 +97,34 @@ impl Services {
 pub struct Observers {
     pub metrics: Option<Addr<Metrics>>,
     pub xferlog: Option<Addr<XferLog>>,
+}
+
+/// One session as the live view shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionSnapshot {
+    pub id: u64,
+    pub peer: String,
+    pub user: Option<String>,
+    /// Seconds since the last command.
+    pub idle_secs: u64,
+    /// The last command (passwords masked).
+    pub command: String,
+    pub tls: bool,
+    pub transfer: Option<TransferSnapshot>,
+}
+
+/// A running transfer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferSnapshot {
+    pub verb: String,
+    pub path: String,
+    /// `download`, `upload` or `listing`.
+    pub direction: String,
+    pub bytes: u64,
+    pub size: Option<u64>,
+    pub elapsed_secs: f64,
+    /// Bytes per second so far.
+    pub rate: f64,
 }
 
 /// Asks a Session to describe itself (the admin endpoint's live view).
@@ -302,7 +307,8 @@ pub struct Session {
     peer: Peer,
     services: Services,
     out: ReplySender,
-    listener: Option<Addr<Listener>>,
+    /// Told when this session ends (the Listener that started it; `None` in actor tests).
+    listener: Option<Recipient<SessionClosed>>,
     login: Login,
     cwd: VirtualPath,
     transfer_type: TransferType,
@@ -346,7 +352,7 @@ impl Session {
         peer: Peer,
         services: Services,
         out: ReplySender,
-        listener: Option<Addr<Listener>>,
+        listener: Option<Recipient<SessionClosed>>,
     ) -> Session {
         let now = Instant::now();
         Session {

@@ -1,4 +1,4 @@
-//! FTPS (RFC 4217): the TLS configuration and the control connection's transport.
+//! FTPS (RFC 4217): the TLS configuration.
 //!
 //! One rustls `ServerConfig` is built at start from PEM files, with the `ring` provider chosen
 //! explicitly (with two providers compiled in, rustls' default builder panics). It offers
@@ -7,16 +7,11 @@
 //! a private session cache and no tickets, so a data connection can only resume a session of
 //! its own control connection. This module never reads FTP commands.
 
-use crate::connection::ControlStream;
 use rustls::server::{ServerConfig, ServerSessionMemoryCache};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use std::io;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Session IDs kept for resumption (shared configuration).
 const SESSION_CACHE: usize = 4096;
@@ -121,53 +116,6 @@ pub fn load_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String>
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
     config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS: {e}"))?;
     Ok(Arc::new(config))
-}
-
-/// The control connection's transport: plaintext until `AUTH TLS`, TLS after (or from the
-/// start on the implicit-TLS port).
-pub enum ControlIo {
-    Plain(ControlStream),
-    Tls(Box<tokio_rustls::server::TlsStream<ControlStream>>),
-}
-
-impl AsyncRead for ControlIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ControlIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ControlIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for ControlIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            ControlIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ControlIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ControlIo::Plain(s) => Pin::new(s).poll_flush(cx),
-            ControlIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ControlIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ControlIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
 }
 
 #[cfg(test)]

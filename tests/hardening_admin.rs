@@ -48,7 +48,7 @@ impl TokenFile {
     }
 
     fn token(&self) -> String {
-        actorftpd::admin::AdminToken::read(self.path().as_ref())
+        actorftpd::observability::token::AdminToken::read(self.path().as_ref())
             .expect("the daemon wrote its token")
             .as_str()
             .to_owned()

@@ -73,8 +73,8 @@ impl TokenFile {
 
     /// The `Authorization` header line the daemon wants.
     fn header(&self) -> String {
-        let token =
-            actorftpd::admin::AdminToken::read(self.path().as_ref()).expect("daemon wrote it");
+        let token = actorftpd::observability::token::AdminToken::read(self.path().as_ref())
+            .expect("daemon wrote it");
         format!("Authorization: Bearer {}\r\n", token.as_str())
     }
 }

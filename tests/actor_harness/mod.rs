@@ -10,7 +10,8 @@ use actix::prelude::*;
 use actorftpd::auth::{Credential, Password, Permissions, User, UserDb};
 use actorftpd::config::Config;
 use actorftpd::protocol::{Command, EpsvArg, Reply};
-use actorftpd::session::{Outbound, Peer, Services, Session};
+use actorftpd::server;
+use actorftpd::session::{Outbound, Peer, Session};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
@@ -47,7 +48,7 @@ impl Harness {
             Permissions::ALL,
         );
         edit(&mut user);
-        let services = Services::start(config, UserDb::single(user), Default::default());
+        let services = server::services(config, UserDb::single(user), Default::default());
         let peer = Peer {
             id: 1,
             remote: "127.0.0.1:40000".parse().expect("addr"),

@@ -10,8 +10,9 @@
 //! field through `printable::escape_controls`, the JSON is re-serialised with the C1 and bidi
 //! controls serde_json leaves alone written as `\uXXXX`.
 
-use crate::admin::{AdminToken, SessionSnapshot};
+use crate::observability::token::AdminToken;
 use crate::printable::{escape_controls, escape_json_controls};
+use crate::session::SessionSnapshot;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::path::Path;
@@ -210,7 +211,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::TransferSnapshot;
+    use crate::session::TransferSnapshot;
 
     fn session(id: u64, transfer: Option<TransferSnapshot>) -> SessionSnapshot {
         SessionSnapshot {
