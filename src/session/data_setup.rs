@@ -1,0 +1,268 @@
+//! Preparing the data connection: PASV, EPSV, PORT and EPRT, the one pending endpoint (a
+//! passive listener with its Gatekeeper lease, or an active target) and its expiry, and binding
+//! passive ports. It never moves data: the DataChannel does.
+
+use super::*;
+
+pub(super) enum DataSetup {
+    None,
+    /// A passive listener, and the Gatekeeper's lease on it when ports are counted per source.
+    Passive(std::net::TcpListener, Option<PassiveLease>),
+    Active(SocketAddr),
+}
+
+/// The data endpoint a transfer command took, with the passive port's lease (released when the
+/// transfer ends, or when this is dropped because the command failed first).
+pub(super) struct Endpoint {
+    pub(super) to: DataEndpoint,
+    pub(super) lease: Option<PassiveLease>,
+}
+
+/// An IPv4 address, or the IPv4 address inside an IPv4-mapped IPv6 one.
+pub(super) fn as_v4(ip: IpAddr) -> Option<std::net::Ipv4Addr> {
+    match ip {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+    }
+}
+
+/// Binds a passive listener on the control connection's local address, in the configured
+/// range (a random starting point, then every port once) or on an ephemeral port.
+pub(super) fn bind_passive(
+    ip: IpAddr,
+    range: Option<std::ops::RangeInclusive<u16>>,
+) -> std::io::Result<(std::net::TcpListener, u16)> {
+    use socket2::{Domain, Socket, Type};
+    // Non-blocking from the start, and not registered with the reactor: the DataChannel
+    // does that only if it has to wait for the client. The port is known when we chose it;
+    // only the kernel's choice (port 0) needs a `getsockname`.
+    let bind = |port: u16| -> std::io::Result<(std::net::TcpListener, u16)> {
+        let addr = SocketAddr::new(ip, port);
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(8)?;
+        let listener: std::net::TcpListener = socket.into();
+        let port = match port {
+            0 => listener.local_addr()?.port(),
+            chosen => chosen,
+        };
+        Ok((listener, port))
+    };
+    let Some(range) = range else { return bind(0) };
+    let (lo, hi) = (*range.start(), *range.end());
+    let span = u32::from(hi - lo) + 1;
+    let start = random_u32()? % span;
+    let mut last_err = std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "passive port range exhausted",
+    );
+    for i in 0..span {
+        let port = lo + ((start + i) % span) as u16;
+        match bind(port) {
+            Ok(l) => return Ok(l),
+            Err(e) => last_err = e,
+        }
+    }
+    Err(last_err)
+}
+
+/// A random number from the OS's generator, fetched 64 at a time per thread: passive ports
+/// stay unpredictable, and PASV costs a `getrandom` call once in 64 times, not every time.
+pub(super) fn random_u32() -> std::io::Result<u32> {
+    use std::cell::RefCell;
+    const BATCH: usize = 64;
+    thread_local! {
+        static POOL: RefCell<([u32; BATCH], usize)> = const { RefCell::new(([0; BATCH], BATCH)) };
+    }
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let (values, used) = &mut *pool;
+        if *used == BATCH {
+            let mut bytes = [0u8; BATCH * 4];
+            getrandom::getrandom(&mut bytes).map_err(std::io::Error::other)?;
+            for (v, b) in values.iter_mut().zip(bytes.chunks_exact(4)) {
+                *v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+            *used = 0;
+        }
+        let v = values[*used];
+        *used += 1;
+        Ok(v)
+    })
+}
+
+impl Session {
+    /// PASV and EPSV: open one passive listener (closing any earlier one).
+    pub(super) fn cmd_pasv(
+        &mut self,
+        ctx: &mut Context<Self>,
+        extended: bool,
+        family: Option<u8>,
+    ) -> Flow {
+        if self.epsv_all && !extended {
+            // RFC 2428 §4: after EPSV ALL only EPSV may set up data connections.
+            self.respond(Err(FtpError::BadSequence("EPSV ALL in effect; use EPSV")));
+            return done();
+        }
+        let local_ip = self.peer.local.ip();
+        let local_family = if local_ip.is_ipv4() { 1 } else { 2 };
+        if family.is_some_and(|f| f != local_family) {
+            // RFC 2428 §3: 522 names the protocols that can be used.
+            self.reply(
+                ReplyCode::NetworkProtocolNotSupported,
+                format!("Network protocol not supported, use ({local_family})"),
+            );
+            return done();
+        }
+        if !extended && as_v4(local_ip).is_none() {
+            self.respond(Err(FtpError::NoDataConnection(
+                "PASV works over IPv4 only; use EPSV",
+            )));
+            return done();
+        }
+        // A new PASV replaces (and closes) the previous listener, and gives back its lease
+        // (sent before the request below, so the Gatekeeper counts it first).
+        self.data = DataSetup::None;
+        let gatekeeper = match (
+            &self.services.gatekeeper,
+            &self.services.config.passive_ports,
+        ) {
+            (Some(g), Some(_)) => g.clone(),
+            // Ports from the kernel's ephemeral range are not counted: one source's sessions
+            // cannot hold enough of them to matter.
+            _ => {
+                let reply = self.open_passive(ctx, None, extended);
+                self.respond(reply);
+                return done();
+            }
+        };
+        let ip = self.peer.remote.ip();
+        Box::pin(gatekeeper.send(HoldPassive { ip }).into_actor(self).map(
+            move |granted, act, ctx| {
+                let reply = match granted {
+                    Ok(true) => {
+                        let lease = PassiveLease::new(gatekeeper, ip);
+                        act.open_passive(ctx, Some(lease), extended)
+                    }
+                    // SECURITY: a configured passive range is shared; one source (all its
+                    // sessions together) may hold only its share of it.
+                    Ok(false) => {
+                        log::warn!("[{}] passive share of the source used up", act.tag);
+                        Err(FtpError::NoDataConnection(
+                            "Too many passive ports held from your address",
+                        ))
+                    }
+                    Err(_) => Err(FtpError::Internal),
+                };
+                act.respond(reply);
+            },
+        ))
+    }
+
+    /// Binds a passive listener, makes it the data endpoint, and says where it is.
+    pub(super) fn open_passive(
+        &mut self,
+        ctx: &mut Context<Self>,
+        lease: Option<PassiveLease>,
+        extended: bool,
+    ) -> Result<Reply, FtpError> {
+        let local_ip = self.peer.local.ip();
+        let (listener, port) = bind_passive(local_ip, self.services.config.passive_ports.clone())
+            .map_err(|e| {
+            log::warn!("[{}] no passive port: {e}", self.tag);
+            FtpError::NoDataConnection("Cannot open a passive port")
+        })?;
+        self.set_data(ctx, DataSetup::Passive(listener, lease));
+        if extended {
+            return Ok(Reply::new(
+                ReplyCode::EnteringExtendedPassiveMode,
+                format!("Entering Extended Passive Mode (|||{port}|)"),
+            ));
+        }
+        // Behind NAT the outside world must be told the public address; local peers
+        // (loopback, private networks) keep the address they connected to.
+        let advertised = match self.services.config.passive_address {
+            Some(IpAddr::V4(public)) if !is_local_peer(self.peer.remote.ip()) => Some(public),
+            _ => as_v4(local_ip),
+        };
+        let o = advertised.map(|a| a.octets()).unwrap_or([127, 0, 0, 1]);
+        Ok(Reply::new(
+            ReplyCode::EnteringPassiveMode,
+            format!(
+                "Entering Passive Mode ({},{},{},{},{},{})",
+                o[0],
+                o[1],
+                o[2],
+                o[3],
+                port >> 8,
+                port & 0xff
+            ),
+        ))
+    }
+
+    /// PORT and EPRT: remember where to connect for the next transfer.
+    pub(super) fn cmd_port(&mut self, addr: SocketAddr) -> Result<Reply, FtpError> {
+        if self.epsv_all {
+            return Err(FtpError::BadSequence("EPSV ALL in effect; use EPSV"));
+        }
+        // SECURITY: no bounce attacks (RFC 2577 §3): only the client's own address, and no
+        // privileged ports.
+        if !data_channel::same_ip(addr.ip(), self.peer.remote.ip()) {
+            return Err(FtpError::Parse(ParseError::BadArgument(
+                "PORT",
+                "address must be the client's own",
+            )));
+        }
+        if addr.port() < 1024 {
+            return Err(FtpError::Parse(ParseError::BadArgument(
+                "PORT",
+                "port must be 1024 or above",
+            )));
+        }
+        self.data = DataSetup::Active(addr);
+        Ok(Reply::new(ReplyCode::CommandOk, "PORT command successful"))
+    }
+
+    pub(super) fn set_data(&mut self, ctx: &mut Context<Self>, setup: DataSetup) {
+        self.data = setup;
+        if let Some(old) = self.passive_expiry.take() {
+            ctx.cancel_future(old);
+        }
+        // SECURITY: a passive port nobody uses is closed after the data-connect timeout.
+        // Only `set_data` makes `data` passive, and it cancels the previous timer, so a
+        // passive `data` when this fires is the one it was set for.
+        let expiry = ctx.run_later(self.services.config.timeouts.data_connect, |act, _| {
+            act.passive_expiry = None;
+            if matches!(act.data, DataSetup::Passive(..)) {
+                log::debug!("[{}] passive port expired unused", act.tag);
+                act.data = DataSetup::None;
+            }
+        });
+        self.passive_expiry = Some(expiry);
+    }
+
+    /// Takes the prepared data endpoint for a transfer command (RFC 959 §3.2: 425 without one).
+    pub(super) fn take_endpoint(&mut self) -> Result<Endpoint, FtpError> {
+        // SECURITY: with data protection required, nothing is sent in clear.
+        if self.data_protection_required() && !self.prot_private {
+            return Err(FtpError::ProtectionRequired);
+        }
+        if self.transfer.is_some() {
+            return Err(FtpError::BadSequence("A transfer is already running"));
+        }
+        match std::mem::replace(&mut self.data, DataSetup::None) {
+            DataSetup::Passive(l, lease) => Ok(Endpoint {
+                to: DataEndpoint::Passive(l),
+                lease,
+            }),
+            DataSetup::Active(a) => Ok(Endpoint {
+                to: DataEndpoint::Active(a),
+                lease: None,
+            }),
+            DataSetup::None => Err(FtpError::NoDataConnection(
+                "Use PASV, EPSV, PORT or EPRT first",
+            )),
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Commands about one path, answered over the control connection: CWD/CDUP, SIZE, MDTM, DELE,
+//! MKD, RMD, RNFR/RNTO, MLST and STAT of a path. Each asks the file store once and replies; none
+//! opens a data connection.
+
+use super::*;
+
+impl Session {
+    /// The user's jail for a file command, if its permission allows it; otherwise the error
+    /// reply is sent and `None` returned (every path answers exactly once).
+    pub(super) fn permitted_jail(
+        &mut self,
+        allowed: impl Fn(&Permissions) -> bool,
+    ) -> Option<Jail> {
+        match self.require(allowed).and_then(|_| self.jail()) {
+            Ok(jail) => Some(jail),
+            Err(e) => {
+                self.respond(Err(e));
+                None
+            }
+        }
+    }
+
+    /// Asks the FileStore, then turns its answer into a reply with `then`.
+    pub(super) fn ask<M, T>(&mut self, msg: M, then: impl ThenReply<T>) -> Flow
+    where
+        M: Message<Result = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
+        FileStore: Handler<M>,
+    {
+        let request = self.services.store.send(msg);
+        self.answer_with(request, then)
+    }
+
+    /// `ask` for what the Resolver handles (`Stat`, `OpenRead`): it goes to this worker's
+    /// Resolver, which answers from the kernel's caches when it can and asks the FileStore pool
+    /// otherwise.
+    pub(super) fn resolve<M, T>(&mut self, msg: M, then: impl ThenReply<T>) -> Flow
+    where
+        M: Message<Result = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
+        Resolver: Handler<M>,
+    {
+        let request = self.services.resolver.send(msg);
+        self.answer_with(request, then)
+    }
+
+    /// Waits for a store answer (keeping replies in command order), then replies.
+    pub(super) fn answer_with<T: 'static>(
+        &mut self,
+        request: impl std::future::Future<Output = Result<Result<T, StoreError>, MailboxError>>
+            + 'static,
+        then: impl ThenReply<T>,
+    ) -> Flow {
+        Box::pin(request.into_actor(self).map(move |answer, act, ctx| {
+            let answer =
+                answer.unwrap_or_else(|_| Err(StoreError::Io("file store is not running".into())));
+            let result = then(act, answer, ctx);
+            act.respond(result);
+        }))
+    }
+
+    pub(super) fn cmd_cwd(&mut self, path: VirtualPath) -> Flow {
+        // SECURITY: no permission needed: moving around is what an upload-only user does too,
+        // and CWD tells only whether a folder exists, which STOR or MKD into it tells as well.
+        // Everything that shows a file (its size, time, contents or a listing) needs `read`.
+        let Some(jail) = self.permitted_jail(|_| true) else {
+            return done();
+        };
+        self.resolve(
+            Stat {
+                jail,
+                path: path.clone(),
+            },
+            move |act, res, _| {
+                let info = res?;
+                if info.kind != EntryKind::Dir {
+                    return Err(StoreError::NotADirectory.into());
+                }
+                let text = format!("Directory changed to {}", path);
+                act.cwd = path;
+                Ok(Reply::new(ReplyCode::FileActionOk, text))
+            },
+        )
+    }
+
+    pub(super) fn cmd_size(&mut self, path: VirtualPath) -> Flow {
+        if self.transfer_type == TransferType::Ascii {
+            // RFC 3659 §4: in ASCII mode SIZE would have to count converted line endings.
+            self.reply(
+                ReplyCode::FileUnavailable,
+                "SIZE not allowed in ASCII mode; use TYPE I",
+            );
+            return done();
+        }
+        let Some(jail) = self.permitted_jail(|p| p.read) else {
+            return done();
+        };
+        self.resolve(Stat { jail, path }, |_, res, _| {
+            let info = res?;
+            if info.kind != EntryKind::File {
+                return Err(FtpError::Store(StoreError::IsADirectory));
+            }
+            Ok(Reply::new(ReplyCode::FileStatus, info.size.to_string()))
+        })
+    }
+
+    pub(super) fn cmd_mdtm(&mut self, path: VirtualPath) -> Flow {
+        let Some(jail) = self.permitted_jail(|p| p.read) else {
+            return done();
+        };
+        self.resolve(Stat { jail, path }, |_, res, _| {
+            let info = res?;
+            if info.kind != EntryKind::File {
+                return Err(FtpError::Store(StoreError::IsADirectory));
+            }
+            Ok(Reply::new(
+                ReplyCode::FileStatus,
+                CivilTime::from_unix(info.mtime).to_mdtm(),
+            ))
+        })
+    }
+
+    pub(super) fn cmd_dele(&mut self, path: VirtualPath) -> Flow {
+        let Some(jail) = self.permitted_jail(|p| p.delete) else {
+            return done();
+        };
+        self.ask(RemoveFile { jail, path }, |_, res, _| {
+            res?;
+            Ok(Reply::new(ReplyCode::FileActionOk, "File deleted"))
+        })
+    }
+
+    pub(super) fn cmd_mkd(&mut self, path: VirtualPath) -> Flow {
+        let Some(jail) = self.permitted_jail(|p| p.mkdir) else {
+            return done();
+        };
+        self.ask(
+            MakeDir {
+                jail,
+                path: path.clone(),
+            },
+            move |_, res, _| {
+                res?;
+                Ok(Reply::new(
+                    ReplyCode::PathCreated,
+                    format!("{} created", quote_path(path.as_str())),
+                ))
+            },
+        )
+    }
+
+    pub(super) fn cmd_rmd(&mut self, path: VirtualPath) -> Flow {
+        let Some(jail) = self.permitted_jail(|p| p.mkdir) else {
+            return done();
+        };
+        self.ask(RemoveDir { jail, path }, |_, res, _| {
+            res?;
+            Ok(Reply::new(ReplyCode::FileActionOk, "Directory removed"))
+        })
+    }
+
+    pub(super) fn cmd_rnfr(&mut self, path: VirtualPath) -> Flow {
+        let Some(jail) = self.permitted_jail(|p| p.rename) else {
+            return done();
+        };
+        self.resolve(
+            Stat {
+                jail,
+                path: path.clone(),
+            },
+            move |act, res, _| {
+                res?;
+                act.rename_from = Some(path);
+                Ok(Reply::new(ReplyCode::FileActionPending, "Ready for RNTO"))
+            },
+        )
+    }
+
+    pub(super) fn cmd_rnto(&mut self, from: VirtualPath, to: VirtualPath) -> Flow {
+        let Some(jail) = self.permitted_jail(|p| p.rename) else {
+            return done();
+        };
+        let allow_overwrite = self.permissions().overwrite;
+        self.ask(
+            Rename {
+                jail,
+                from,
+                to,
+                allow_overwrite,
+            },
+            |_, res, _| {
+                res?;
+                Ok(Reply::new(ReplyCode::FileActionOk, "Rename successful"))
+            },
+        )
+    }
+
+    pub(super) fn perm_fact(&self) -> PermFact {
+        let p = self.permissions();
+        PermFact {
+            read: p.read,
+            write: p.upload && p.overwrite,
+            delete: p.delete,
+            rename: p.rename,
+            mkdir: p.mkdir,
+        }
+    }
+
+    /// MLST (RFC 3659 §7): facts of one path over the control connection.
+    pub(super) fn cmd_mlst(&mut self, arg: Option<String>) -> Flow {
+        let Some(jail) = self.permitted_jail(|p| p.read) else {
+            return done();
+        };
+        let path = match &arg {
+            Some(a) => self.cwd.join(a),
+            None => self.cwd.clone(),
+        };
+        let (facts, perm) = (self.mlst_facts, self.perm_fact());
+        self.resolve(
+            Stat {
+                jail,
+                path: path.clone(),
+            },
+            move |_, res, _| {
+                let info = res?;
+                let line = format!(" {}", mlsx_line(&info, facts, perm, path.as_str()));
+                Ok(Reply::multi(
+                    ReplyCode::FileActionOk,
+                    vec![format!("Listing {path}"), line, "End".to_owned()],
+                ))
+            },
+        )
+    }
+
+    /// STAT with a path (RFC 959 §4.1.3): the listing, over the control connection.
+    pub(super) fn cmd_stat_path(&mut self, path: VirtualPath) -> Flow {
+        let Some(jail) = self.permitted_jail(|p| p.read) else {
+            return done();
+        };
+        let list = List {
+            jail,
+            path: path.clone(),
+            format: ListFormat::Long,
+            now: unix_now(),
+        };
+        self.ask(list, move |_, res, _| {
+            let body = res?;
+            let mut lines = vec![format!("Status of {path}:")];
+            lines.extend(String::from_utf8_lossy(&body).lines().map(str::to_owned));
+            lines.push("End of status".to_owned());
+            Ok(Reply::multi(ReplyCode::FileStatus, lines))
+        })
+    }
+}

@@ -1,0 +1,143 @@
+//! Commands that describe the server or the session and change nothing on disk: FEAT, HELP,
+//! SITE, OPTS and STAT without a path.
+
+use super::*;
+
+/// FEAT lines (RFC 2389): exactly what is implemented, one space indent.
+pub(super) const FEATURES: &[&str] = &[
+    " EPRT",
+    " EPSV",
+    " MDTM",
+    " PASV",
+    " REST STREAM",
+    " SIZE",
+    " TVFS",
+    " UTF8",
+];
+
+/// HELP lists the verbs we answer.
+pub(super) const HELP_VERBS: &str =
+    "ABOR ACCT ALLO APPE CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MKD MLSD MLST MODE NLST \
+NOOP OPTS PASS PASV PORT PWD QUIT REIN REST RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU STRU \
+SYST TYPE USER XCUP XCWD XMKD XPWD XRMD";
+
+/// Answered only when TLS is configured.
+pub(super) const HELP_TLS_VERBS: &str = "AUTH PBSZ PROT";
+
+pub(super) fn help(topic: Option<String>, tls: bool) -> Reply {
+    let known = |t: &str| {
+        HELP_VERBS.split(' ').any(|v| v == t) || (tls && HELP_TLS_VERBS.split(' ').any(|v| v == t))
+    };
+    match topic {
+        None => Reply::multi(
+            ReplyCode::HelpMessage,
+            vec![
+                "The following commands are recognized:".to_owned(),
+                if tls {
+                    format!(" {HELP_VERBS} {HELP_TLS_VERBS}")
+                } else {
+                    format!(" {HELP_VERBS}")
+                },
+                "Help OK".to_owned(),
+            ],
+        ),
+        Some(t) if known(&t) => Reply::new(
+            ReplyCode::HelpMessage,
+            format!("{t} is supported; see RFC 959"),
+        ),
+        Some(t) => Reply::new(ReplyCode::NotImplemented, format!("Unknown command {t}")),
+    }
+}
+
+/// SITE (RFC 959 §4.1.3): only HELP; other subcommands are not offered.
+pub(super) fn site(arg: &str) -> Result<Reply, FtpError> {
+    let sub = arg
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    if sub == "HELP" {
+        Ok(Reply::multi(
+            ReplyCode::HelpMessage,
+            vec![
+                "SITE commands recognized:".to_owned(),
+                " HELP".to_owned(),
+                "End".to_owned(),
+            ],
+        ))
+    } else {
+        Ok(Reply::new(
+            ReplyCode::NotImplemented,
+            format!("SITE {sub} not implemented"),
+        ))
+    }
+}
+
+/// RFC 2389 OPTS; RFC 2640 §3.3 UTF8 (MLST is handled by the Session, which holds the facts).
+pub(super) fn opts(name: &str, value: Option<&str>) -> Result<Reply, FtpError> {
+    match (name, value.map(str::to_ascii_uppercase).as_deref()) {
+        ("UTF8", None | Some("ON")) => Ok(Reply::new(ReplyCode::CommandOk, "Always in UTF8 mode")),
+        ("UTF8", Some("OFF")) => Ok(Reply::new(
+            ReplyCode::ParameterNotImplemented,
+            "UTF8 cannot be turned off: names are UTF-8",
+        )),
+        _ => Err(FtpError::Parse(ParseError::BadArgument(
+            "OPTS",
+            "option not understood",
+        ))),
+    }
+}
+
+impl Session {
+    pub(super) fn cmd_opts(&mut self, name: &str, value: Option<&str>) -> Result<Reply, FtpError> {
+        if name != "MLST" {
+            return opts(name, value);
+        }
+        // RFC 3659 §7.9: the reply lists the facts now selected.
+        self.mlst_facts = MlsxFacts::parse(value.unwrap_or(""));
+        Ok(Reply::new(
+            ReplyCode::CommandOk,
+            format!("MLST OPTS {}", self.mlst_facts.selected()),
+        ))
+    }
+
+    /// STAT without argument (RFC 959 §4.1.3): session status, and the transfer if one runs.
+    pub(super) fn status(&self) -> Reply {
+        let mut lines = vec![format!("actorftpd status for {}", self.peer.remote)];
+        match self.user() {
+            Some(u) => lines.push(format!("Logged in as {}", u.name)),
+            None => lines.push("Not logged in".to_owned()),
+        }
+        lines.push(format!(
+            "TYPE: {}, STRUcture: File, MODE: Stream",
+            mode_name(self.transfer_type)
+        ));
+        match &self.transfer {
+            Some(t) => {
+                let secs = t.started.elapsed().as_secs_f64();
+                let (total, pct) = match t.size {
+                    Some(s) if s > 0 => (
+                        format!(" of {s}"),
+                        format!(" ({:.0}%)", t.bytes as f64 * 100.0 / s as f64),
+                    ),
+                    Some(s) => (format!(" of {s}"), String::new()),
+                    None => (String::new(), String::new()),
+                };
+                lines.push(format!(
+                    "Transfer in progress: {} {} ({}) {}{} bytes{}, {:.1} s, {}",
+                    t.verb,
+                    t.path,
+                    t.direction(),
+                    t.bytes,
+                    total,
+                    pct,
+                    secs,
+                    rate(t.bytes, secs)
+                ));
+            }
+            None => lines.push("No data transfer in progress".to_owned()),
+        }
+        lines.push("End of status".to_owned());
+        Reply::multi(ReplyCode::SystemStatus, lines)
+    }
+}

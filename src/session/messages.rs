@@ -1,0 +1,140 @@
+//! What the Session receives, sends and is given: its messages (commands, unparsable lines,
+//! control-connection and shutdown facts, the live view's question), the reply sink it writes
+//! to (`Outbound` on a `ReplySender`), the snapshots it answers with, and the shared services it
+//! is started with. Types only: no handler logic here.
+
+use super::*;
+
+/// What the Session sends to whoever owns the control connection.
+#[derive(Debug)]
+pub enum Outbound {
+    Reply(Reply),
+    /// Flush what is queued, then close the control connection.
+    Close,
+    /// Flush what is queued (the 234), then run the TLS handshake on the control connection
+    /// with this configuration (RFC 4217 §4).
+    StartTls(Arc<ServerConfig>),
+}
+
+impl PartialEq for Outbound {
+    fn eq(&self, other: &Outbound) -> bool {
+        match (self, other) {
+            (Outbound::Reply(a), Outbound::Reply(b)) => a == b,
+            (Outbound::Close, Outbound::Close) => true,
+            (Outbound::StartTls(a), Outbound::StartTls(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+/// The Session's only way to talk to its client. In the daemon, the connection's I/O task reads
+/// it; in actor tests, the test does.
+pub type ReplySender = mpsc::UnboundedSender<Outbound>;
+
+/// Shared, read-only services every Session needs.
+#[derive(Clone)]
+pub struct Services {
+    pub config: Arc<Config>,
+    pub users: Arc<UserDb>,
+    pub store: Addr<FileStore>,
+    /// This worker's Resolver (`Stat` without a thread hop when the kernel has it cached).
+    pub resolver: Addr<Resolver>,
+    pub auth: Addr<Authenticator>,
+    pub observers: Observers,
+    /// The daemon's table of failed logins and bans, asked before each password check. `None`
+    /// in actor tests that run a Session without a daemon around it.
+    pub gatekeeper: Option<Addr<Gatekeeper>>,
+    /// SECURITY: permits for transfers copying on blocking-pool threads
+    /// (`Limits::transfer_threads`), shared by every Session of the daemon.
+    pub transfer_threads: Arc<tokio::sync::Semaphore>,
+}
+
+impl Services {
+    /// The same services with another Resolver (the one on the Session's worker).
+    pub fn with_resolver(&self, resolver: Addr<Resolver>) -> Services {
+        Services {
+            resolver,
+            ..self.clone()
+        }
+    }
+}
+
+/// Where sessions report what happened; each is off (`None`) unless configured.
+#[derive(Clone, Default)]
+pub struct Observers {
+    pub metrics: Option<Addr<Metrics>>,
+    pub xferlog: Option<Addr<XferLog>>,
+}
+
+/// One session as the live view shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionSnapshot {
+    pub id: u64,
+    pub peer: String,
+    pub user: Option<String>,
+    /// Seconds since the last command.
+    pub idle_secs: u64,
+    /// The last command (passwords masked).
+    pub command: String,
+    pub tls: bool,
+    pub transfer: Option<TransferSnapshot>,
+}
+
+/// A running transfer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferSnapshot {
+    pub verb: String,
+    pub path: String,
+    /// `download`, `upload` or `listing`.
+    pub direction: String,
+    pub bytes: u64,
+    pub size: Option<u64>,
+    pub elapsed_secs: f64,
+    /// Bytes per second so far.
+    pub rate: f64,
+}
+
+/// Asks a Session to describe itself (the admin endpoint's live view).
+#[derive(Debug, Message)]
+#[rtype(result = "SessionSnapshot")]
+pub struct SessionStatus;
+
+/// Who a Session talks to.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub id: u64,
+    /// The client's address on the control connection.
+    pub remote: SocketAddr,
+    /// Our address on the control connection (passive listeners bind here).
+    pub local: SocketAddr,
+}
+
+impl Message for Command {
+    type Result = ();
+}
+
+/// A control line that did not parse: answered with its error reply.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Unparsable(pub ParseError);
+
+/// The client closed the control connection, or it failed.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ControlClosed;
+
+/// The daemon is stopping: idle sessions get 421 now; a running transfer may go on for
+/// `grace`, then it is aborted (an unfinished upload is discarded) and the session gets 421.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct ServerShutdown {
+    pub grace: Duration,
+}
+
+/// A fact for the Listener: this session has ended.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SessionClosed {
+    pub id: u64,
+    pub remote: SocketAddr,
+}

@@ -1,0 +1,683 @@
+//! The Session actor: one per control connection.
+//!
+//! It owns the login state, the user, the working directory, TYPE, the REST offset, a pending
+//! RNFR, the data-connection setup (a passive listener or an active target) and the running
+//! transfer. It receives parsed `Command` messages (from the connection's I/O task, or from a
+//! test), sends `Reply`s to its `ReplySender`, asks the FileStore for every file-system call,
+//! and hands each transfer to a short-lived DataChannel. It never touches a socket's bytes or
+//! the disk itself, and it never waits on a transfer: NOOP, STAT and ABOR answer while one runs.
+
+mod data_setup;
+mod files;
+mod info;
+mod login;
+mod messages;
+mod transfer;
+
+use data_setup::{DataSetup, Endpoint};
+use info::*;
+pub use messages::{
+    ControlClosed, Observers, Outbound, Peer, ReplySender, ServerShutdown, Services, SessionClosed,
+    SessionSnapshot, SessionStatus, TransferSnapshot, Unparsable,
+};
+pub use transfer::rate;
+use transfer::Transfer;
+use transfer::*;
+
+use crate::auth::{Password, Permissions, User, UserDb};
+use crate::authenticator::{Authenticate, Authenticator};
+use crate::config::{is_local_peer, Config};
+use crate::data_channel::{
+    self, Abort, DataChannel, DataEndpoint, DataTls, MinRate, Payload, Progress, TransferDone,
+    TransferError, TransferResult, TransferSpec,
+};
+use crate::error::{FtpError, StoreError};
+use crate::file_store::{
+    FileStore, FinishUpload, Jail, List, ListFormat, MakeDir, OpenJail, OpenRead, OpenWrite,
+    ReadSource, RemoveDir, RemoveFile, Rename, Resolver, Stat, UploadTarget, VirtualPath,
+    WriteMode,
+};
+use crate::gatekeeper::{
+    BeginLogin, Gatekeeper, HoldPassive, LoginAttempt, PassiveLease, SourceBanned,
+};
+use crate::listing::{mlsx_line, CivilTime, EntryKind, MlsxFacts, PermFact};
+use crate::observability::metrics::{Metrics, Observe, Observed};
+use crate::observability::xferlog::{XferLog, XferRecord};
+use crate::protocol::{quote_path, Command, EpsvArg, ParseError, Reply, ReplyCode, TransferType};
+use crate::tls::{data_config, SessionTls, TlsPolicy};
+use actix::prelude::*;
+use rustls::server::ServerConfig;
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+// tokio's clock: the same one actix timers use, so paused-time tests can drive timeouts.
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Commands allowed before login (RFC 959 §4.1.1 and the security extensions that must
+/// precede USER). SECURITY: this is the one list; `dispatch` is the one place it is checked.
+fn allowed_before_login(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::User(_)
+            | Command::Pass(_)
+            | Command::Quit
+            | Command::Feat
+            | Command::Syst
+            | Command::Noop
+            | Command::Help(_)
+            | Command::Opts(..)
+            | Command::Auth(_)
+            | Command::Pbsz(_)
+            | Command::Prot(_)
+    )
+}
+
+enum Login {
+    Connected,
+    AwaitingPassword(String),
+    LoggedIn { user: Arc<User>, jail: Jail },
+}
+
+/// What a command handler hands back: its reply is sent when the future completes, and the
+/// next command is not handled before that (replies stay in command order).
+type Flow = ResponseActFuture<Session, ()>;
+
+/// What a file-system answer becomes: a reply, or an error that `respond` turns into one.
+trait ThenReply<T>:
+    FnOnce(&mut Session, Result<T, StoreError>, &mut Context<Session>) -> Result<Reply, FtpError>
+    + 'static
+{
+}
+
+impl<T, F> ThenReply<T> for F where
+    F: FnOnce(
+            &mut Session,
+            Result<T, StoreError>,
+            &mut Context<Session>,
+        ) -> Result<Reply, FtpError>
+        + 'static
+{
+}
+
+fn done() -> Flow {
+    Box::pin(actix::fut::ready(()))
+}
+
+pub struct Session {
+    peer: Peer,
+    services: Services,
+    out: ReplySender,
+    /// Told when this session ends (the Listener that started it; `None` in actor tests).
+    listener: Option<Recipient<SessionClosed>>,
+    login: Login,
+    cwd: VirtualPath,
+    transfer_type: TransferType,
+    rest: u64,
+    rename_from: Option<VirtualPath>,
+    data: DataSetup,
+    /// The expiry timer of the passive listener in `data`. A new PASV cancels the old one:
+    /// actix polls every pending timer of an actor on each of its wake-ups, so timers left
+    /// to run out (30 s each, one per transfer) made a busy session slower with every PASV.
+    passive_expiry: Option<SpawnHandle>,
+    epsv_all: bool,
+    transfer: Option<Transfer>,
+    next_transfer_id: u64,
+    connected_at: Instant,
+    last_active: Instant,
+    bad_lines: u32,
+    closing: bool,
+    quit_after_transfer: bool,
+    /// RFC 3659 §7.9: the facts MLST and MLSD show, chosen with OPTS MLST.
+    mlst_facts: MlsxFacts,
+    login_failures: u32,
+    /// The control connection is in TLS (after AUTH TLS, or implicit TLS).
+    control_tls: bool,
+    /// This session's TLS configuration (shared, or its own when sessions must be reused).
+    tls_config: Option<SessionTls>,
+    pbsz: bool,
+    /// PROT P: data connections run TLS.
+    prot_private: bool,
+    /// Lines received so far (the first one is checked against other protocols).
+    lines_seen: u64,
+    shutting_down: bool,
+    /// The last command, as the live view shows it (passwords masked).
+    /// Formatted only when the live view asks: most commands (NOOP, PWD) clone for free.
+    last_command: Option<Command>,
+    /// Prefix of every log line: session id, peer, and user once known.
+    tag: String,
+}
+
+impl Session {
+    pub fn new(
+        peer: Peer,
+        services: Services,
+        out: ReplySender,
+        listener: Option<Recipient<SessionClosed>>,
+    ) -> Session {
+        let now = Instant::now();
+        Session {
+            tag: format!("#{} {}", peer.id, peer.remote),
+            peer,
+            services,
+            out,
+            listener,
+            login: Login::Connected,
+            cwd: VirtualPath::root(),
+            transfer_type: TransferType::Ascii,
+            rest: 0,
+            rename_from: None,
+            data: DataSetup::None,
+            passive_expiry: None,
+            epsv_all: false,
+            transfer: None,
+            next_transfer_id: 1,
+            connected_at: now,
+            last_active: now,
+            bad_lines: 0,
+            closing: false,
+            quit_after_transfer: false,
+            mlst_facts: MlsxFacts::default(),
+            login_failures: 0,
+            control_tls: false,
+            tls_config: None,
+            pbsz: false,
+            prot_private: false,
+            lines_seen: 0,
+            shutting_down: false,
+            last_command: None,
+        }
+    }
+
+    /// A session on the implicit-TLS port: its control connection is TLS from the first byte.
+    pub fn with_implicit_tls(mut self, config: Arc<ServerConfig>) -> Session {
+        self.control_tls = true;
+        self.tls_config = Some(SessionTls {
+            data: data_config(&config),
+            control: config,
+        });
+        self
+    }
+
+    fn observe(&self, event: Observe) {
+        if let Some(m) = &self.services.observers.metrics {
+            m.do_send(Observed(event));
+        }
+    }
+
+    fn send(&mut self, reply: Reply) {
+        self.observe(Observe::Reply(reply.code.as_u16()));
+        log::debug!("[{}] -> {}", self.tag, reply);
+        // A closed receiver means the connection is gone; ControlClosed will follow.
+        let _ = self.out.send(Outbound::Reply(reply));
+    }
+
+    fn reply(&mut self, code: ReplyCode, text: impl Into<String>) {
+        self.send(Reply::new(code, text));
+    }
+
+    fn respond(&mut self, result: Result<Reply, FtpError>) {
+        match result {
+            Ok(reply) => self.send(reply),
+            Err(e) => {
+                if let FtpError::Store(StoreError::Io(detail)) = &e {
+                    log::warn!("[{}] file system error: {detail}", self.tag);
+                }
+                self.send(e.reply());
+            }
+        }
+    }
+
+    fn user(&self) -> Option<&Arc<User>> {
+        match &self.login {
+            Login::LoggedIn { user, .. } => Some(user),
+            _ => None,
+        }
+    }
+
+    fn jail(&self) -> Result<Jail, FtpError> {
+        match &self.login {
+            Login::LoggedIn { jail, .. } => Ok(jail.clone()),
+            _ => Err(FtpError::NotLoggedIn("Please login with USER and PASS")),
+        }
+    }
+
+    fn permissions(&self) -> Permissions {
+        self.user()
+            .map(|u| u.permissions)
+            .unwrap_or(Permissions::READ_ONLY)
+    }
+
+    /// SECURITY: every write-side command asks here before the FileStore is touched.
+    fn require(&self, allowed: impl Fn(&Permissions) -> bool) -> Result<(), FtpError> {
+        if allowed(&self.permissions()) {
+            Ok(())
+        } else {
+            Err(FtpError::Forbidden)
+        }
+    }
+
+    /// Closes the session: an optional last reply, then the control connection. A running
+    /// transfer is aborted first, and the actor stops once it has reported (so a partial
+    /// upload is always cleaned up).
+    fn close(&mut self, ctx: &mut Context<Self>, last: Option<Reply>) {
+        if let Some(r) = last {
+            self.send(r);
+        }
+        if !self.closing {
+            self.closing = true;
+            let _ = self.out.send(Outbound::Close);
+        }
+        match &self.transfer {
+            Some(t) => t.channel.do_send(Abort),
+            None => ctx.stop(),
+        }
+    }
+
+    fn schedule_timeout_check(&self, ctx: &mut Context<Self>, after: Duration) {
+        ctx.run_later(after, |act, ctx| act.check_timeouts(ctx));
+    }
+
+    /// One timer per session, re-armed for the time left: idle sessions cost no wake-ups.
+    fn check_timeouts(&mut self, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        let t = &self.services.config.timeouts;
+        let (limit, since, why) = match self.login {
+            Login::LoggedIn { .. } => (
+                t.idle,
+                self.last_active,
+                "Idle timeout, closing control connection",
+            ),
+            _ => (
+                t.login,
+                self.connected_at,
+                "Login timeout, closing control connection",
+            ),
+        };
+        if self.transfer.is_some() {
+            // The idle timeout never fires while a transfer runs.
+            self.schedule_timeout_check(ctx, limit);
+            return;
+        }
+        let elapsed = since.elapsed();
+        if elapsed >= limit {
+            log::info!("[{}] {}", self.tag, why);
+            self.close(ctx, Some(Reply::new(ReplyCode::ServiceNotAvailable, why)));
+        } else {
+            self.schedule_timeout_check(ctx, limit - elapsed);
+        }
+    }
+
+    /// SECURITY: the one place that checks login state before a command runs.
+    fn dispatch(&mut self, cmd: Command, ctx: &mut Context<Self>) -> Flow {
+        if !matches!(self.login, Login::LoggedIn { .. }) && !allowed_before_login(&cmd) {
+            self.send(FtpError::NotLoggedIn("Please login with USER and PASS").reply());
+            return done();
+        }
+        // RFC 959 §4.1.3: RNTO must come right after RNFR; any other command forgets it.
+        let rename_from = self.rename_from.take();
+        let result: Result<Reply, FtpError> = match cmd {
+            Command::User(name) => {
+                // SECURITY: with TLS required, no name or password crosses the wire in clear.
+                if self.tls_policy().is_some_and(|p| p.require_control) && !self.control_tls {
+                    Err(FtpError::NotLoggedIn(
+                        "TLS required: send AUTH TLS before USER",
+                    ))
+                } else {
+                    self.cmd_user(name)
+                }
+            }
+            Command::Pass(password) => return self.cmd_pass(password),
+            Command::Quit => {
+                if self.transfer.is_some() {
+                    // RFC 959 §4.1.1: QUIT lets a running transfer finish, then 221.
+                    self.quit_after_transfer = true;
+                    return done();
+                }
+                self.close(ctx, Some(Reply::new(ReplyCode::ClosingControl, "Goodbye")));
+                return done();
+            }
+            Command::Noop => Ok(Reply::new(ReplyCode::CommandOk, "NOOP ok")),
+            Command::Syst => Ok(Reply::new(ReplyCode::SystemType, "UNIX Type: L8")),
+            Command::Feat => {
+                let mut features: Vec<String> = FEATURES.iter().map(|f| (*f).to_owned()).collect();
+                if self.tls_policy().is_some() {
+                    features.extend([
+                        " AUTH TLS".to_owned(),
+                        " PBSZ".to_owned(),
+                        " PROT".to_owned(),
+                    ]);
+                }
+                features.push(format!(" MLST {}", self.mlst_facts.feat()));
+                features.sort();
+                let mut lines = vec!["Features:".to_owned()];
+                lines.extend(features);
+                lines.push("End".to_owned());
+                Ok(Reply::multi(ReplyCode::SystemStatus, lines))
+            }
+            Command::Help(topic) => Ok(help(topic, self.tls_policy().is_some())),
+            Command::Opts(name, value) => self.cmd_opts(&name, value.as_deref()),
+            Command::Pwd => Ok(Reply::new(
+                ReplyCode::PathCreated,
+                format!("{} is the current directory", quote_path(self.cwd.as_str())),
+            )),
+            Command::Cwd(arg) => return self.cmd_cwd(self.cwd.join(&arg)),
+            Command::Cdup => return self.cmd_cwd(self.cwd.parent()),
+            Command::Type(t) => {
+                self.transfer_type = t;
+                Ok(Reply::new(
+                    ReplyCode::CommandOk,
+                    match t {
+                        TransferType::Ascii => "Switching to ASCII mode",
+                        TransferType::Image => "Switching to Binary mode",
+                    },
+                ))
+            }
+            Command::Mode(_) => Ok(Reply::new(ReplyCode::CommandOk, "Mode set to S")),
+            Command::Stru(_) => Ok(Reply::new(ReplyCode::CommandOk, "Structure set to F")),
+            Command::Pasv => return self.cmd_pasv(ctx, false, None),
+            Command::Epsv(EpsvArg::All) => {
+                self.epsv_all = true;
+                Ok(Reply::new(
+                    ReplyCode::CommandOk,
+                    "EPSV ALL ok: only EPSV will set up data connections",
+                ))
+            }
+            Command::Epsv(EpsvArg::Any) => return self.cmd_pasv(ctx, true, None),
+            Command::Epsv(EpsvArg::Protocol(p)) => return self.cmd_pasv(ctx, true, Some(p)),
+            Command::Port(addr) | Command::Eprt(addr) => self.cmd_port(addr),
+            // RFC 3659 §5.5: a REST offset holds until the next transfer command uses it.
+            Command::List(arg) => {
+                self.rest = 0;
+                return self.cmd_list(arg, ListFormat::Long);
+            }
+            Command::Nlst(arg) => {
+                self.rest = 0;
+                return self.cmd_list(arg, ListFormat::Names);
+            }
+            Command::Mlsd(arg) => {
+                self.rest = 0;
+                let perm = self.perm_fact();
+                return self.cmd_list(arg, ListFormat::Machine(self.mlst_facts, perm));
+            }
+            Command::Mlst(arg) => return self.cmd_mlst(arg),
+            Command::Retr(arg) => {
+                let rest = std::mem::take(&mut self.rest);
+                return self.cmd_retr(arg, rest);
+            }
+            Command::Stor(arg) => {
+                let rest = std::mem::take(&mut self.rest);
+                let mode = if rest > 0 {
+                    WriteMode::At(rest)
+                } else {
+                    WriteMode::Replace {
+                        allow_overwrite: self.permissions().overwrite,
+                    }
+                };
+                return self.cmd_store(self.cwd.join(&arg), mode, "STOR");
+            }
+            Command::Appe(arg) => {
+                self.rest = 0;
+                return self.cmd_store(self.cwd.join(&arg), WriteMode::Append, "APPE");
+            }
+            Command::Stou => {
+                self.rest = 0;
+                return self.cmd_stou();
+            }
+            Command::Rest(offset) => {
+                if self.transfer_type == TransferType::Ascii && offset > 0 {
+                    // Offsets in TYPE A would need a scan of the file to map wire bytes to disk bytes.
+                    Err(FtpError::Parse(ParseError::BadArgument(
+                        "REST",
+                        "not supported in ASCII mode; use TYPE I",
+                    )))
+                } else {
+                    self.rest = offset;
+                    Ok(Reply::new(
+                        ReplyCode::FileActionPending,
+                        format!("Restarting at {offset}. Send STOR or RETR to initiate transfer"),
+                    ))
+                }
+            }
+            Command::Dele(arg) => return self.cmd_dele(self.cwd.join(&arg)),
+            Command::Mkd(arg) => return self.cmd_mkd(self.cwd.join(&arg)),
+            Command::Rmd(arg) => return self.cmd_rmd(self.cwd.join(&arg)),
+            Command::Rnfr(arg) => return self.cmd_rnfr(self.cwd.join(&arg)),
+            Command::Rnto(arg) => match rename_from {
+                Some(from) => return self.cmd_rnto(from, self.cwd.join(&arg)),
+                // RFC 959 §4.1.3: RNTO must immediately follow RNFR.
+                None => Err(FtpError::BadSequence("RNFR required first")),
+            },
+            Command::Size(arg) => return self.cmd_size(self.cwd.join(&arg)),
+            Command::Mdtm(arg) => return self.cmd_mdtm(self.cwd.join(&arg)),
+            Command::Allo => Ok(Reply::new(
+                ReplyCode::NotImplementedSuperfluous,
+                "ALLO not needed",
+            )),
+            Command::Abor => match self.cmd_abor() {
+                Some(reply) => Ok(reply),
+                None => return done(),
+            },
+            Command::Stat(None) => Ok(self.status()),
+            Command::Stat(Some(arg)) => return self.cmd_stat_path(self.cwd.join(&arg)),
+            Command::Site(arg) => site(&arg),
+            Command::Rein => {
+                // RFC 959 §4.1.1: back to the state of a new connection; a running transfer
+                // still completes and is answered.
+                self.login = Login::Connected;
+                self.tag = format!("#{} {}", self.peer.id, self.peer.remote);
+                self.cwd = VirtualPath::root();
+                self.transfer_type = TransferType::Ascii;
+                self.rest = 0;
+                self.data = DataSetup::None;
+                self.epsv_all = false;
+                self.mlst_facts = MlsxFacts::default();
+                self.connected_at = Instant::now();
+                Ok(Reply::new(ReplyCode::ServiceReady, "Ready for a new user"))
+            }
+            Command::Acct(_) => Ok(Reply::new(
+                ReplyCode::NotImplementedSuperfluous,
+                "ACCT not needed",
+            )),
+            Command::Auth(mechanism) => match self.cmd_auth(&mechanism) {
+                Ok(None) => return done(),
+                Ok(Some(reply)) => Ok(reply),
+                Err(e) => Err(e),
+            },
+            Command::Pbsz(_) => self.cmd_pbsz(),
+            Command::Prot(level) => self.cmd_prot(&level),
+            // RFC 4217 §6: clearing the control channel would expose the rest of the session.
+            Command::Ccc => Ok(Reply::new(
+                ReplyCode::NotImplemented,
+                "CCC not supported: the control connection stays encrypted",
+            )),
+            Command::Smnt(_) => Err(FtpError::NotImplemented(cmd.verb())),
+        };
+        self.respond(result);
+        done()
+    }
+}
+
+fn shutdown_reply() -> Reply {
+    Reply::new(
+        ReplyCode::ServiceNotAvailable,
+        "Server shutting down, closing control connection",
+    )
+}
+
+/// First words of HTTP and SMTP requests: a connection that opens with one of them is not an
+/// FTP client (a browser, a cross-protocol attack through a web page) and is closed silently.
+const FOREIGN_VERBS: [&str; 15] = [
+    "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT", "TRACE", "PATCH", "PRI", "HELO",
+    "EHLO", "MAIL", "RCPT", "DATA",
+];
+
+impl Handler<ServerShutdown> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: ServerShutdown, ctx: &mut Context<Self>) {
+        if self.closing || self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        if self.transfer.is_none() {
+            self.close(ctx, Some(shutdown_reply()));
+            return;
+        }
+        log::info!(
+            "[{}] shutdown: transfer may run {:?} more",
+            self.tag,
+            msg.grace
+        );
+        // The transfer's end (complete, or aborted here) replies and then closes with 421.
+        ctx.run_later(msg.grace, |act, _| {
+            if let Some(t) = &act.transfer {
+                t.channel.do_send(Abort);
+            }
+        });
+    }
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        log::info!("[{}] connected", self.tag);
+        self.observe(Observe::SessionOpened);
+        let banner = self.services.config.banner.clone();
+        self.reply(ReplyCode::ServiceReady, banner);
+        let t = &self.services.config.timeouts;
+        self.schedule_timeout_check(ctx, t.login.min(t.idle));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(t) = self.transfer.take() {
+            t.channel.do_send(Abort);
+            // Stopped before the transfer reported (its worker is stopping): dropping the
+            // upload's target has the FileStore remove its temporary file.
+            drop(t);
+        }
+        self.observe(Observe::SessionClosed);
+        log::info!("[{}] disconnected", self.tag);
+        if let Some(to) = &self.listener {
+            to.do_send(SessionClosed {
+                id: self.peer.id,
+                remote: self.peer.remote,
+            });
+        }
+    }
+}
+
+impl Handler<Command> for Session {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, cmd: Command, ctx: &mut Context<Self>) -> Self::Result {
+        if self.closing {
+            return AtomicResponse::new(done());
+        }
+        self.last_active = Instant::now();
+        self.lines_seen += 1;
+        log::debug!("[{}] <- {}", self.tag, cmd);
+        self.observe(Observe::Command(cmd.verb()));
+        self.last_command = Some(cmd.clone());
+        AtomicResponse::new(self.dispatch(cmd, ctx))
+    }
+}
+
+impl Handler<Unparsable> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unparsable, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        log::debug!("[{}] <- unparsable line: {}", self.tag, msg.0);
+        self.lines_seen += 1;
+        if let ParseError::UnknownCommand(verb) = &msg.0 {
+            // SECURITY: cross-protocol guard, only on the first line.
+            // Compared without case: verbs longer than four letters reach us as sent.
+            if self.lines_seen == 1 && FOREIGN_VERBS.iter().any(|v| v.eq_ignore_ascii_case(verb)) {
+                log::warn!(
+                    "[{}] not an FTP client (first word {verb}), closing",
+                    self.tag
+                );
+                self.close(ctx, None);
+                return;
+            }
+        }
+        let continues = msg.0 == ParseError::LineTooLongContinues;
+        if msg.0 == ParseError::LineTooLong || continues {
+            // SECURITY: an over-long line is answered once; a client that keeps sending them (or
+            // one endless line) is cut off.
+            self.bad_lines += 1;
+            if self.bad_lines > self.services.config.limits.max_bad_lines {
+                log::warn!("[{}] too many over-long lines, closing", self.tag);
+                self.close(
+                    ctx,
+                    Some(Reply::new(
+                        ReplyCode::ServiceNotAvailable,
+                        "Too many over-long lines",
+                    )),
+                );
+                return;
+            }
+            if continues {
+                return;
+            }
+        }
+        self.respond(Err(FtpError::Parse(msg.0)));
+    }
+}
+
+impl Handler<SourceBanned> for Session {
+    type Result = ();
+
+    /// SECURITY: a connection opened before its source was banned gets no more guesses: if it
+    /// has not logged in, it is closed now. Logged-in sessions are left alone.
+    fn handle(&mut self, msg: SourceBanned, ctx: &mut Context<Self>) {
+        if self.closing || matches!(self.login, Login::LoggedIn { .. }) {
+            return;
+        }
+        if msg.covers(self.peer.remote.ip()) {
+            log::warn!("[{}] source banned, closing before login", self.tag);
+            self.close(
+                ctx,
+                Some(Reply::new(
+                    ReplyCode::ServiceNotAvailable,
+                    "Too many failed logins from your address, closing control connection",
+                )),
+            );
+        }
+    }
+}
+
+impl Handler<ControlClosed> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _: ControlClosed, ctx: &mut Context<Self>) {
+        self.close(ctx, None);
+    }
+}
+
+impl Handler<SessionStatus> for Session {
+    type Result = MessageResult<SessionStatus>;
+
+    fn handle(&mut self, _: SessionStatus, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(SessionSnapshot {
+            id: self.peer.id,
+            peer: self.peer.remote.to_string(),
+            user: self.user().map(|u| u.name.clone()),
+            idle_secs: self.last_active.elapsed().as_secs(),
+            command: self
+                .last_command
+                .as_ref()
+                .map(Command::to_string)
+                .unwrap_or_default(),
+            tls: self.control_tls,
+            transfer: self.transfer.as_ref().map(Transfer::snapshot),
+        })
+    }
+}
