@@ -6,7 +6,7 @@ use crate::auth::UserDb;
 use crate::authenticator::Authenticator;
 use crate::config::Config;
 use crate::fdlimit;
-use crate::file_store::{FileStore, Resolver};
+use crate::file_store::{FileStore, Resolver, Store};
 use crate::gatekeeper::{Gatekeeper, WatchBans};
 use crate::listener::{Listener, Worker};
 use crate::observability::admin::{AdminEndpoint, Routes};
@@ -54,16 +54,15 @@ fn shared_services(
     resolver: impl FnOnce(Addr<FileStore>) -> Addr<Resolver>,
 ) -> Services {
     let users = Arc::new(users);
-    let store = FileStore::start_pool(config.store_threads);
+    let pool = FileStore::start_pool(config.store_threads);
     let auth = Authenticator::start_pool(users.clone(), crate::config::default_workers());
     Services {
         transfer_threads: Arc::new(tokio::sync::Semaphore::new(
             config.limits.transfer_threads.max(1),
         )),
-        resolver: resolver(store.clone()),
+        store: Store::new(pool.clone(), resolver(pool)),
         config: Arc::new(config),
         users,
-        store,
         auth,
         observers,
         gatekeeper: None,
@@ -180,7 +179,7 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
         },
     );
     services.gatekeeper = Some(gatekeeper.clone());
-    let store = services.store.clone();
+    let store = services.store.pool().clone();
     // Both Listeners share the one Gatekeeper: limits and bans hold across ports.
     let implicit = implicit_tls.map(|l| {
         Listener::new(l, worker_set.clone(), services.clone(), gatekeeper.clone())

@@ -15,6 +15,7 @@
 //! the overwrite permission gets an exclusive final step (`RENAME_NOREPLACE`), so no upload or
 //! RNTO replaces a file that appeared after the permission check.
 
+pub mod handle;
 pub mod resolver;
 pub mod vpath;
 
@@ -22,6 +23,7 @@ use crate::error::StoreError;
 use crate::listing::{self, EntryInfo, EntryKind, MlsxFacts, PermFact};
 use actix::prelude::*;
 use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
+pub use handle::{Request, Store};
 pub use resolver::Resolver;
 use std::ffi::OsStr;
 use std::io::{self, Read, Seek, SeekFrom};

@@ -70,11 +70,7 @@ where
     FileStore: Handler<M>,
 {
     let answer = store.send(msg);
-    Response::fut(async move {
-        answer
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Io("file store is not running".into())))
-    })
+    Response::fut(async move { super::handle::delivered(answer.await) })
 }
 
 /// Opens `path` beneath the jail from the kernel's caches only.

@@ -20,40 +20,11 @@ impl Session {
         }
     }
 
-    /// Asks the FileStore, then turns its answer into a reply with `then`.
-    pub(super) fn ask<M, T>(&mut self, msg: M, then: impl ThenReply<T>) -> Flow
-    where
-        M: Message<Result = Result<T, StoreError>> + Send + 'static,
-        T: Send + 'static,
-        FileStore: Handler<M>,
-    {
-        let request = self.services.store.send(msg);
-        self.answer_with(request, then)
-    }
-
-    /// `ask` for what the Resolver handles (`Stat`, `OpenRead`): it goes to this worker's
-    /// Resolver, which answers from the kernel's caches when it can and asks the FileStore pool
-    /// otherwise.
-    pub(super) fn resolve<M, T>(&mut self, msg: M, then: impl ThenReply<T>) -> Flow
-    where
-        M: Message<Result = Result<T, StoreError>> + Send + 'static,
-        T: Send + 'static,
-        Resolver: Handler<M>,
-    {
-        let request = self.services.resolver.send(msg);
-        self.answer_with(request, then)
-    }
-
-    /// Waits for a store answer (keeping replies in command order), then replies.
-    pub(super) fn answer_with<T: 'static>(
-        &mut self,
-        request: impl std::future::Future<Output = Result<Result<T, StoreError>, MailboxError>>
-            + 'static,
-        then: impl ThenReply<T>,
-    ) -> Flow {
-        Box::pin(request.into_actor(self).map(move |answer, act, ctx| {
-            let answer =
-                answer.unwrap_or_else(|_| Err(StoreError::Io("file store is not running".into())));
+    /// Asks the file store (`Store` routes the request), then turns its answer into a reply
+    /// with `then`. The next command waits for it, so replies stay in command order.
+    pub(super) fn ask<R: Request>(&mut self, request: R, then: impl ThenReply<R::Answer>) -> Flow {
+        let answer = self.services.store.ask(request);
+        Box::pin(answer.into_actor(self).map(move |answer, act, ctx| {
             let result = then(act, answer, ctx);
             act.respond(result);
         }))
@@ -66,7 +37,7 @@ impl Session {
         let Some(jail) = self.permitted_jail(|_| true) else {
             return done();
         };
-        self.resolve(
+        self.ask(
             Stat {
                 jail,
                 path: path.clone(),
@@ -95,7 +66,7 @@ impl Session {
         let Some(jail) = self.permitted_jail(|p| p.read) else {
             return done();
         };
-        self.resolve(Stat { jail, path }, |_, res, _| {
+        self.ask(Stat { jail, path }, |_, res, _| {
             let info = res?;
             if info.kind != EntryKind::File {
                 return Err(FtpError::Store(StoreError::IsADirectory));
@@ -108,7 +79,7 @@ impl Session {
         let Some(jail) = self.permitted_jail(|p| p.read) else {
             return done();
         };
-        self.resolve(Stat { jail, path }, |_, res, _| {
+        self.ask(Stat { jail, path }, |_, res, _| {
             let info = res?;
             if info.kind != EntryKind::File {
                 return Err(FtpError::Store(StoreError::IsADirectory));
@@ -163,7 +134,7 @@ impl Session {
         let Some(jail) = self.permitted_jail(|p| p.rename) else {
             return done();
         };
-        self.resolve(
+        self.ask(
             Stat {
                 jail,
                 path: path.clone(),
@@ -216,7 +187,7 @@ impl Session {
             None => self.cwd.clone(),
         };
         let (facts, perm) = (self.mlst_facts, self.perm_fact());
-        self.resolve(
+        self.ask(
             Stat {
                 jail,
                 path: path.clone(),

@@ -74,10 +74,10 @@ impl Session {
             match found {
                 Some(user) => match user.jail.clone() {
                     // Opened at start-up and shared by the user's sessions.
-                    Some(jail) => Ok((user, Ok(Ok(jail)))),
+                    Some(jail) => Ok((user, Ok(jail))),
                     None => {
                         let root = user.root.clone();
-                        Ok((user, store.send(OpenJail { root }).await))
+                        Ok((user, store.ask(OpenJail { root }).await))
                     }
                 },
                 None => {
@@ -94,13 +94,13 @@ impl Session {
             check
                 .into_actor(self)
                 .map(move |outcome, act, ctx| match outcome {
-                    Ok((user, Ok(Ok(_)))) if user.require_tls && !act.control_tls => {
+                    Ok((user, Ok(_))) if user.require_tls && !act.control_tls => {
                         log::warn!("[{}] {} refused: account requires TLS", act.tag, user.name);
                         act.respond(Err(FtpError::NotLoggedIn(
                             "This account requires TLS: send AUTH TLS first",
                         )));
                     }
-                    Ok((user, Ok(Ok(jail)))) => {
+                    Ok((user, Ok(jail))) => {
                         log::info!("[{}] login ok as {}", act.tag, user.name);
                         act.observe(Observe::Login { ok: true });
                         act.tag = format!("#{} {} {}", act.peer.id, act.peer.remote, user.name);
@@ -113,7 +113,7 @@ impl Session {
                             "[{}] root of {} cannot be opened: {:?}",
                             act.tag,
                             user.name,
-                            jail.map(|j| j.err())
+                            jail.err()
                         );
                         act.respond(Err(FtpError::NotLoggedIn(
                             "Login failed: home directory unavailable",

@@ -36,9 +36,8 @@ pub type ReplySender = mpsc::UnboundedSender<Outbound>;
 pub struct Services {
     pub config: Arc<Config>,
     pub users: Arc<UserDb>,
-    pub store: Addr<FileStore>,
-    /// This worker's Resolver (`Stat` without a thread hop when the kernel has it cached).
-    pub resolver: Addr<Resolver>,
+    /// The one door to the file store (through this worker's Resolver where that helps).
+    pub store: Store,
     pub auth: Addr<Authenticator>,
     pub observers: Observers,
     /// The daemon's table of failed logins and bans, asked before each password check. `None`
@@ -53,7 +52,7 @@ impl Services {
     /// The same services with another Resolver (the one on the Session's worker).
     pub fn with_resolver(&self, resolver: Addr<Resolver>) -> Services {
         Services {
-            resolver,
+            store: self.store.on_worker(resolver),
             ..self.clone()
         }
     }

@@ -33,8 +33,8 @@ use crate::data_channel::{
 };
 use crate::error::{FtpError, StoreError};
 use crate::file_store::{
-    FileStore, FinishUpload, Jail, List, ListFormat, MakeDir, OpenJail, OpenRead, OpenWrite,
-    ReadSource, RemoveDir, RemoveFile, Rename, Resolver, Stat, UploadTarget, VirtualPath,
+    FinishUpload, Jail, List, ListFormat, MakeDir, OpenJail, OpenRead, OpenWrite, ReadSource,
+    RemoveDir, RemoveFile, Rename, Request, Resolver, Stat, Store, UploadTarget, VirtualPath,
     WriteMode,
 };
 use crate::gatekeeper::{

@@ -96,19 +96,15 @@ impl Handler<TransferDone> for Session {
         // An upload is renamed into place only when it completed; otherwise its temporary
         // file is removed, so a failed STOR never leaves a truncated file under the real name.
         let keep = msg.result.is_ok();
-        let finish = self
-            .services
-            .store
-            .send(FinishUpload { jail, target, keep });
+        let finish = self.services.store.ask(FinishUpload { jail, target, keep });
         ctx.wait(finish.into_actor(self).map(move |answer, act, ctx| {
             let result = match (msg.result, answer) {
-                (Ok(bytes), Ok(Ok(()))) => Ok(bytes),
-                (Ok(_), Ok(Err(StoreError::NoSpace))) => Err(TransferError::NoSpace),
+                (Ok(bytes), Ok(())) => Ok(bytes),
+                (Ok(_), Err(StoreError::NoSpace)) => Err(TransferError::NoSpace),
                 // SECURITY: the final rename would have replaced a file that appeared while
                 // the upload ran, and the user may not overwrite: the other file stays.
-                (Ok(_), Ok(Err(StoreError::AlreadyExists))) => Err(TransferError::NameTaken),
-                (Ok(_), Ok(Err(e))) => Err(TransferError::LocalIo(format!("{e:?}"))),
-                (Ok(_), Err(_)) => Err(TransferError::LocalIo("file store is not running".into())),
+                (Ok(_), Err(StoreError::AlreadyExists)) => Err(TransferError::NameTaken),
+                (Ok(_), Err(e)) => Err(TransferError::LocalIo(format!("{e:?}"))),
                 (Err(e), _) => Err(e),
             };
             act.finish_transfer(ctx, t, result);
@@ -232,7 +228,7 @@ impl Session {
             return done();
         };
         let path = self.cwd.join(&arg);
-        self.resolve(
+        self.ask(
             OpenRead {
                 jail,
                 path: path.clone(),

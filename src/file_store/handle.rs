@@ -1,0 +1,97 @@
+//! The one door to the file store: `Store`, the handle every Session asks.
+//!
+//! Each request type says where it goes (`Request`): `Stat` and `OpenRead` to this worker's
+//! Resolver, which answers from the kernel's caches when it can and asks the pool otherwise;
+//! everything else straight to the FileStore pool. Handlers just `ask`: which way a request
+//! travels is decided here, once, not in every handler. This module holds no file-system code.
+
+use super::{
+    FileStore, FinishUpload, Jail, List, MakeDir, OpenJail, OpenRead, OpenWrite, ReadHandle,
+    RemoveDir, RemoveFile, Rename, Resolver, Stat, Upload,
+};
+use crate::error::StoreError;
+use crate::listing::EntryInfo;
+use actix::prelude::*;
+use std::future::Future;
+
+/// The file store as a Session sees it: the shared pool and its worker's Resolver.
+#[derive(Clone)]
+pub struct Store {
+    pool: Addr<FileStore>,
+    resolver: Addr<Resolver>,
+}
+
+impl Store {
+    pub fn new(pool: Addr<FileStore>, resolver: Addr<Resolver>) -> Store {
+        Store { pool, resolver }
+    }
+
+    /// The same store, through another worker's Resolver (the one on the Session's thread).
+    pub fn on_worker(&self, resolver: Addr<Resolver>) -> Store {
+        Store {
+            pool: self.pool.clone(),
+            resolver,
+        }
+    }
+
+    /// The FileStore pool itself (for starting Resolvers).
+    pub fn pool(&self) -> &Addr<FileStore> {
+        &self.pool
+    }
+
+    /// Sends `request` the way its type goes and waits for the answer. A store that is not
+    /// running answers as an I/O error.
+    pub fn ask<R: Request>(
+        &self,
+        request: R,
+    ) -> impl Future<Output = Result<R::Answer, StoreError>> + 'static {
+        let sent = request.send_to(self);
+        async move { delivered(sent.await) }
+    }
+}
+
+/// A request to the file store, and the way it goes.
+pub trait Request:
+    Message<Result = Result<Self::Answer, StoreError>> + Send + Sized + 'static
+{
+    type Answer: Send + 'static;
+    /// The mailbox request of the actor that answers it.
+    type Sent: Future<Output = Result<Result<Self::Answer, StoreError>, MailboxError>> + 'static;
+
+    /// Sends this request to the actor that answers it.
+    fn send_to(self, store: &Store) -> Self::Sent;
+}
+
+/// An answer from an actor's mailbox: a store that is gone answers as an I/O error.
+pub(crate) fn delivered<T>(
+    answer: Result<Result<T, StoreError>, MailboxError>,
+) -> Result<T, StoreError> {
+    answer.unwrap_or_else(|_| Err(StoreError::Io("file store is not running".into())))
+}
+
+macro_rules! route {
+    ($via:ident: $actor:ty, $($request:ty => $answer:ty),+ $(,)?) => {$(
+        impl Request for $request {
+            type Answer = $answer;
+            type Sent = actix::dev::Request<$actor, $request>;
+
+            fn send_to(self, store: &Store) -> Self::Sent {
+                store.$via.send(self)
+            }
+        }
+    )+};
+}
+
+// The commonest requests, which the kernel's caches usually answer on the Session's thread.
+route!(resolver: Resolver, Stat => EntryInfo, OpenRead => ReadHandle);
+// Everything that changes the disk, reads a directory or opens for writing: the pool.
+route!(pool: FileStore,
+    OpenJail => Jail,
+    List => Vec<u8>,
+    OpenWrite => Upload,
+    FinishUpload => (),
+    MakeDir => (),
+    RemoveDir => (),
+    RemoveFile => (),
+    Rename => (),
+);
