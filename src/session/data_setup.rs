@@ -2,7 +2,16 @@
 //! passive listener with its Gatekeeper lease, or an active target) and its expiry, and binding
 //! passive ports. It never moves data: the DataChannel does.
 
-use super::*;
+use super::dispatch::{reply, Answer, Handled};
+use super::Session;
+use crate::config::is_local_peer;
+use crate::data_channel;
+use crate::data_channel::DataEndpoint;
+use crate::error::FtpError;
+use crate::gatekeeper::{HoldPassive, PassiveLease};
+use crate::protocol::{ParseError, Reply, ReplyCode};
+use actix::prelude::*;
+use std::net::{IpAddr, SocketAddr};
 
 pub(super) enum DataSetup {
     None,
@@ -99,27 +108,24 @@ impl Session {
         ctx: &mut Context<Self>,
         extended: bool,
         family: Option<u8>,
-    ) -> Flow {
+    ) -> Handled {
         if self.epsv_all && !extended {
             // RFC 2428 §4: after EPSV ALL only EPSV may set up data connections.
-            self.respond(Err(FtpError::BadSequence("EPSV ALL in effect; use EPSV")));
-            return done();
+            return Err(FtpError::BadSequence("EPSV ALL in effect; use EPSV"));
         }
         let local_ip = self.peer.local.ip();
         let local_family = if local_ip.is_ipv4() { 1 } else { 2 };
         if family.is_some_and(|f| f != local_family) {
             // RFC 2428 §3: 522 names the protocols that can be used.
-            self.reply(
+            return reply(
                 ReplyCode::NetworkProtocolNotSupported,
                 format!("Network protocol not supported, use ({local_family})"),
             );
-            return done();
         }
         if !extended && as_v4(local_ip).is_none() {
-            self.respond(Err(FtpError::NoDataConnection(
+            return Err(FtpError::NoDataConnection(
                 "PASV works over IPv4 only; use EPSV",
-            )));
-            return done();
+            ));
         }
         // A new PASV replaces (and closes) the previous listener, and gives back its lease
         // (sent before the request below, so the Gatekeeper counts it first).
@@ -131,33 +137,41 @@ impl Session {
             (Some(g), Some(_)) => g.clone(),
             // Ports from the kernel's ephemeral range are not counted: one source's sessions
             // cannot hold enough of them to matter.
-            _ => {
-                let reply = self.open_passive(ctx, None, extended);
-                self.respond(reply);
-                return done();
-            }
+            _ => return self.open_passive(ctx, None, extended).map(Answer::Reply),
         };
         let ip = self.peer.remote.ip();
-        Box::pin(gatekeeper.send(HoldPassive { ip }).into_actor(self).map(
-            move |granted, act, ctx| {
-                let reply = match granted {
-                    Ok(true) => {
-                        let lease = PassiveLease::new(gatekeeper, ip);
-                        act.open_passive(ctx, Some(lease), extended)
-                    }
-                    // SECURITY: a configured passive range is shared; one source (all its
-                    // sessions together) may hold only its share of it.
-                    Ok(false) => {
-                        log::warn!("[{}] passive share of the source used up", act.tag);
-                        Err(FtpError::NoDataConnection(
-                            "Too many passive ports held from your address",
-                        ))
-                    }
-                    Err(_) => Err(FtpError::Internal),
-                };
-                act.respond(reply);
-            },
-        ))
+        Ok(Answer::Later(Box::pin(
+            gatekeeper
+                .send(HoldPassive { ip })
+                .into_actor(self)
+                .map(move |granted, act, ctx| {
+                    let reply = match granted {
+                        Ok(true) => {
+                            let lease = PassiveLease::new(gatekeeper, ip);
+                            act.open_passive(ctx, Some(lease), extended)
+                        }
+                        // SECURITY: a configured passive range is shared; one source (all its
+                        // sessions together) may hold only its share of it.
+                        Ok(false) => {
+                            log::warn!("[{}] passive share of the source used up", act.tag);
+                            Err(FtpError::NoDataConnection(
+                                "Too many passive ports held from your address",
+                            ))
+                        }
+                        Err(_) => Err(FtpError::Internal),
+                    };
+                    reply.map(Answer::Reply)
+                }),
+        )))
+    }
+
+    /// EPSV ALL (RFC 2428 §4): from now on only EPSV sets up data connections.
+    pub(super) fn cmd_epsv_all(&mut self) -> Handled {
+        self.epsv_all = true;
+        reply(
+            ReplyCode::CommandOk,
+            "EPSV ALL ok: only EPSV will set up data connections",
+        )
     }
 
     /// Binds a passive listener, makes it the data endpoint, and says where it is.
@@ -202,7 +216,7 @@ impl Session {
     }
 
     /// PORT and EPRT: remember where to connect for the next transfer.
-    pub(super) fn cmd_port(&mut self, addr: SocketAddr) -> Result<Reply, FtpError> {
+    pub(super) fn cmd_port(&mut self, addr: SocketAddr) -> Handled {
         if self.epsv_all {
             return Err(FtpError::BadSequence("EPSV ALL in effect; use EPSV"));
         }
@@ -221,7 +235,7 @@ impl Session {
             )));
         }
         self.data = DataSetup::Active(addr);
-        Ok(Reply::new(ReplyCode::CommandOk, "PORT command successful"))
+        reply(ReplyCode::CommandOk, "PORT command successful")
     }
 
     pub(super) fn set_data(&mut self, ctx: &mut Context<Self>, setup: DataSetup) {

@@ -2,41 +2,53 @@
 //! MKD, RMD, RNFR/RNTO, MLST and STAT of a path. Each asks the file store once and replies; none
 //! opens a data connection.
 
-use super::*;
+use super::dispatch::{reply, Answer, Handled};
+use super::transfer::unix_now;
+use super::{Session, ThenReply};
+use crate::auth::Permissions;
+use crate::error::{FtpError, StoreError};
+use crate::file_store::{
+    Jail, List, ListFormat, MakeDir, RemoveDir, RemoveFile, Rename, Request, Stat, VirtualPath,
+};
+use crate::listing::{mlsx_line, CivilTime, EntryKind, PermFact};
+use crate::protocol::{quote_path, Reply, ReplyCode, TransferType};
+use actix::prelude::*;
 
 impl Session {
-    /// The user's jail for a file command, if its permission allows it; otherwise the error
-    /// reply is sent and `None` returned (every path answers exactly once).
+    pub(super) fn cmd_pwd(&mut self) -> Handled {
+        reply(
+            ReplyCode::PathCreated,
+            format!("{} is the current directory", quote_path(self.cwd.as_str())),
+        )
+    }
+
+    /// The user's jail for a file command, if its permission allows it.
     pub(super) fn permitted_jail(
-        &mut self,
+        &self,
         allowed: impl Fn(&Permissions) -> bool,
-    ) -> Option<Jail> {
-        match self.require(allowed).and_then(|_| self.jail()) {
-            Ok(jail) => Some(jail),
-            Err(e) => {
-                self.respond(Err(e));
-                None
-            }
-        }
+    ) -> Result<Jail, FtpError> {
+        self.require(allowed)?;
+        self.jail()
     }
 
     /// Asks the file store (`Store` routes the request), then turns its answer into a reply
     /// with `then`. The next command waits for it, so replies stay in command order.
-    pub(super) fn ask<R: Request>(&mut self, request: R, then: impl ThenReply<R::Answer>) -> Flow {
+    pub(super) fn ask<R: Request>(
+        &mut self,
+        request: R,
+        then: impl ThenReply<R::Answer>,
+    ) -> Handled {
         let answer = self.services.store.ask(request);
-        Box::pin(answer.into_actor(self).map(move |answer, act, ctx| {
-            let result = then(act, answer, ctx);
-            act.respond(result);
-        }))
+        Ok(Answer::Later(Box::pin(answer.into_actor(self).map(
+            move |answer, act, ctx| then(act, answer, ctx).map(Answer::Reply),
+        ))))
     }
 
-    pub(super) fn cmd_cwd(&mut self, path: VirtualPath) -> Flow {
+    pub(super) fn cmd_cwd(&mut self, path: VirtualPath) -> Handled {
         // SECURITY: no permission needed: moving around is what an upload-only user does too,
         // and CWD tells only whether a folder exists, which STOR or MKD into it tells as well.
         // Everything that shows a file (its size, time, contents or a listing) needs `read`.
-        let Some(jail) = self.permitted_jail(|_| true) else {
-            return done();
-        };
+        let jail = self.permitted_jail(|_| true)?;
         self.ask(
             Stat {
                 jail,
@@ -54,18 +66,15 @@ impl Session {
         )
     }
 
-    pub(super) fn cmd_size(&mut self, path: VirtualPath) -> Flow {
+    pub(super) fn cmd_size(&mut self, path: VirtualPath) -> Handled {
         if self.transfer_type == TransferType::Ascii {
             // RFC 3659 §4: in ASCII mode SIZE would have to count converted line endings.
-            self.reply(
+            return reply(
                 ReplyCode::FileUnavailable,
                 "SIZE not allowed in ASCII mode; use TYPE I",
             );
-            return done();
         }
-        let Some(jail) = self.permitted_jail(|p| p.read) else {
-            return done();
-        };
+        let jail = self.permitted_jail(|p| p.read)?;
         self.ask(Stat { jail, path }, |_, res, _| {
             let info = res?;
             if info.kind != EntryKind::File {
@@ -75,10 +84,8 @@ impl Session {
         })
     }
 
-    pub(super) fn cmd_mdtm(&mut self, path: VirtualPath) -> Flow {
-        let Some(jail) = self.permitted_jail(|p| p.read) else {
-            return done();
-        };
+    pub(super) fn cmd_mdtm(&mut self, path: VirtualPath) -> Handled {
+        let jail = self.permitted_jail(|p| p.read)?;
         self.ask(Stat { jail, path }, |_, res, _| {
             let info = res?;
             if info.kind != EntryKind::File {
@@ -91,20 +98,16 @@ impl Session {
         })
     }
 
-    pub(super) fn cmd_dele(&mut self, path: VirtualPath) -> Flow {
-        let Some(jail) = self.permitted_jail(|p| p.delete) else {
-            return done();
-        };
+    pub(super) fn cmd_dele(&mut self, path: VirtualPath) -> Handled {
+        let jail = self.permitted_jail(|p| p.delete)?;
         self.ask(RemoveFile { jail, path }, |_, res, _| {
             res?;
             Ok(Reply::new(ReplyCode::FileActionOk, "File deleted"))
         })
     }
 
-    pub(super) fn cmd_mkd(&mut self, path: VirtualPath) -> Flow {
-        let Some(jail) = self.permitted_jail(|p| p.mkdir) else {
-            return done();
-        };
+    pub(super) fn cmd_mkd(&mut self, path: VirtualPath) -> Handled {
+        let jail = self.permitted_jail(|p| p.mkdir)?;
         self.ask(
             MakeDir {
                 jail,
@@ -120,20 +123,16 @@ impl Session {
         )
     }
 
-    pub(super) fn cmd_rmd(&mut self, path: VirtualPath) -> Flow {
-        let Some(jail) = self.permitted_jail(|p| p.mkdir) else {
-            return done();
-        };
+    pub(super) fn cmd_rmd(&mut self, path: VirtualPath) -> Handled {
+        let jail = self.permitted_jail(|p| p.mkdir)?;
         self.ask(RemoveDir { jail, path }, |_, res, _| {
             res?;
             Ok(Reply::new(ReplyCode::FileActionOk, "Directory removed"))
         })
     }
 
-    pub(super) fn cmd_rnfr(&mut self, path: VirtualPath) -> Flow {
-        let Some(jail) = self.permitted_jail(|p| p.rename) else {
-            return done();
-        };
+    pub(super) fn cmd_rnfr(&mut self, path: VirtualPath) -> Handled {
+        let jail = self.permitted_jail(|p| p.rename)?;
         self.ask(
             Stat {
                 jail,
@@ -147,10 +146,10 @@ impl Session {
         )
     }
 
-    pub(super) fn cmd_rnto(&mut self, from: VirtualPath, to: VirtualPath) -> Flow {
-        let Some(jail) = self.permitted_jail(|p| p.rename) else {
-            return done();
-        };
+    pub(super) fn cmd_rnto(&mut self, from: Option<VirtualPath>, to: VirtualPath) -> Handled {
+        // RFC 959 §4.1.3: RNTO must immediately follow RNFR.
+        let from = from.ok_or(FtpError::BadSequence("RNFR required first"))?;
+        let jail = self.permitted_jail(|p| p.rename)?;
         let allow_overwrite = self.permissions().overwrite;
         self.ask(
             Rename {
@@ -178,10 +177,8 @@ impl Session {
     }
 
     /// MLST (RFC 3659 §7): facts of one path over the control connection.
-    pub(super) fn cmd_mlst(&mut self, arg: Option<String>) -> Flow {
-        let Some(jail) = self.permitted_jail(|p| p.read) else {
-            return done();
-        };
+    pub(super) fn cmd_mlst(&mut self, arg: Option<String>) -> Handled {
+        let jail = self.permitted_jail(|p| p.read)?;
         let path = match &arg {
             Some(a) => self.cwd.join(a),
             None => self.cwd.clone(),
@@ -204,10 +201,8 @@ impl Session {
     }
 
     /// STAT with a path (RFC 959 §4.1.3): the listing, over the control connection.
-    pub(super) fn cmd_stat_path(&mut self, path: VirtualPath) -> Flow {
-        let Some(jail) = self.permitted_jail(|p| p.read) else {
-            return done();
-        };
+    pub(super) fn cmd_stat_path(&mut self, path: VirtualPath) -> Handled {
+        let jail = self.permitted_jail(|p| p.read)?;
         let list = List {
             jail,
             path: path.clone(),

@@ -1,7 +1,12 @@
 //! Commands that describe the server or the session and change nothing on disk: FEAT, HELP,
 //! SITE, OPTS and STAT without a path.
 
-use super::*;
+use super::dispatch::{reply, Answer, Handled};
+use super::transfer::{mode_name, rate};
+use super::Session;
+use crate::error::FtpError;
+use crate::listing::MlsxFacts;
+use crate::protocol::{ParseError, Reply, ReplyCode};
 
 /// FEAT lines (RFC 2389): exactly what is implemented, one space indent.
 pub(super) const FEATURES: &[&str] = &[
@@ -50,26 +55,26 @@ pub(super) fn help(topic: Option<String>, tls: bool) -> Reply {
 }
 
 /// SITE (RFC 959 §4.1.3): only HELP; other subcommands are not offered.
-pub(super) fn site(arg: &str) -> Result<Reply, FtpError> {
+pub(super) fn site(arg: &str) -> Reply {
     let sub = arg
         .split_whitespace()
         .next()
         .unwrap_or("")
         .to_ascii_uppercase();
     if sub == "HELP" {
-        Ok(Reply::multi(
+        Reply::multi(
             ReplyCode::HelpMessage,
             vec![
                 "SITE commands recognized:".to_owned(),
                 " HELP".to_owned(),
                 "End".to_owned(),
             ],
-        ))
+        )
     } else {
-        Ok(Reply::new(
+        Reply::new(
             ReplyCode::NotImplemented,
             format!("SITE {sub} not implemented"),
-        ))
+        )
     }
 }
 
@@ -89,20 +94,46 @@ pub(super) fn opts(name: &str, value: Option<&str>) -> Result<Reply, FtpError> {
 }
 
 impl Session {
-    pub(super) fn cmd_opts(&mut self, name: &str, value: Option<&str>) -> Result<Reply, FtpError> {
+    /// FEAT (RFC 2389): what is implemented, TLS only when configured.
+    pub(super) fn cmd_feat(&mut self) -> Handled {
+        let mut features: Vec<String> = FEATURES.iter().map(|f| (*f).to_owned()).collect();
+        if self.tls_policy().is_some() {
+            features.extend([
+                " AUTH TLS".to_owned(),
+                " PBSZ".to_owned(),
+                " PROT".to_owned(),
+            ]);
+        }
+        features.push(format!(" MLST {}", self.mlst_facts.feat()));
+        features.sort();
+        let mut lines = vec!["Features:".to_owned()];
+        lines.extend(features);
+        lines.push("End".to_owned());
+        Ok(Reply::multi(ReplyCode::SystemStatus, lines).into())
+    }
+
+    pub(super) fn cmd_help(&mut self, topic: Option<String>) -> Handled {
+        Ok(help(topic, self.tls_policy().is_some()).into())
+    }
+
+    pub(super) fn cmd_site(&mut self, arg: &str) -> Handled {
+        Ok(site(arg).into())
+    }
+
+    pub(super) fn cmd_opts(&mut self, name: &str, value: Option<&str>) -> Handled {
         if name != "MLST" {
-            return opts(name, value);
+            return opts(name, value).map(Answer::Reply);
         }
         // RFC 3659 §7.9: the reply lists the facts now selected.
         self.mlst_facts = MlsxFacts::parse(value.unwrap_or(""));
-        Ok(Reply::new(
+        reply(
             ReplyCode::CommandOk,
             format!("MLST OPTS {}", self.mlst_facts.selected()),
-        ))
+        )
     }
 
     /// STAT without argument (RFC 959 §4.1.3): session status, and the transfer if one runs.
-    pub(super) fn status(&self) -> Reply {
+    pub(super) fn cmd_stat(&mut self) -> Handled {
         let mut lines = vec![format!("actorftpd status for {}", self.peer.remote)];
         match self.user() {
             Some(u) => lines.push(format!("Logged in as {}", u.name)),
@@ -138,6 +169,6 @@ impl Session {
             None => lines.push("No data transfer in progress".to_owned()),
         }
         lines.push("End of status".to_owned());
-        Reply::multi(ReplyCode::SystemStatus, lines)
+        Ok(Reply::multi(ReplyCode::SystemStatus, lines).into())
     }
 }

@@ -1,11 +1,30 @@
 //! Logging in and securing the control connection: USER, PASS (through the Gatekeeper and the
 //! Authenticator pool), AUTH TLS, PBSZ and PROT (RFC 4217). It decides who the user is; it never
-//! touches a file.
+//! touches a file. REIN and QUIT end a login or the session.
 
-use super::*;
+use super::data_setup::DataSetup;
+use super::dispatch::{reply, Answer, Handled};
+use super::{Login, Session};
+use crate::auth::Password;
+use crate::authenticator::Authenticate;
+use crate::error::FtpError;
+use crate::file_store::{OpenJail, VirtualPath};
+use crate::gatekeeper::{BeginLogin, LoginAttempt};
+use crate::listing::MlsxFacts;
+use crate::observability::metrics::Observe;
+use crate::protocol::{ParseError, Reply, ReplyCode, TransferType};
+use crate::tls::{data_config, SessionTls, TlsPolicy};
+use actix::prelude::*;
+use tokio::time::Instant;
 
 impl Session {
-    pub(super) fn cmd_user(&mut self, name: String) -> Result<Reply, FtpError> {
+    pub(super) fn cmd_user(&mut self, name: String) -> Handled {
+        // SECURITY: with TLS required, no name or password crosses the wire in clear.
+        if self.tls_policy().is_some_and(|p| p.require_control) && !self.control_tls {
+            return Err(FtpError::NotLoggedIn(
+                "TLS required: send AUTH TLS before USER",
+            ));
+        }
         if matches!(self.login, Login::LoggedIn { .. }) {
             return Err(FtpError::NotLoggedIn(
                 "Already logged in; cannot change user",
@@ -26,22 +45,20 @@ impl Session {
             format!("Password required for {name}")
         };
         self.login = Login::AwaitingPassword(name);
-        Ok(Reply::new(ReplyCode::NeedPassword, text))
+        reply(ReplyCode::NeedPassword, text)
     }
 
-    pub(super) fn cmd_pass(&mut self, password: String) -> Flow {
+    pub(super) fn cmd_pass(&mut self, password: String) -> Handled {
         let name = match std::mem::replace(&mut self.login, Login::Connected) {
             Login::AwaitingPassword(name) => name,
             other => {
                 let already = matches!(other, Login::LoggedIn { .. });
                 self.login = other;
-                let err = if already {
+                return Err(if already {
                     FtpError::BadSequence("Already logged in")
                 } else {
                     FtpError::BadSequence("Login with USER first")
-                };
-                self.respond(Err(err));
-                return done();
+                });
             }
         };
         let auth = self.services.auth.clone();
@@ -90,47 +107,48 @@ impl Session {
                 }
             }
         };
-        Box::pin(
-            check
-                .into_actor(self)
-                .map(move |outcome, act, ctx| match outcome {
-                    Ok((user, Ok(_))) if user.require_tls && !act.control_tls => {
-                        log::warn!("[{}] {} refused: account requires TLS", act.tag, user.name);
-                        act.respond(Err(FtpError::NotLoggedIn(
-                            "This account requires TLS: send AUTH TLS first",
-                        )));
-                    }
-                    Ok((user, Ok(jail))) => {
-                        log::info!("[{}] login ok as {}", act.tag, user.name);
-                        act.observe(Observe::Login { ok: true });
-                        act.tag = format!("#{} {} {}", act.peer.id, act.peer.remote, user.name);
-                        act.cwd = VirtualPath::root();
-                        act.login = Login::LoggedIn { user, jail };
-                        act.reply(ReplyCode::LoggedIn, "Login successful");
-                    }
-                    Ok((user, jail)) => {
-                        log::error!(
-                            "[{}] root of {} cannot be opened: {:?}",
-                            act.tag,
-                            user.name,
-                            jail.err()
-                        );
-                        act.respond(Err(FtpError::NotLoggedIn(
-                            "Login failed: home directory unavailable",
-                        )));
-                    }
-                    Err(None) => act.login_failed(ctx, &name),
-                    Err(Some(why)) => {
-                        log::warn!("[{}] PASS for {name} not checked: {why}", act.tag);
-                        act.close(ctx, Some(Reply::new(ReplyCode::ServiceNotAvailable, why)));
-                    }
-                }),
-        )
+        Ok(Answer::Later(Box::pin(check.into_actor(self).map(
+            move |outcome, act, _| match outcome {
+                Ok((user, Ok(_))) if user.require_tls && !act.control_tls => {
+                    log::warn!("[{}] {} refused: account requires TLS", act.tag, user.name);
+                    Err(FtpError::NotLoggedIn(
+                        "This account requires TLS: send AUTH TLS first",
+                    ))
+                }
+                Ok((user, Ok(jail))) => {
+                    log::info!("[{}] login ok as {}", act.tag, user.name);
+                    act.observe(Observe::Login { ok: true });
+                    act.tag = format!("#{} {} {}", act.peer.id, act.peer.remote, user.name);
+                    act.cwd = VirtualPath::root();
+                    act.login = Login::LoggedIn { user, jail };
+                    reply(ReplyCode::LoggedIn, "Login successful")
+                }
+                Ok((user, jail)) => {
+                    log::error!(
+                        "[{}] root of {} cannot be opened: {:?}",
+                        act.tag,
+                        user.name,
+                        jail.err()
+                    );
+                    Err(FtpError::NotLoggedIn(
+                        "Login failed: home directory unavailable",
+                    ))
+                }
+                Err(None) => act.login_failed(&name),
+                Err(Some(why)) => {
+                    log::warn!("[{}] PASS for {name} not checked: {why}", act.tag);
+                    Ok(Answer::Close(Reply::new(
+                        ReplyCode::ServiceNotAvailable,
+                        why,
+                    )))
+                }
+            },
+        ))))
     }
 
     /// A failed PASS (the Gatekeeper, which bans repeat offenders, has been told): 530, and
     /// after `max_failures` on this connection, close it.
-    pub(super) fn login_failed(&mut self, ctx: &mut Context<Self>, name: &str) {
+    fn login_failed(&mut self, name: &str) -> Handled {
         self.login_failures += 1;
         self.observe(Observe::Login { ok: false });
         log::warn!(
@@ -138,17 +156,18 @@ impl Session {
             self.tag,
             self.login_failures
         );
-        self.respond(Err(FtpError::NotLoggedIn("Login incorrect")));
+        let incorrect = FtpError::NotLoggedIn("Login incorrect");
         // SECURITY: a connection gets a bounded number of guesses.
         if self.login_failures >= self.services.config.login.max_failures {
-            self.close(
-                ctx,
-                Some(Reply::new(
+            return Ok(Answer::ReplyThenClose(
+                incorrect.reply(),
+                Reply::new(
                     ReplyCode::ServiceNotAvailable,
                     "Too many failed logins, closing control connection",
-                )),
-            );
+                ),
+            ));
         }
+        Err(incorrect)
     }
 
     pub(super) fn tls_policy(&self) -> Option<&TlsPolicy> {
@@ -160,16 +179,16 @@ impl Session {
             || self.user().is_some_and(|u| u.require_tls)
     }
 
-    /// AUTH TLS (RFC 4217 §4): `None` when the 234 and the upgrade were queued.
-    pub(super) fn cmd_auth(&mut self, mechanism: &str) -> Result<Option<Reply>, FtpError> {
+    /// AUTH TLS (RFC 4217 §4): the 234, then the handshake.
+    pub(super) fn cmd_auth(&mut self, mechanism: &str) -> Handled {
         let Some(policy) = self.tls_policy() else {
             return Err(FtpError::NotImplemented("AUTH (TLS is not configured)"));
         };
         if !matches!(mechanism, "TLS" | "SSL" | "TLS-C" | "TLS-P") {
-            return Ok(Some(Reply::new(
+            return reply(
                 ReplyCode::ParameterNotImplemented,
                 "AUTH mechanism not supported; use AUTH TLS",
-            )));
+            );
         }
         if self.control_tls {
             return Err(FtpError::BadSequence("TLS is already in use"));
@@ -185,25 +204,26 @@ impl Session {
         self.control_tls = true;
         // A USER sent in clear before AUTH does not carry over (RFC 4217 §4).
         self.login = Login::Connected;
-        self.reply(
-            ReplyCode::AuthOk,
-            "AUTH TLS successful, start TLS negotiation",
-        );
-        let _ = self.out.send(Outbound::StartTls(config));
-        Ok(None)
+        Ok(Answer::StartTls(
+            Reply::new(
+                ReplyCode::AuthOk,
+                "AUTH TLS successful, start TLS negotiation",
+            ),
+            config,
+        ))
     }
 
     /// PBSZ (RFC 4217 §8): TLS has no buffer size; 0 is the only answer.
-    pub(super) fn cmd_pbsz(&mut self) -> Result<Reply, FtpError> {
+    pub(super) fn cmd_pbsz(&mut self) -> Handled {
         if !self.control_tls {
             return Err(FtpError::BadSequence("PBSZ needs AUTH TLS first"));
         }
         self.pbsz = true;
-        Ok(Reply::new(ReplyCode::CommandOk, "PBSZ=0"))
+        reply(ReplyCode::CommandOk, "PBSZ=0")
     }
 
     /// PROT (RFC 4217 §9): P protects data connections, C leaves them clear.
-    pub(super) fn cmd_prot(&mut self, level: &str) -> Result<Reply, FtpError> {
+    pub(super) fn cmd_prot(&mut self, level: &str) -> Handled {
         if !self.control_tls {
             return Err(FtpError::BadSequence("PROT needs AUTH TLS first"));
         }
@@ -213,30 +233,53 @@ impl Session {
         match level {
             "P" => {
                 self.prot_private = true;
-                Ok(Reply::new(
-                    ReplyCode::CommandOk,
-                    "Protection level set to Private",
-                ))
+                reply(ReplyCode::CommandOk, "Protection level set to Private")
             }
-            "C" if self.data_protection_required() => Ok(Reply::new(
+            "C" if self.data_protection_required() => reply(
                 ReplyCode::PolicyRequiresTls,
                 "Policy requires protected data connections (PROT P)",
-            )),
+            ),
             "C" => {
                 self.prot_private = false;
-                Ok(Reply::new(
-                    ReplyCode::CommandOk,
-                    "Protection level set to Clear",
-                ))
+                reply(ReplyCode::CommandOk, "Protection level set to Clear")
             }
-            "S" | "E" => Ok(Reply::new(
+            "S" | "E" => reply(
                 ReplyCode::ProtLevelNotSupported,
                 "Protection level not supported; use P or C",
-            )),
+            ),
             _ => Err(FtpError::Parse(ParseError::BadArgument(
                 "PROT",
                 "unknown protection level",
             ))),
         }
+    }
+}
+
+impl Session {
+    /// REIN (RFC 959 §4.1.1): back to the state of a new connection; a running transfer still
+    /// completes and is answered.
+    pub(super) fn cmd_rein(&mut self) -> Handled {
+        self.login = Login::Connected;
+        self.tag = format!("#{} {}", self.peer.id, self.peer.remote);
+        self.cwd = VirtualPath::root();
+        self.transfer_type = TransferType::Ascii;
+        self.rest = 0;
+        self.data = DataSetup::None;
+        self.epsv_all = false;
+        self.mlst_facts = MlsxFacts::default();
+        self.connected_at = Instant::now();
+        reply(ReplyCode::ServiceReady, "Ready for a new user")
+    }
+
+    /// QUIT: 221 and close; during a transfer, RFC 959 §4.1.1 lets it finish first.
+    pub(super) fn cmd_quit(&mut self) -> Handled {
+        if self.transfer.is_some() {
+            self.quit_after_transfer = true;
+            return Ok(Answer::AfterTransfer);
+        }
+        Ok(Answer::Close(Reply::new(
+            ReplyCode::ClosingControl,
+            "Goodbye",
+        )))
     }
 }

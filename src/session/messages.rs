@@ -3,7 +3,21 @@
 //! to (`Outbound` on a `ReplySender`), the snapshots it answers with, and the shared services it
 //! is started with. Types only: no handler logic here.
 
-use super::*;
+use crate::auth::UserDb;
+use crate::authenticator::Authenticator;
+use crate::config::Config;
+use crate::file_store::{Resolver, Store};
+use crate::gatekeeper::Gatekeeper;
+use crate::observability::metrics::Metrics;
+use crate::observability::xferlog::XferLog;
+use crate::protocol::{Command, ParseError, Reply};
+use actix::prelude::*;
+use rustls::server::ServerConfig;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// What the Session sends to whoever owns the control connection.
 #[derive(Debug)]

@@ -8,81 +8,43 @@
 //! the disk itself, and it never waits on a transfer: NOOP, STAT and ABOR answer while one runs.
 
 mod data_setup;
+mod dispatch;
 mod files;
 mod info;
 mod login;
 mod messages;
 mod transfer;
 
-use data_setup::{DataSetup, Endpoint};
-use info::*;
 pub use messages::{
     ControlClosed, Observers, Outbound, Peer, ReplySender, ServerShutdown, Services, SessionClosed,
     SessionSnapshot, SessionStatus, TransferSnapshot, Unparsable,
 };
 pub use transfer::rate;
-use transfer::Transfer;
-use transfer::*;
 
-use crate::auth::{Password, Permissions, User, UserDb};
-use crate::authenticator::{Authenticate, Authenticator};
-use crate::config::{is_local_peer, Config};
-use crate::data_channel::{
-    self, Abort, DataChannel, DataEndpoint, DataTls, MinRate, Payload, Progress, TransferDone,
-    TransferError, TransferResult, TransferSpec,
-};
+use crate::auth::{Permissions, User};
+use crate::data_channel::Abort;
 use crate::error::{FtpError, StoreError};
-use crate::file_store::{
-    FinishUpload, Jail, List, ListFormat, MakeDir, OpenJail, OpenRead, OpenWrite, ReadSource,
-    RemoveDir, RemoveFile, Rename, Request, Resolver, Stat, Store, UploadTarget, VirtualPath,
-    WriteMode,
-};
-use crate::gatekeeper::{
-    BeginLogin, Gatekeeper, HoldPassive, LoginAttempt, PassiveLease, SourceBanned,
-};
-use crate::listing::{mlsx_line, CivilTime, EntryKind, MlsxFacts, PermFact};
-use crate::observability::metrics::{Metrics, Observe, Observed};
-use crate::observability::xferlog::{XferLog, XferRecord};
-use crate::protocol::{quote_path, Command, EpsvArg, ParseError, Reply, ReplyCode, TransferType};
-use crate::tls::{data_config, SessionTls, TlsPolicy};
+use crate::file_store::{Jail, VirtualPath};
+use crate::gatekeeper::SourceBanned;
+use crate::listing::MlsxFacts;
+use crate::observability::metrics::{Observe, Observed};
+use crate::protocol::{Command, ParseError, Reply, ReplyCode, TransferType};
+use crate::tls::{data_config, SessionTls};
 use actix::prelude::*;
+use data_setup::DataSetup;
+use dispatch::done;
 use rustls::server::ServerConfig;
-use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 // tokio's clock: the same one actix timers use, so paused-time tests can drive timeouts.
-use tokio::sync::mpsc;
 use tokio::time::Instant;
-
-/// Commands allowed before login (RFC 959 §4.1.1 and the security extensions that must
-/// precede USER). SECURITY: this is the one list; `dispatch` is the one place it is checked.
-fn allowed_before_login(cmd: &Command) -> bool {
-    matches!(
-        cmd,
-        Command::User(_)
-            | Command::Pass(_)
-            | Command::Quit
-            | Command::Feat
-            | Command::Syst
-            | Command::Noop
-            | Command::Help(_)
-            | Command::Opts(..)
-            | Command::Auth(_)
-            | Command::Pbsz(_)
-            | Command::Prot(_)
-    )
-}
+use transfer::Transfer;
 
 enum Login {
     Connected,
     AwaitingPassword(String),
     LoggedIn { user: Arc<User>, jail: Jail },
 }
-
-/// What a command handler hands back: its reply is sent when the future completes, and the
-/// next command is not handled before that (replies stay in command order).
-type Flow = ResponseActFuture<Session, ()>;
 
 /// What a file-system answer becomes: a reply, or an error that `respond` turns into one.
 trait ThenReply<T>:
@@ -99,10 +61,6 @@ impl<T, F> ThenReply<T> for F where
         ) -> Result<Reply, FtpError>
         + 'static
 {
-}
-
-fn done() -> Flow {
-    Box::pin(actix::fut::ready(()))
 }
 
 pub struct Session {
@@ -258,6 +216,11 @@ impl Session {
         }
     }
 
+    /// Flushes what is queued (the 234), then upgrades the control connection to TLS.
+    fn start_tls(&mut self, config: Arc<ServerConfig>) {
+        let _ = self.out.send(Outbound::StartTls(config));
+    }
+
     /// Closes the session: an optional last reply, then the control connection. A running
     /// transfer is aborted first, and the actor stops once it has reported (so a partial
     /// upload is always cleaned up).
@@ -309,195 +272,6 @@ impl Session {
         } else {
             self.schedule_timeout_check(ctx, limit - elapsed);
         }
-    }
-
-    /// SECURITY: the one place that checks login state before a command runs.
-    fn dispatch(&mut self, cmd: Command, ctx: &mut Context<Self>) -> Flow {
-        if !matches!(self.login, Login::LoggedIn { .. }) && !allowed_before_login(&cmd) {
-            self.send(FtpError::NotLoggedIn("Please login with USER and PASS").reply());
-            return done();
-        }
-        // RFC 959 §4.1.3: RNTO must come right after RNFR; any other command forgets it.
-        let rename_from = self.rename_from.take();
-        let result: Result<Reply, FtpError> = match cmd {
-            Command::User(name) => {
-                // SECURITY: with TLS required, no name or password crosses the wire in clear.
-                if self.tls_policy().is_some_and(|p| p.require_control) && !self.control_tls {
-                    Err(FtpError::NotLoggedIn(
-                        "TLS required: send AUTH TLS before USER",
-                    ))
-                } else {
-                    self.cmd_user(name)
-                }
-            }
-            Command::Pass(password) => return self.cmd_pass(password),
-            Command::Quit => {
-                if self.transfer.is_some() {
-                    // RFC 959 §4.1.1: QUIT lets a running transfer finish, then 221.
-                    self.quit_after_transfer = true;
-                    return done();
-                }
-                self.close(ctx, Some(Reply::new(ReplyCode::ClosingControl, "Goodbye")));
-                return done();
-            }
-            Command::Noop => Ok(Reply::new(ReplyCode::CommandOk, "NOOP ok")),
-            Command::Syst => Ok(Reply::new(ReplyCode::SystemType, "UNIX Type: L8")),
-            Command::Feat => {
-                let mut features: Vec<String> = FEATURES.iter().map(|f| (*f).to_owned()).collect();
-                if self.tls_policy().is_some() {
-                    features.extend([
-                        " AUTH TLS".to_owned(),
-                        " PBSZ".to_owned(),
-                        " PROT".to_owned(),
-                    ]);
-                }
-                features.push(format!(" MLST {}", self.mlst_facts.feat()));
-                features.sort();
-                let mut lines = vec!["Features:".to_owned()];
-                lines.extend(features);
-                lines.push("End".to_owned());
-                Ok(Reply::multi(ReplyCode::SystemStatus, lines))
-            }
-            Command::Help(topic) => Ok(help(topic, self.tls_policy().is_some())),
-            Command::Opts(name, value) => self.cmd_opts(&name, value.as_deref()),
-            Command::Pwd => Ok(Reply::new(
-                ReplyCode::PathCreated,
-                format!("{} is the current directory", quote_path(self.cwd.as_str())),
-            )),
-            Command::Cwd(arg) => return self.cmd_cwd(self.cwd.join(&arg)),
-            Command::Cdup => return self.cmd_cwd(self.cwd.parent()),
-            Command::Type(t) => {
-                self.transfer_type = t;
-                Ok(Reply::new(
-                    ReplyCode::CommandOk,
-                    match t {
-                        TransferType::Ascii => "Switching to ASCII mode",
-                        TransferType::Image => "Switching to Binary mode",
-                    },
-                ))
-            }
-            Command::Mode(_) => Ok(Reply::new(ReplyCode::CommandOk, "Mode set to S")),
-            Command::Stru(_) => Ok(Reply::new(ReplyCode::CommandOk, "Structure set to F")),
-            Command::Pasv => return self.cmd_pasv(ctx, false, None),
-            Command::Epsv(EpsvArg::All) => {
-                self.epsv_all = true;
-                Ok(Reply::new(
-                    ReplyCode::CommandOk,
-                    "EPSV ALL ok: only EPSV will set up data connections",
-                ))
-            }
-            Command::Epsv(EpsvArg::Any) => return self.cmd_pasv(ctx, true, None),
-            Command::Epsv(EpsvArg::Protocol(p)) => return self.cmd_pasv(ctx, true, Some(p)),
-            Command::Port(addr) | Command::Eprt(addr) => self.cmd_port(addr),
-            // RFC 3659 §5.5: a REST offset holds until the next transfer command uses it.
-            Command::List(arg) => {
-                self.rest = 0;
-                return self.cmd_list(arg, ListFormat::Long);
-            }
-            Command::Nlst(arg) => {
-                self.rest = 0;
-                return self.cmd_list(arg, ListFormat::Names);
-            }
-            Command::Mlsd(arg) => {
-                self.rest = 0;
-                let perm = self.perm_fact();
-                return self.cmd_list(arg, ListFormat::Machine(self.mlst_facts, perm));
-            }
-            Command::Mlst(arg) => return self.cmd_mlst(arg),
-            Command::Retr(arg) => {
-                let rest = std::mem::take(&mut self.rest);
-                return self.cmd_retr(arg, rest);
-            }
-            Command::Stor(arg) => {
-                let rest = std::mem::take(&mut self.rest);
-                let mode = if rest > 0 {
-                    WriteMode::At(rest)
-                } else {
-                    WriteMode::Replace {
-                        allow_overwrite: self.permissions().overwrite,
-                    }
-                };
-                return self.cmd_store(self.cwd.join(&arg), mode, "STOR");
-            }
-            Command::Appe(arg) => {
-                self.rest = 0;
-                return self.cmd_store(self.cwd.join(&arg), WriteMode::Append, "APPE");
-            }
-            Command::Stou => {
-                self.rest = 0;
-                return self.cmd_stou();
-            }
-            Command::Rest(offset) => {
-                if self.transfer_type == TransferType::Ascii && offset > 0 {
-                    // Offsets in TYPE A would need a scan of the file to map wire bytes to disk bytes.
-                    Err(FtpError::Parse(ParseError::BadArgument(
-                        "REST",
-                        "not supported in ASCII mode; use TYPE I",
-                    )))
-                } else {
-                    self.rest = offset;
-                    Ok(Reply::new(
-                        ReplyCode::FileActionPending,
-                        format!("Restarting at {offset}. Send STOR or RETR to initiate transfer"),
-                    ))
-                }
-            }
-            Command::Dele(arg) => return self.cmd_dele(self.cwd.join(&arg)),
-            Command::Mkd(arg) => return self.cmd_mkd(self.cwd.join(&arg)),
-            Command::Rmd(arg) => return self.cmd_rmd(self.cwd.join(&arg)),
-            Command::Rnfr(arg) => return self.cmd_rnfr(self.cwd.join(&arg)),
-            Command::Rnto(arg) => match rename_from {
-                Some(from) => return self.cmd_rnto(from, self.cwd.join(&arg)),
-                // RFC 959 §4.1.3: RNTO must immediately follow RNFR.
-                None => Err(FtpError::BadSequence("RNFR required first")),
-            },
-            Command::Size(arg) => return self.cmd_size(self.cwd.join(&arg)),
-            Command::Mdtm(arg) => return self.cmd_mdtm(self.cwd.join(&arg)),
-            Command::Allo => Ok(Reply::new(
-                ReplyCode::NotImplementedSuperfluous,
-                "ALLO not needed",
-            )),
-            Command::Abor => match self.cmd_abor() {
-                Some(reply) => Ok(reply),
-                None => return done(),
-            },
-            Command::Stat(None) => Ok(self.status()),
-            Command::Stat(Some(arg)) => return self.cmd_stat_path(self.cwd.join(&arg)),
-            Command::Site(arg) => site(&arg),
-            Command::Rein => {
-                // RFC 959 §4.1.1: back to the state of a new connection; a running transfer
-                // still completes and is answered.
-                self.login = Login::Connected;
-                self.tag = format!("#{} {}", self.peer.id, self.peer.remote);
-                self.cwd = VirtualPath::root();
-                self.transfer_type = TransferType::Ascii;
-                self.rest = 0;
-                self.data = DataSetup::None;
-                self.epsv_all = false;
-                self.mlst_facts = MlsxFacts::default();
-                self.connected_at = Instant::now();
-                Ok(Reply::new(ReplyCode::ServiceReady, "Ready for a new user"))
-            }
-            Command::Acct(_) => Ok(Reply::new(
-                ReplyCode::NotImplementedSuperfluous,
-                "ACCT not needed",
-            )),
-            Command::Auth(mechanism) => match self.cmd_auth(&mechanism) {
-                Ok(None) => return done(),
-                Ok(Some(reply)) => Ok(reply),
-                Err(e) => Err(e),
-            },
-            Command::Pbsz(_) => self.cmd_pbsz(),
-            Command::Prot(level) => self.cmd_prot(&level),
-            // RFC 4217 §6: clearing the control channel would expose the rest of the session.
-            Command::Ccc => Ok(Reply::new(
-                ReplyCode::NotImplemented,
-                "CCC not supported: the control connection stays encrypted",
-            )),
-            Command::Smnt(_) => Err(FtpError::NotImplemented(cmd.verb())),
-        };
-        self.respond(result);
-        done()
     }
 }
 

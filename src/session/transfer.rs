@@ -2,7 +2,26 @@
 //! and `Progress` / `TransferDone` from it end in the 226 (or 426/451), the transfer log and the
 //! metrics. The Session never waits on a transfer.
 
-use super::*;
+use super::data_setup::Endpoint;
+use super::dispatch::{reply, Answer, Handled};
+use super::messages::TransferSnapshot;
+use super::{shutdown_reply, Session};
+use crate::data_channel::{
+    Abort, DataChannel, DataTls, MinRate, Payload, Progress, TransferDone, TransferError,
+    TransferResult, TransferSpec,
+};
+use crate::error::{FtpError, StoreError};
+use crate::file_store::{
+    FinishUpload, Jail, List, ListFormat, OpenRead, OpenWrite, ReadSource, UploadTarget,
+    VirtualPath, WriteMode,
+};
+use crate::gatekeeper::PassiveLease;
+use crate::observability::metrics::Observe;
+use crate::observability::xferlog::XferRecord;
+use crate::protocol::{ParseError, Reply, ReplyCode, TransferType};
+use actix::prelude::*;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
 
 /// How often a long transfer writes a progress line to the log.
 pub(super) const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -141,43 +160,64 @@ pub fn rate(bytes: u64, secs: f64) -> String {
 
 impl Session {
     /// The jail and the prepared data endpoint for a transfer command, given its permission
-    /// check; on any failure the error reply is sent and `None` returned.
-    pub(super) fn transfer_setup(
+    /// check.
+    fn transfer_setup(
         &mut self,
         allowed: Result<(), FtpError>,
-    ) -> Option<(Jail, Endpoint)> {
-        let setup = allowed
-            .and_then(|_| self.jail())
-            .and_then(|j| Ok((j, self.take_endpoint()?)));
-        match setup {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.respond(Err(e));
-                None
-            }
-        }
+    ) -> Result<(Jail, Endpoint), FtpError> {
+        allowed?;
+        let jail = self.jail()?;
+        Ok((jail, self.take_endpoint()?))
     }
 
-    /// The reply now, or none when a transfer is running: RFC 959 §4.1.3 has the transfer
-    /// answer 426 first and ABOR 226 after it, both sent when the DataChannel reports.
-    pub(super) fn cmd_abor(&mut self) -> Option<Reply> {
+    /// TYPE: A or I, for the transfers that follow.
+    pub(super) fn cmd_type(&mut self, t: TransferType) -> Handled {
+        self.transfer_type = t;
+        reply(
+            ReplyCode::CommandOk,
+            match t {
+                TransferType::Ascii => "Switching to ASCII mode",
+                TransferType::Image => "Switching to Binary mode",
+            },
+        )
+    }
+
+    /// REST (RFC 3659 §5): the offset the next RETR or STOR starts at.
+    pub(super) fn cmd_rest(&mut self, offset: u64) -> Handled {
+        if self.transfer_type == TransferType::Ascii && offset > 0 {
+            // Offsets in TYPE A would need a scan of the file to map wire bytes to disk bytes.
+            return Err(FtpError::Parse(ParseError::BadArgument(
+                "REST",
+                "not supported in ASCII mode; use TYPE I",
+            )));
+        }
+        self.rest = offset;
+        reply(
+            ReplyCode::FileActionPending,
+            format!("Restarting at {offset}. Send STOR or RETR to initiate transfer"),
+        )
+    }
+
+    /// ABOR: when a transfer is running, RFC 959 §4.1.3 has the transfer answer 426 first and
+    /// ABOR 226 after it, both sent when the DataChannel reports.
+    pub(super) fn cmd_abor(&mut self) -> Handled {
         match &mut self.transfer {
             Some(t) => {
                 t.abort_requested = true;
                 t.channel.do_send(Abort);
-                None
+                Ok(Answer::AfterTransfer)
             }
-            None => Some(Reply::new(
+            None => reply(
                 ReplyCode::DataConnectionOpenNoTransfer,
                 "No transfer to abort",
-            )),
+            ),
         }
     }
 
-    pub(super) fn cmd_list(&mut self, arg: Option<String>, format: ListFormat) -> Flow {
-        let Some((jail, endpoint)) = self.transfer_setup(self.require(|p| p.read)) else {
-            return done();
-        };
+    /// LIST, NLST and MLSD: the listing, over a data connection.
+    pub(super) fn cmd_list(&mut self, arg: Option<String>, format: ListFormat) -> Handled {
+        self.rest = 0;
+        let (jail, endpoint) = self.transfer_setup(self.require(|p| p.read))?;
         let path = match &arg {
             Some(a) => self.cwd.join(a),
             None => self.cwd.clone(),
@@ -223,10 +263,9 @@ impl Session {
         )
     }
 
-    pub(super) fn cmd_retr(&mut self, arg: String, offset: u64) -> Flow {
-        let Some((jail, endpoint)) = self.transfer_setup(self.require(|p| p.read)) else {
-            return done();
-        };
+    pub(super) fn cmd_retr(&mut self, arg: String) -> Handled {
+        let offset = std::mem::take(&mut self.rest);
+        let (jail, endpoint) = self.transfer_setup(self.require(|p| p.read))?;
         let path = self.cwd.join(&arg);
         self.ask(
             OpenRead {
@@ -260,19 +299,30 @@ impl Session {
         )
     }
 
-    pub(super) fn cmd_store(
-        &mut self,
-        path: VirtualPath,
-        mode: WriteMode,
-        verb: &'static str,
-    ) -> Flow {
+    pub(super) fn cmd_stor(&mut self, arg: String) -> Handled {
+        let rest = std::mem::take(&mut self.rest);
+        let mode = if rest > 0 {
+            WriteMode::At(rest)
+        } else {
+            WriteMode::Replace {
+                allow_overwrite: self.permissions().overwrite,
+            }
+        };
+        self.store(self.cwd.join(&arg), mode, "STOR")
+    }
+
+    pub(super) fn cmd_appe(&mut self, arg: String) -> Handled {
+        self.rest = 0;
+        self.store(self.cwd.join(&arg), WriteMode::Append, "APPE")
+    }
+
+    /// STOR, APPE and STOU: an upload, over a data connection.
+    fn store(&mut self, path: VirtualPath, mode: WriteMode, verb: &'static str) -> Handled {
         let allowed = match mode {
             WriteMode::Replace { .. } => self.require(|p| p.upload),
             WriteMode::Append | WriteMode::At(_) => self.require(|p| p.upload && p.overwrite),
         };
-        let Some((jail, endpoint)) = self.transfer_setup(allowed) else {
-            return done();
-        };
+        let (jail, endpoint) = self.transfer_setup(allowed)?;
         // The upload keeps its own jail handle: after REIN (or anything else that changes the
         // login) the temporary file is still renamed into place or removed in the right root.
         let upload_jail = jail.clone();
@@ -308,15 +358,13 @@ impl Session {
         )
     }
 
-    pub(super) fn cmd_stou(&mut self) -> Flow {
+    pub(super) fn cmd_stou(&mut self) -> Handled {
+        self.rest = 0;
         let mut rnd = [0u8; 6];
-        if getrandom::getrandom(&mut rnd).is_err() {
-            self.respond(Err(FtpError::Internal));
-            return done();
-        }
+        getrandom::getrandom(&mut rnd).map_err(|_| FtpError::Internal)?;
         let name: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
         let path = self.cwd.join(&format!("stou-{name}"));
-        self.cmd_store(
+        self.store(
             path,
             WriteMode::Replace {
                 allow_overwrite: false,
