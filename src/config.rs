@@ -170,21 +170,6 @@ impl Default for Config {
     }
 }
 
-/// Loopback, private (RFC 1918, ULA) and link-local peers are "local": they get the control
-/// connection's own address in PASV replies, never the NAT address.
-pub fn is_local_peer(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_local_peer(IpAddr::V4(v4)),
-            None => {
-                let first = v6.segments()[0];
-                v6.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
-            }
-        },
-    }
-}
-
 pub fn default_workers() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -209,27 +194,6 @@ pub fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn local_peers() {
-        let cases = [
-            ("127.0.0.1", true),
-            ("10.1.1.1", true),
-            ("192.168.0.9", true),
-            ("172.16.0.1", true),
-            ("169.254.1.1", true),
-            ("8.8.8.8", false),
-            ("::1", true),
-            ("fd00::1", true),
-            ("fe80::1", true),
-            ("2001:db8::1", false),
-            ("::ffff:10.0.0.1", true),
-            ("::ffff:1.1.1.1", false),
-        ];
-        for (ip, want) in cases {
-            assert_eq!(is_local_peer(ip.parse().expect("ip")), want, "{ip}");
-        }
-    }
 
     #[test]
     fn port_ranges() {

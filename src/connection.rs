@@ -6,7 +6,7 @@
 //! TLS upgrade (`AUTH TLS`, RFC 4217). It never interprets commands.
 
 use crate::protocol::{Command, FtpCodec};
-use crate::session::{ControlClosed, Outbound, Session, Unparsable};
+use crate::session::{ControlClosed, Session, SinkItem, Unparsable};
 use actix::Addr;
 use bytes::BytesMut;
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -213,7 +213,7 @@ async fn start_tls(
 pub async fn run_control(
     stream: ControlStream,
     session: Addr<Session>,
-    mut replies: mpsc::UnboundedReceiver<Outbound>,
+    mut replies: mpsc::UnboundedReceiver<SinkItem>,
     max_line: usize,
     implicit_tls: Option<Arc<ServerConfig>>,
 ) {
@@ -245,18 +245,18 @@ pub async fn run_control(
                     let mut preliminary = false;
                     while let Some(item) = next {
                         match item {
-                            Outbound::Reply(reply) => {
+                            SinkItem::Reply(reply) => {
                                 preliminary = reply.code.is_preliminary();
                                 if framed.feed(reply).await.is_err() {
                                     session.do_send(ControlClosed);
                                     return;
                                 }
                             }
-                            Outbound::Close => {
+                            SinkItem::Close => {
                                 close = true;
                                 break;
                             }
-                            Outbound::StartTls(config) => {
+                            SinkItem::StartTls(config) => {
                                 upgrade = Some(config);
                                 break;
                             }

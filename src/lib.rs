@@ -15,21 +15,38 @@
 //! - Components talk only by messages; no shared mutable state.
 #![forbid(unsafe_code)]
 
+// The modules, one job each (diagrams/actors.mmd shows how the actors talk):
+/// Who may log in: the user database, permissions, passwords, and the Authenticator pool.
 pub mod auth;
-pub mod authenticator;
+/// Command-line options: the only file that knows the argument parser.
 pub mod cli;
+/// Validated, typed configuration with documented defaults and limits.
 pub mod config;
+/// The control connection's I/O task and transport (plain or TLS): the socket's one owner.
 pub mod connection;
+/// The DataChannel actor: one transfer on one data connection.
 pub mod data_channel;
+/// Typed errors and the one table from failure to FTP reply.
 pub mod error;
+/// Open-file limits: raising the soft limit and fitting the session cap to it.
 pub mod fdlimit;
+/// The FileStore actor (the jail), its Resolver front desk, and `Store`, the one door to them.
 pub mod file_store;
+/// The Gatekeeper actor: session counts, failed logins, bans and passive-port shares.
 pub mod gatekeeper;
+/// The Listener actor: accepts control connections and starts Sessions on worker Arbiters.
 pub mod listener;
+/// LIST, NLST, MLSD and MLST lines (pure).
 pub mod listing;
+/// What the operator sees: the admin endpoint and its token, `who`, metrics, the transfer log.
 pub mod observability;
+/// Escaping of client-supplied text for logs and JSON.
 pub mod printable;
+/// The pure protocol: bytes to `Command`, `Reply` to bytes.
 pub mod protocol;
+/// Wiring: binds the sockets and starts the actors of a daemon.
 pub mod server;
+/// The Session actor: one per control connection, one file per job.
 pub mod session;
+/// The TLS configuration (FTPS, RFC 4217).
 pub mod tls;

@@ -2,8 +2,8 @@
 //!
 //! Used by `main.rs` and by tests that want a real daemon inside their own process.
 
+use crate::auth::Authenticator;
 use crate::auth::UserDb;
-use crate::authenticator::Authenticator;
 use crate::config::Config;
 use crate::fdlimit;
 use crate::file_store::{FileStore, Resolver, Store};
@@ -12,7 +12,7 @@ use crate::listener::{Listener, Worker};
 use crate::observability::admin::{AdminEndpoint, Routes};
 use crate::observability::metrics::Metrics;
 use crate::observability::xferlog::XferLog;
-use crate::session::{Observers, Services};
+use crate::session::{Recorders, Services};
 use actix::prelude::*;
 use actix_rt::Arbiter;
 use std::io;
@@ -42,15 +42,15 @@ impl Running {
 /// `users`, and a Resolver on the current Arbiter for the Sessions started there (actor tests run
 /// a Session without a Listener). Must run inside an actix System. The daemon (`start`) gives
 /// each worker's Sessions that worker's own Resolver instead.
-pub fn services(config: Config, users: UserDb, observers: Observers) -> Services {
-    shared_services(config, users, observers, |pool| Resolver::new(pool).start())
+pub fn services(config: Config, users: UserDb, recorders: Recorders) -> Services {
+    shared_services(config, users, recorders, |pool| Resolver::new(pool).start())
 }
 
 /// `services`, with the Resolver that `resolver` starts for the FileStore pool.
 fn shared_services(
     config: Config,
     users: UserDb,
-    observers: Observers,
+    recorders: Recorders,
     resolver: impl FnOnce(Addr<FileStore>) -> Addr<Resolver>,
 ) -> Services {
     let users = Arc::new(users);
@@ -64,7 +64,7 @@ fn shared_services(
         config: Arc::new(config),
         users,
         auth,
-        observers,
+        recorders,
         gatekeeper: None,
     }
 }
@@ -121,7 +121,7 @@ pub fn fit_descriptor_limit(mut config: Config, listeners: usize) -> Config {
     config
 }
 
-/// Starts the FileStore pool, the observers, one worker Arbiter (with its Resolver) per
+/// Starts the FileStore pool, the recorders, one worker Arbiter (with its Resolver) per
 /// configured worker, the Listener(s) and the admin endpoints. Must run inside an actix System.
 /// First fits `--max-sessions` to the open-file limit (`fit_descriptor_limit`).
 pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running, String> {
@@ -159,7 +159,7 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
     let mut services = shared_services(
         config,
         users,
-        Observers {
+        Recorders {
             metrics: metrics.clone(),
             xferlog,
         },

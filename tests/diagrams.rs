@@ -17,9 +17,9 @@
 //!    target participant, the target node's enclosing capitalised subgraph, or, in a state
 //!    diagram, the actor named by its `%% owner: Actor` line.
 //! 3. **Enum paths are real.** `Type::Variant` (both capitalised, the variant with a lower-case
-//!    letter, like `Outbound::StartTls`) must be a variant of an `enum Type` in src/.
+//!    letter, like `SinkItem::StartTls`) must be a variant of an `enum Type` in src/.
 //! 4. **Type names in prose are real.** Any identifier with two or more capitals and a lower-case
-//!    letter (`FtpCodec`, `ReplySender`, `IPv4`) must occur as a word in src/, wherever it appears
+//!    letter (`FtpCodec`, `ReplySink`, `IPv4`) must occur as a word in src/, wherever it appears
 //!    in a diagram (labels, notes, node text); state ids are exempt.
 //! 5. **Shape rules that keep 1-4 checkable.** Flowchart nodes are declared on their own line
 //!    (`id["text"]`, `id(["text"])`...), edges are `a -->|"label"| b` (or `-.->`, `==>`, `---`,
@@ -722,7 +722,7 @@ fn the_scanner_sees_the_code() {
     assert!(code.handlers.len() >= 25, "handlers: {:?}", code.handlers);
     assert!(code
         .enums
-        .get("Outbound")
+        .get("SinkItem")
         .is_some_and(|v| v.contains("StartTls") && v.contains("Close")));
     assert!(code
         .enums
@@ -836,10 +836,10 @@ fn drift_between_diagrams_and_code_is_caught() {
         &check_diagram("actors.mmd", &prose, &code),
         "FtpDecoder does not occur"
     ));
-    let variant = edit(&view, "Outbound::StartTls", "Outbound::Upgrade");
+    let variant = edit(&view, "SinkItem::StartTls", "SinkItem::Upgrade");
     assert!(reported(
         &check_diagram("actors.mmd", &variant, &code),
-        "Outbound::Upgrade is not a variant"
+        "SinkItem::Upgrade is not a variant"
     ));
 
     // A message the code has but the actor view forgot.

@@ -8,7 +8,7 @@ use actor_harness::{random_bytes, read_to_eof, sha256, write, Harness};
 use actorftpd::auth::Permissions;
 use actorftpd::config::Config;
 use actorftpd::protocol::{Command, EpsvArg, ParseError, TransferType};
-use actorftpd::session::{Outbound, Unparsable};
+use actorftpd::session::{SinkItem, Unparsable};
 use std::time::Duration;
 
 impl Harness {
@@ -290,7 +290,7 @@ async fn unparsable_lines_get_their_codes_and_too_many_long_lines_close() {
         .await
         .expect("alive");
     h.expect(421).await;
-    assert_eq!(h.next().await, Outbound::Close);
+    assert_eq!(h.next().await, SinkItem::Close);
 }
 
 #[actix::test]
@@ -299,5 +299,5 @@ async fn quit_says_goodbye_and_closes() {
     // The session stops right after QUIT, so the message's own response may be dropped.
     let _ = h.session.send(Command::Quit).await;
     h.expect(221).await;
-    assert_eq!(h.next().await, Outbound::Close);
+    assert_eq!(h.next().await, SinkItem::Close);
 }

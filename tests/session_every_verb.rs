@@ -15,7 +15,7 @@ use actor_harness::{epsv_port, local, write, Harness, REPLY_DEADLINE};
 use actorftpd::auth::Permissions;
 use actorftpd::config::Config;
 use actorftpd::protocol::{Command, EpsvArg, TransferType};
-use actorftpd::session::Outbound;
+use actorftpd::session::SinkItem;
 use actorftpd::tls::{load_config, TlsPolicy};
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -468,7 +468,7 @@ async fn run(row: Row, cert: &std::path::Path, key: &std::path::Path) -> Result<
         Close(code) => {
             expect_code(&mut h, code, "last reply").await?;
             match h.next().await {
-                Outbound::Close => {}
+                SinkItem::Close => {}
                 other => return Err(format!("{other:?} instead of the close")),
             }
             // Nothing after the close: the Session stops and drops its sender.
@@ -507,14 +507,14 @@ async fn run(row: Row, cert: &std::path::Path, key: &std::path::Path) -> Result<
 
 async fn expect_code(h: &mut Harness, code: u16, what: &str) -> Result<(), String> {
     match h.next().await {
-        Outbound::Reply(r) if r.code.as_u16() == code => std::result::Result::Ok(()),
+        SinkItem::Reply(r) if r.code.as_u16() == code => std::result::Result::Ok(()),
         other => Err(format!("{what}: expected {code}, got {other:?}")),
     }
 }
 
 async fn expect_upgrade(h: &mut Harness) -> Result<(), String> {
     match h.next().await {
-        Outbound::StartTls(_) => std::result::Result::Ok(()),
+        SinkItem::StartTls(_) => std::result::Result::Ok(()),
         other => Err(format!("{other:?} instead of the TLS upgrade")),
     }
 }

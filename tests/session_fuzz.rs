@@ -13,7 +13,7 @@ use actor_harness::{epsv_port, local, write, Harness};
 use actorftpd::auth::Permissions;
 use actorftpd::config::Config;
 use actorftpd::protocol::{Command, EpsvArg, ParseError, TransferType};
-use actorftpd::session::{Outbound, Unparsable};
+use actorftpd::session::{SinkItem, Unparsable};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
@@ -96,9 +96,9 @@ fn outside(dir: &Path, skip: &Path) -> Vec<(String, Vec<u8>)> {
 /// The next item: a reply's code, or `None` for a close.
 async fn next_code(h: &mut Harness) -> Option<u16> {
     match h.next().await {
-        Outbound::Reply(r) => Some(r.code.as_u16()),
-        Outbound::Close => None,
-        Outbound::StartTls(_) => panic!("TLS upgrade without AUTH"),
+        SinkItem::Reply(r) => Some(r.code.as_u16()),
+        SinkItem::Close => None,
+        SinkItem::StartTls(_) => panic!("TLS upgrade without AUTH"),
     }
 }
 
@@ -147,7 +147,7 @@ async fn run(seq: Vec<Command>) -> Result<(), String> {
         let upload = matches!(cmd, Command::Stor(_) | Command::Appe(_) | Command::Stou);
         h.send(cmd).await;
         let first = match h.next().await {
-            Outbound::Reply(r) => r,
+            SinkItem::Reply(r) => r,
             other => return Err(format!("{shown}: {other:?} instead of a reply")),
         };
         let code = first.code.as_u16();

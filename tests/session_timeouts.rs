@@ -20,7 +20,7 @@ use actor_harness::{
 use actorftpd::auth::Permissions;
 use actorftpd::config::{Config, Timeouts};
 use actorftpd::protocol::{Command, EpsvArg, Reply, TransferType};
-use actorftpd::session::Outbound;
+use actorftpd::session::SinkItem;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -52,7 +52,7 @@ impl Harness {
 
     /// Next outbound item while tokio time may be paused: poll and yield, never sleep, so the
     /// runtime is never idle and the paused clock moves only when the test advances it.
-    async fn next_spin(&mut self) -> Outbound {
+    async fn next_spin(&mut self) -> SinkItem {
         let deadline = Instant::now() + REPLY_DEADLINE;
         loop {
             match self.replies.try_recv() {
@@ -241,7 +241,7 @@ async fn idle_timeout_closes_a_logged_in_session_with_421_under_paused_time() {
     tokio::time::pause();
     tokio::time::advance(Duration::from_secs(301)).await;
     h.expect_spin(421).await;
-    assert_eq!(h.next_spin().await, Outbound::Close);
+    assert_eq!(h.next_spin().await, SinkItem::Close);
 }
 
 #[actix::test]
@@ -250,7 +250,7 @@ async fn login_timeout_closes_an_unauthenticated_session_with_421_under_paused_t
     tokio::time::pause();
     tokio::time::advance(Duration::from_secs(61)).await;
     h.expect_spin(421).await;
-    assert_eq!(h.next_spin().await, Outbound::Close);
+    assert_eq!(h.next_spin().await, SinkItem::Close);
 }
 
 #[actix::test]
@@ -265,7 +265,7 @@ async fn idle_timeout_closes_a_logged_in_idle_session_with_421_then_close() {
         waited >= Duration::from_millis(950),
         "421 came {waited:?} after the last command, before the 1 s idle timeout"
     );
-    assert_eq!(h.next().await, Outbound::Close);
+    assert_eq!(h.next().await, SinkItem::Close);
     // Nothing after Close; the session has stopped.
     match tokio::time::timeout(REPLY_DEADLINE, h.replies.recv()).await {
         Ok(None) => {}
@@ -286,7 +286,7 @@ async fn login_timeout_closes_a_session_that_never_logs_in_with_421_then_close()
         "421 before the 1 s login timeout: {:?}",
         connected.elapsed()
     );
-    assert_eq!(h.next().await, Outbound::Close);
+    assert_eq!(h.next().await, SinkItem::Close);
 }
 
 #[actix::test]
@@ -317,5 +317,5 @@ async fn idle_timeout_does_not_fire_while_a_transfer_runs() {
         "{:?}",
         idle_from.elapsed()
     );
-    assert_eq!(h.next().await, Outbound::Close);
+    assert_eq!(h.next().await, SinkItem::Close);
 }

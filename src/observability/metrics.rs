@@ -1,6 +1,6 @@
 //! Counters for the Prometheus text endpoint (`/metrics`).
 //!
-//! Sessions send `Observed` events; the `Metrics` actor adds them up and
+//! Sessions send `Count(MetricEvent)` notifications; the `Metrics` actor adds them up and
 //! renders the exposition format on request. Nothing is shared or locked: when metrics are
 //! off, no event is sent at all.
 
@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 /// Something worth counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Observe {
+pub enum MetricEvent {
     SessionOpened,
     SessionClosed,
     Login {
@@ -26,9 +26,10 @@ pub enum Observe {
     },
 }
 
+/// Count this event (a notification from a Session).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Observed(pub Observe);
+pub struct Count(pub MetricEvent);
 
 /// Asks for the current counters in Prometheus text format.
 #[derive(Debug, Message)]
@@ -53,23 +54,23 @@ impl Actor for Metrics {
 }
 
 impl Metrics {
-    pub fn record(&mut self, event: Observe) {
+    pub fn record(&mut self, event: MetricEvent) {
         match event {
-            Observe::SessionOpened => {
+            MetricEvent::SessionOpened => {
                 self.sessions_open += 1;
                 self.sessions_total += 1;
             }
-            Observe::SessionClosed => self.sessions_open -= 1,
-            Observe::Login { ok } => {
+            MetricEvent::SessionClosed => self.sessions_open -= 1,
+            MetricEvent::Login { ok } => {
                 *self
                     .logins
                     .entry(if ok { "success" } else { "failure" })
                     .or_default() += 1
             }
-            Observe::Command(verb) => *self.commands.entry(verb).or_default() += 1,
-            Observe::Reply(code) => *self.replies.entry(code).or_default() += 1,
-            Observe::TransferStarted => self.transfers_active += 1,
-            Observe::TransferEnded {
+            MetricEvent::Command(verb) => *self.commands.entry(verb).or_default() += 1,
+            MetricEvent::Reply(code) => *self.replies.entry(code).or_default() += 1,
+            MetricEvent::TransferStarted => self.transfers_active += 1,
+            MetricEvent::TransferEnded {
                 incoming,
                 bytes,
                 ok,
@@ -172,10 +173,10 @@ impl Metrics {
     }
 }
 
-impl Handler<Observed> for Metrics {
+impl Handler<Count> for Metrics {
     type Result = ();
 
-    fn handle(&mut self, msg: Observed, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Count, _: &mut Context<Self>) {
         self.record(msg.0);
     }
 }
@@ -196,24 +197,24 @@ mod tests {
     fn counters_render_in_prometheus_text_format() {
         let mut m = Metrics::default();
         for e in [
-            Observe::SessionOpened,
-            Observe::SessionOpened,
-            Observe::SessionClosed,
-            Observe::Login { ok: true },
-            Observe::Login { ok: false },
-            Observe::Login { ok: false },
-            Observe::Command("NOOP"),
-            Observe::Command("NOOP"),
-            Observe::Command("RETR"),
-            Observe::Reply(200),
-            Observe::Reply(226),
-            Observe::TransferStarted,
-            Observe::TransferEnded {
+            MetricEvent::SessionOpened,
+            MetricEvent::SessionOpened,
+            MetricEvent::SessionClosed,
+            MetricEvent::Login { ok: true },
+            MetricEvent::Login { ok: false },
+            MetricEvent::Login { ok: false },
+            MetricEvent::Command("NOOP"),
+            MetricEvent::Command("NOOP"),
+            MetricEvent::Command("RETR"),
+            MetricEvent::Reply(200),
+            MetricEvent::Reply(226),
+            MetricEvent::TransferStarted,
+            MetricEvent::TransferEnded {
                 incoming: false,
                 bytes: 10,
                 ok: true,
             },
-            Observe::TransferStarted,
+            MetricEvent::TransferStarted,
         ] {
             m.record(e);
         }

@@ -4,6 +4,7 @@
 //! know the endpoint's HTTP or the daemon's actors: the configuration holds a token, and `who`
 //! reads one.
 
+use crate::auth::password::constant_time_eq;
 use std::path::Path;
 
 /// Shortest token accepted from a token file (a generated one is 40 characters).
@@ -121,25 +122,9 @@ fn read_small(path: &Path) -> Result<String, String> {
     Ok(text)
 }
 
-/// Equal bytes, compared without an early exit (only the length, which is no secret, shows).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn equal_bytes_are_compared_without_early_exit() {
-        assert!(constant_time_eq(b"", b""));
-        assert!(!constant_time_eq(b"a", b""));
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-    }
 
     #[test]
     fn tokens_are_long_printable_and_never_shown() {

@@ -4,7 +4,6 @@
 
 use super::dispatch::{reply, Answer, Handled};
 use super::Session;
-use crate::config::is_local_peer;
 use crate::data_channel;
 use crate::data_channel::DataEndpoint;
 use crate::error::FtpError;
@@ -32,6 +31,21 @@ pub(super) fn as_v4(ip: IpAddr) -> Option<std::net::Ipv4Addr> {
     match ip {
         IpAddr::V4(v4) => Some(v4),
         IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+    }
+}
+
+/// Loopback, private (RFC 1918, ULA) and link-local peers are "local": they get the control
+/// connection's own address in PASV replies, never the NAT address.
+fn is_local_peer(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_local_peer(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                v6.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+            }
+        },
     }
 }
 
@@ -277,6 +291,32 @@ impl Session {
             DataSetup::None => Err(FtpError::NoDataConnection(
                 "Use PASV, EPSV, PORT or EPRT first",
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_peers() {
+        let cases = [
+            ("127.0.0.1", true),
+            ("10.1.1.1", true),
+            ("192.168.0.9", true),
+            ("172.16.0.1", true),
+            ("169.254.1.1", true),
+            ("8.8.8.8", false),
+            ("::1", true),
+            ("fd00::1", true),
+            ("fe80::1", true),
+            ("2001:db8::1", false),
+            ("::ffff:10.0.0.1", true),
+            ("::ffff:1.1.1.1", false),
+        ];
+        for (ip, want) in cases {
+            assert_eq!(is_local_peer(ip.parse().expect("ip")), want, "{ip}");
         }
     }
 }

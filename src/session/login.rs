@@ -5,13 +5,13 @@
 use super::data_setup::DataSetup;
 use super::dispatch::{reply, Answer, Handled};
 use super::{Login, Session};
+use crate::auth::Authenticate;
 use crate::auth::Password;
-use crate::authenticator::Authenticate;
 use crate::error::FtpError;
 use crate::file_store::{OpenJail, VirtualPath};
 use crate::gatekeeper::{BeginLogin, LoginAttempt};
 use crate::listing::MlsxFacts;
-use crate::observability::metrics::Observe;
+use crate::observability::metrics::MetricEvent;
 use crate::protocol::{ParseError, Reply, ReplyCode, TransferType};
 use crate::tls::{data_config, SessionTls, TlsPolicy};
 use actix::prelude::*;
@@ -117,7 +117,7 @@ impl Session {
                 }
                 Ok((user, Ok(jail))) => {
                     log::info!("[{}] login ok as {}", act.tag, user.name);
-                    act.observe(Observe::Login { ok: true });
+                    act.count(MetricEvent::Login { ok: true });
                     act.tag = format!("#{} {} {}", act.peer.id, act.peer.remote, user.name);
                     act.cwd = VirtualPath::root();
                     act.login = Login::LoggedIn { user, jail };
@@ -150,7 +150,7 @@ impl Session {
     /// after `max_failures` on this connection, close it.
     fn login_failed(&mut self, name: &str) -> Handled {
         self.login_failures += 1;
-        self.observe(Observe::Login { ok: false });
+        self.count(MetricEvent::Login { ok: false });
         log::warn!(
             "[{}] login failed for {name} ({} on this connection)",
             self.tag,

@@ -1,10 +1,10 @@
 //! What the Session receives, sends and is given: its messages (commands, unparsable lines,
 //! control-connection and shutdown facts, the live view's question), the reply sink it writes
-//! to (`Outbound` on a `ReplySender`), the snapshots it answers with, and the shared services it
+//! to (`SinkItem` on a `ReplySink`), the snapshots it answers with, and the shared services it
 //! is started with. Types only: no handler logic here.
 
+use crate::auth::Authenticator;
 use crate::auth::UserDb;
-use crate::authenticator::Authenticator;
 use crate::config::Config;
 use crate::file_store::{Resolver, Store};
 use crate::gatekeeper::Gatekeeper;
@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// What the Session sends to whoever owns the control connection.
+/// What the Session puts in its `ReplySink` for whoever owns the control connection.
 #[derive(Debug)]
-pub enum Outbound {
+pub enum SinkItem {
     Reply(Reply),
     /// Flush what is queued, then close the control connection.
     Close,
@@ -30,12 +30,12 @@ pub enum Outbound {
     StartTls(Arc<ServerConfig>),
 }
 
-impl PartialEq for Outbound {
-    fn eq(&self, other: &Outbound) -> bool {
+impl PartialEq for SinkItem {
+    fn eq(&self, other: &SinkItem) -> bool {
         match (self, other) {
-            (Outbound::Reply(a), Outbound::Reply(b)) => a == b,
-            (Outbound::Close, Outbound::Close) => true,
-            (Outbound::StartTls(a), Outbound::StartTls(b)) => Arc::ptr_eq(a, b),
+            (SinkItem::Reply(a), SinkItem::Reply(b)) => a == b,
+            (SinkItem::Close, SinkItem::Close) => true,
+            (SinkItem::StartTls(a), SinkItem::StartTls(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }
@@ -43,7 +43,7 @@ impl PartialEq for Outbound {
 
 /// The Session's only way to talk to its client. In the daemon, the connection's I/O task reads
 /// it; in actor tests, the test does.
-pub type ReplySender = mpsc::UnboundedSender<Outbound>;
+pub type ReplySink = mpsc::UnboundedSender<SinkItem>;
 
 /// Shared, read-only services every Session needs.
 #[derive(Clone)]
@@ -53,7 +53,7 @@ pub struct Services {
     /// The one door to the file store (through this worker's Resolver where that helps).
     pub store: Store,
     pub auth: Addr<Authenticator>,
-    pub observers: Observers,
+    pub recorders: Recorders,
     /// The daemon's table of failed logins and bans, asked before each password check. `None`
     /// in actor tests that run a Session without a daemon around it.
     pub gatekeeper: Option<Addr<Gatekeeper>>,
@@ -74,7 +74,7 @@ impl Services {
 
 /// Where sessions report what happened; each is off (`None`) unless configured.
 #[derive(Clone, Default)]
-pub struct Observers {
+pub struct Recorders {
     pub metrics: Option<Addr<Metrics>>,
     pub xferlog: Option<Addr<XferLog>>,
 }

@@ -3,7 +3,7 @@
 //! It owns the login state, the user, the working directory, TYPE, the REST offset, a pending
 //! RNFR, the data-connection setup (a passive listener or an active target) and the running
 //! transfer. It receives parsed `Command` messages (from the connection's I/O task, or from a
-//! test), sends `Reply`s to its `ReplySender`, asks the FileStore for every file-system call,
+//! test), sends `Reply`s to its `ReplySink`, asks the FileStore for every file-system call,
 //! and hands each transfer to a short-lived DataChannel. It never touches a socket's bytes or
 //! the disk itself, and it never waits on a transfer: NOOP, STAT and ABOR answer while one runs.
 
@@ -16,8 +16,8 @@ mod messages;
 mod transfer;
 
 pub use messages::{
-    ControlClosed, Observers, Outbound, Peer, ReplySender, ServerShutdown, Services, SessionClosed,
-    SessionSnapshot, SessionStatus, TransferSnapshot, Unparsable,
+    ControlClosed, Peer, Recorders, ReplySink, ServerShutdown, Services, SessionClosed,
+    SessionSnapshot, SessionStatus, SinkItem, TransferSnapshot, Unparsable,
 };
 pub use transfer::rate;
 
@@ -27,7 +27,7 @@ use crate::error::{FtpError, StoreError};
 use crate::file_store::{Jail, VirtualPath};
 use crate::gatekeeper::SourceBanned;
 use crate::listing::MlsxFacts;
-use crate::observability::metrics::{Observe, Observed};
+use crate::observability::metrics::{Count, MetricEvent};
 use crate::protocol::{Command, ParseError, Reply, ReplyCode, TransferType};
 use crate::tls::{data_config, SessionTls};
 use actix::prelude::*;
@@ -66,7 +66,7 @@ impl<T, F> ThenReply<T> for F where
 pub struct Session {
     peer: Peer,
     services: Services,
-    out: ReplySender,
+    out: ReplySink,
     /// Told when this session ends (the Listener that started it; `None` in actor tests).
     listener: Option<Recipient<SessionClosed>>,
     login: Login,
@@ -111,7 +111,7 @@ impl Session {
     pub fn new(
         peer: Peer,
         services: Services,
-        out: ReplySender,
+        out: ReplySink,
         listener: Option<Recipient<SessionClosed>>,
     ) -> Session {
         let now = Instant::now();
@@ -158,17 +158,17 @@ impl Session {
         self
     }
 
-    fn observe(&self, event: Observe) {
-        if let Some(m) = &self.services.observers.metrics {
-            m.do_send(Observed(event));
+    fn count(&self, event: MetricEvent) {
+        if let Some(m) = &self.services.recorders.metrics {
+            m.do_send(Count(event));
         }
     }
 
     fn send(&mut self, reply: Reply) {
-        self.observe(Observe::Reply(reply.code.as_u16()));
+        self.count(MetricEvent::Reply(reply.code.as_u16()));
         log::debug!("[{}] -> {}", self.tag, reply);
         // A closed receiver means the connection is gone; ControlClosed will follow.
-        let _ = self.out.send(Outbound::Reply(reply));
+        let _ = self.out.send(SinkItem::Reply(reply));
     }
 
     fn reply(&mut self, code: ReplyCode, text: impl Into<String>) {
@@ -218,7 +218,7 @@ impl Session {
 
     /// Flushes what is queued (the 234), then upgrades the control connection to TLS.
     fn start_tls(&mut self, config: Arc<ServerConfig>) {
-        let _ = self.out.send(Outbound::StartTls(config));
+        let _ = self.out.send(SinkItem::StartTls(config));
     }
 
     /// Closes the session: an optional last reply, then the control connection. A running
@@ -230,7 +230,7 @@ impl Session {
         }
         if !self.closing {
             self.closing = true;
-            let _ = self.out.send(Outbound::Close);
+            let _ = self.out.send(SinkItem::Close);
         }
         match &self.transfer {
             Some(t) => t.channel.do_send(Abort),
@@ -320,7 +320,7 @@ impl Actor for Session {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         log::info!("[{}] connected", self.tag);
-        self.observe(Observe::SessionOpened);
+        self.count(MetricEvent::SessionOpened);
         let banner = self.services.config.banner.clone();
         self.reply(ReplyCode::ServiceReady, banner);
         let t = &self.services.config.timeouts;
@@ -334,7 +334,7 @@ impl Actor for Session {
             // upload's target has the FileStore remove its temporary file.
             drop(t);
         }
-        self.observe(Observe::SessionClosed);
+        self.count(MetricEvent::SessionClosed);
         log::info!("[{}] disconnected", self.tag);
         if let Some(to) = &self.listener {
             to.do_send(SessionClosed {
@@ -355,7 +355,7 @@ impl Handler<Command> for Session {
         self.last_active = Instant::now();
         self.lines_seen += 1;
         log::debug!("[{}] <- {}", self.tag, cmd);
-        self.observe(Observe::Command(cmd.verb()));
+        self.count(MetricEvent::Command(cmd.verb()));
         self.last_command = Some(cmd.clone());
         AtomicResponse::new(self.dispatch(cmd, ctx))
     }

@@ -16,7 +16,7 @@ use crate::file_store::{
     VirtualPath, WriteMode,
 };
 use crate::gatekeeper::PassiveLease;
-use crate::observability::metrics::Observe;
+use crate::observability::metrics::MetricEvent;
 use crate::observability::xferlog::XferRecord;
 use crate::protocol::{ParseError, Reply, ReplyCode, TransferType};
 use actix::prelude::*;
@@ -426,7 +426,7 @@ impl Session {
             self.tag,
             size.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
         );
-        self.observe(Observe::TransferStarted);
+        self.count(MetricEvent::TransferStarted);
         self.transfer = Some(Transfer {
             id,
             channel,
@@ -453,13 +453,13 @@ impl Session {
     ) {
         let secs = t.started.elapsed().as_secs_f64();
         let bytes = *result.as_ref().unwrap_or(&t.bytes);
-        self.observe(Observe::TransferEnded {
+        self.count(MetricEvent::TransferEnded {
             incoming: t.direction() == "upload",
             bytes,
             ok: result.is_ok(),
         });
         if let (Some(log), Some(user), "download" | "upload") =
-            (&self.services.observers.xferlog, self.user(), t.direction())
+            (&self.services.recorders.xferlog, self.user(), t.direction())
         {
             log.do_send(XferRecord {
                 when: unix_now(),

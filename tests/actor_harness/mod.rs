@@ -11,7 +11,7 @@ use actorftpd::auth::{Credential, Password, Permissions, User, UserDb};
 use actorftpd::config::Config;
 use actorftpd::protocol::{Command, EpsvArg, Reply};
 use actorftpd::server;
-use actorftpd::session::{Outbound, Peer, Session};
+use actorftpd::session::{Peer, Session, SinkItem};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
@@ -24,7 +24,7 @@ pub const REPLY_DEADLINE: Duration = Duration::from_secs(10);
 
 pub struct Harness {
     pub session: Addr<Session>,
-    pub replies: mpsc::UnboundedReceiver<Outbound>,
+    pub replies: mpsc::UnboundedReceiver<SinkItem>,
     pub root: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -73,7 +73,7 @@ impl Harness {
     }
 
     /// Next outbound item (real clock; only while tokio time is not paused).
-    pub async fn next(&mut self) -> Outbound {
+    pub async fn next(&mut self) -> SinkItem {
         match tokio::time::timeout(REPLY_DEADLINE, self.replies.recv()).await {
             Ok(Some(out)) => out,
             Ok(None) => panic!("session stopped without replying"),
@@ -103,14 +103,14 @@ impl Harness {
 }
 
 /// `out` must be a reply with `code`.
-pub fn expect_reply(out: Outbound, code: u16) -> Reply {
+pub fn expect_reply(out: SinkItem, code: u16) -> Reply {
     match out {
-        Outbound::Reply(r) => {
+        SinkItem::Reply(r) => {
             assert_eq!(r.code.as_u16(), code, "unexpected reply {r}");
             r
         }
-        Outbound::Close => panic!("connection closed instead of a {code} reply"),
-        Outbound::StartTls(_) => panic!("TLS upgrade instead of a {code} reply"),
+        SinkItem::Close => panic!("connection closed instead of a {code} reply"),
+        SinkItem::StartTls(_) => panic!("TLS upgrade instead of a {code} reply"),
     }
 }
 

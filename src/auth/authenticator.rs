@@ -6,7 +6,7 @@
 //! cores. Its threads run at a lower scheduling priority, so sessions that are already logged
 //! in keep answering during a storm. It never touches a socket or the file system.
 
-use crate::auth::{Argon2Memory, User, UserDb};
+use super::{Argon2Memory, User, UserDb};
 use actix::prelude::*;
 use std::net::IpAddr;
 use std::sync::Arc;

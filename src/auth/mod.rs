@@ -1,0 +1,15 @@
+//! Authentication: who may log in, and checking their passwords.
+//!
+//! `users` is the user database (the users file), `permissions` what a user may do and from
+//! which networks, `password` the credentials and Argon2 hashing, and `authenticator` the
+//! Authenticator actor: the small pool that runs the CPU-heavy checks off the worker Arbiters.
+
+pub mod authenticator;
+pub mod password;
+pub mod permissions;
+pub mod users;
+
+pub use authenticator::{Authenticate, Authenticator};
+pub use password::{hash_password, random_password, Argon2Memory, Credential, Password};
+pub use permissions::{IpNet, Permissions};
+pub use users::{User, UserDb, ANONYMOUS_NAMES};
