@@ -1,0 +1,178 @@
+//! The FileStore's requests and answers: what a Session may ask (stat, list, open, create,
+//! remove, rename) and the handles it gets back. Types only; the handlers are in mod.rs and
+//! changes.rs.
+
+use super::vpath::VirtualPath;
+use super::{FileStore, Jail};
+use crate::error::StoreError;
+use crate::listing::{EntryInfo, MlsxFacts, PermFact};
+use actix::prelude::*;
+use std::path::PathBuf;
+
+/// Opens a user's root as a jail (at login).
+#[derive(Message)]
+#[rtype(result = "Result<Jail, StoreError>")]
+pub struct OpenJail {
+    pub root: PathBuf,
+}
+
+/// Metadata of one path, following symlinks that stay inside the jail.
+#[derive(Message)]
+#[rtype(result = "Result<EntryInfo, StoreError>")]
+pub struct Stat {
+    pub jail: Jail,
+    pub path: VirtualPath,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    /// `ls -l` lines.
+    Long,
+    /// Bare names.
+    Names,
+    /// RFC 3659 MLSD lines with these facts.
+    Machine(MlsxFacts, PermFact),
+}
+
+/// A directory listing (or one line for a file), formatted and ready to send.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<u8>, StoreError>")]
+pub struct List {
+    pub jail: Jail,
+    pub path: VirtualPath,
+    pub format: ListFormat,
+    /// Seconds since the epoch, for the recent/old date format.
+    pub now: i64,
+}
+
+/// A file opened for download.
+#[derive(Debug)]
+pub struct ReadHandle {
+    pub source: ReadSource,
+    /// The whole file's size.
+    pub size: u64,
+}
+
+/// Files up to this size are read here, on the FileStore's pool, and sent from memory: a
+/// small transfer then needs no blocking-pool thread at all.
+pub const SMALL_FILE: u64 = 64 * 1024;
+
+/// What a download sends from.
+#[derive(Debug)]
+pub enum ReadSource {
+    /// An open file, positioned at the restart offset.
+    File(std::fs::File),
+    /// A small file's bytes from the restart offset on.
+    Bytes(Vec<u8>),
+}
+
+/// Opens a file for RETR, positioned at `offset`.
+#[derive(Message)]
+#[rtype(result = "Result<ReadHandle, StoreError>")]
+pub struct OpenRead {
+    pub jail: Jail,
+    pub path: VirtualPath,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// STOR: write a temporary file beside the target, renamed over it on success.
+    Replace { allow_overwrite: bool },
+    /// APPE: append in place.
+    Append,
+    /// REST + STOR: write in place from this offset.
+    At(u64),
+}
+
+/// Where an upload goes. A `Replace` upload lives under a temporary name until `FinishUpload`.
+/// Dropped without a `FinishUpload` (the session went away while the store was opening it, or
+/// mid-transfer), it asks the store to remove its temporary file, so no failure path leaves one.
+#[derive(Debug)]
+pub struct UploadTarget {
+    pub(super) temp: Option<PathBuf>,
+    pub(super) dest: PathBuf,
+    /// From `WriteMode::Replace`: whether the final rename may replace a file that exists by
+    /// then. Checked again at the rename itself, not only at the open.
+    pub(super) allow_overwrite: bool,
+    /// Who removes the temporary file if this is dropped unfinished.
+    pub(super) abandon: Option<(Addr<FileStore>, Jail)>,
+}
+
+impl Drop for UploadTarget {
+    fn drop(&mut self) {
+        let (Some(temp), Some((store, jail))) = (self.temp.take(), self.abandon.take()) else {
+            return;
+        };
+        store.do_send(FinishUpload {
+            jail,
+            target: UploadTarget {
+                temp: Some(temp),
+                dest: std::mem::take(&mut self.dest),
+                allow_overwrite: false,
+                abandon: None,
+            },
+            keep: false,
+        });
+    }
+}
+
+#[derive(Debug)]
+pub struct Upload {
+    pub file: std::fs::File,
+    pub target: UploadTarget,
+}
+
+/// Opens a file for STOR/APPE.
+#[derive(Message)]
+#[rtype(result = "Result<Upload, StoreError>")]
+pub struct OpenWrite {
+    pub jail: Jail,
+    pub path: VirtualPath,
+    pub mode: WriteMode,
+}
+
+/// Ends an upload: `keep` renames the temporary file over the target, otherwise it is removed.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct FinishUpload {
+    pub jail: Jail,
+    pub target: UploadTarget,
+    pub keep: bool,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct MakeDir {
+    pub jail: Jail,
+    pub path: VirtualPath,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct RemoveDir {
+    pub jail: Jail,
+    pub path: VirtualPath,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct RemoveFile {
+    pub jail: Jail,
+    pub path: VirtualPath,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct Rename {
+    pub jail: Jail,
+    pub from: VirtualPath,
+    pub to: VirtualPath,
+    pub allow_overwrite: bool,
+}
+
+/// A file whose last name is gone; dropping the handle frees its data. The FileStore sends it to
+/// itself, so another pool thread does that work after the reply has left.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Dispose(pub std::fs::File);
