@@ -3,7 +3,7 @@
 //! across the server's read buffers or the client's writes, and TYPE I keeps every byte.
 //!
 //! The expected results come from small reference conversions written here, independent of the
-//! server's own functions (which are table-tested in src/data_channel.rs).
+//! server's own functions (which are table-tested in src/data_channel/ascii.rs).
 
 mod common;
 mod rawftp;

@@ -3,12 +3,13 @@
 //!
 //! Every handler returns `Handled`: an `Answer` (a reply, a last reply and a close, the AUTH TLS
 //! upgrade, the running transfer's end, or a future that ends in one of these) or an `FtpError`,
-//! which becomes its reply through the one table in error.rs. Handlers never send a reply
+//! which becomes its reply through the one table in error.rs. `ask` is how a handler waits for
+//! the file store: its answer is the command's answer. Handlers never send a reply
 //! themselves, so each command is answered exactly once, and only here.
 
 use super::{Login, Session};
-use crate::error::FtpError;
-use crate::file_store::ListFormat;
+use crate::error::{FtpError, StoreError};
+use crate::file_store::{ListFormat, Request};
 use crate::protocol::{Command, EpsvArg, Reply, ReplyCode};
 use actix::prelude::*;
 use rustls::server::ServerConfig;
@@ -39,6 +40,23 @@ impl From<Reply> for Answer {
     fn from(reply: Reply) -> Answer {
         Answer::Reply(reply)
     }
+}
+
+/// What a file-system answer becomes: a reply, or an error that `answer` turns into one.
+pub(super) trait ThenReply<T>:
+    FnOnce(&mut Session, Result<T, StoreError>, &mut Context<Session>) -> Result<Reply, FtpError>
+    + 'static
+{
+}
+
+impl<T, F> ThenReply<T> for F where
+    F: FnOnce(
+            &mut Session,
+            Result<T, StoreError>,
+            &mut Context<Session>,
+        ) -> Result<Reply, FtpError>
+        + 'static
+{
 }
 
 /// A plain reply as a handler's answer.
@@ -151,6 +169,19 @@ impl Session {
             ),
             Command::Smnt(_) => Err(FtpError::NotImplemented(cmd.verb())),
         }
+    }
+
+    /// Asks the file store (`Store` routes the request), then turns its answer into a reply
+    /// with `then`. The next command waits for it, so replies stay in command order.
+    pub(super) fn ask<R: Request>(
+        &mut self,
+        request: R,
+        then: impl ThenReply<R::Answer>,
+    ) -> Handled {
+        let answer = self.services.store.ask(request);
+        Ok(Answer::Later(Box::pin(answer.into_actor(self).map(
+            move |answer, act, ctx| then(act, answer, ctx).map(Answer::Reply),
+        ))))
     }
 
     /// Sends a handler's answer (once its future, if any, has ended).

@@ -2,17 +2,16 @@
 //! MKD, RMD, RNFR/RNTO, MLST and STAT of a path. Each asks the file store once and replies; none
 //! opens a data connection.
 
-use super::dispatch::{reply, Answer, Handled};
+use super::dispatch::{reply, Handled};
 use super::transfer::unix_now;
-use super::{Session, ThenReply};
+use super::Session;
 use crate::auth::Permissions;
 use crate::error::{FtpError, StoreError};
 use crate::file_store::{
-    Jail, List, ListFormat, MakeDir, RemoveDir, RemoveFile, Rename, Request, Stat, VirtualPath,
+    Jail, List, ListFormat, MakeDir, RemoveDir, RemoveFile, Rename, Stat, VirtualPath,
 };
 use crate::listing::{mlsx_line, CivilTime, EntryKind, PermFact};
 use crate::protocol::{quote_path, Reply, ReplyCode, TransferType};
-use actix::prelude::*;
 
 impl Session {
     pub(super) fn cmd_pwd(&mut self) -> Handled {
@@ -29,19 +28,6 @@ impl Session {
     ) -> Result<Jail, FtpError> {
         self.require(allowed)?;
         self.jail()
-    }
-
-    /// Asks the file store (`Store` routes the request), then turns its answer into a reply
-    /// with `then`. The next command waits for it, so replies stay in command order.
-    pub(super) fn ask<R: Request>(
-        &mut self,
-        request: R,
-        then: impl ThenReply<R::Answer>,
-    ) -> Handled {
-        let answer = self.services.store.ask(request);
-        Ok(Answer::Later(Box::pin(answer.into_actor(self).map(
-            move |answer, act, ctx| then(act, answer, ctx).map(Answer::Reply),
-        ))))
     }
 
     pub(super) fn cmd_cwd(&mut self, path: VirtualPath) -> Handled {

@@ -46,23 +46,6 @@ enum Login {
     LoggedIn { user: Arc<User>, jail: Jail },
 }
 
-/// What a file-system answer becomes: a reply, or an error that `respond` turns into one.
-trait ThenReply<T>:
-    FnOnce(&mut Session, Result<T, StoreError>, &mut Context<Session>) -> Result<Reply, FtpError>
-    + 'static
-{
-}
-
-impl<T, F> ThenReply<T> for F where
-    F: FnOnce(
-            &mut Session,
-            Result<T, StoreError>,
-            &mut Context<Session>,
-        ) -> Result<Reply, FtpError>
-        + 'static
-{
-}
-
 pub struct Session {
     peer: Peer,
     services: Services,
