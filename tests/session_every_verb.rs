@@ -22,8 +22,8 @@ use std::time::Duration;
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Path {
-    Ok,
-    Error,
+    Success,
+    Failure,
 }
 
 /// What the command must be answered with.
@@ -89,7 +89,7 @@ impl Row {
 }
 
 use Expect::{Close, Reply, StartTls, Transfer};
-use Path::{Error, Ok};
+use Path::{Failure, Success};
 use Step::{Cmd, Passive};
 
 fn s(v: &str) -> String {
@@ -111,127 +111,137 @@ fn rows() -> Vec<Row> {
     };
     vec![
         // Login and the control connection.
-        row("USER", Ok, Command::User(s("alice")), Reply(331)).logged_out(),
-        row("USER", Error, Command::User(s("alice")), Reply(530)),
-        row("PASS", Ok, Command::Pass(s("secret")), Reply(230))
+        row("USER", Success, Command::User(s("alice")), Reply(331)).logged_out(),
+        row("USER", Failure, Command::User(s("alice")), Reply(530)),
+        row("PASS", Success, Command::Pass(s("secret")), Reply(230))
             .logged_out()
             .after(vec![Cmd(Command::User(s("alice")), 331)]),
-        row("PASS", Error, Command::Pass(s("wrong")), Reply(530))
+        row("PASS", Failure, Command::Pass(s("wrong")), Reply(530))
             .logged_out()
             .after(vec![Cmd(Command::User(s("alice")), 331)]),
-        row("ACCT", Ok, Command::Acct(s("x")), Reply(202)),
-        row("ACCT", Error, Command::Acct(s("x")), Reply(530)).logged_out(),
-        row("QUIT", Ok, Command::Quit, Close(221)),
-        row("REIN", Ok, Command::Rein, Reply(220)),
-        row("REIN", Error, Command::Rein, Reply(530)).logged_out(),
-        row("AUTH", Ok, Command::Auth(s("TLS")), StartTls(234))
+        row("ACCT", Success, Command::Acct(s("x")), Reply(202)),
+        row("ACCT", Failure, Command::Acct(s("x")), Reply(530)).logged_out(),
+        row("QUIT", Success, Command::Quit, Close(221)),
+        row("REIN", Success, Command::Rein, Reply(220)),
+        row("REIN", Failure, Command::Rein, Reply(530)).logged_out(),
+        row("AUTH", Success, Command::Auth(s("TLS")), StartTls(234))
             .logged_out()
             .tls(),
-        row("AUTH", Error, Command::Auth(s("TLS")), Reply(502)).logged_out(),
-        row("PBSZ", Ok, Command::Pbsz(s("0")), Reply(200))
+        row("AUTH", Failure, Command::Auth(s("TLS")), Reply(502)).logged_out(),
+        row("PBSZ", Success, Command::Pbsz(s("0")), Reply(200))
             .logged_out()
             .tls()
             .after(vec![Cmd(Command::Auth(s("TLS")), 234)]),
-        row("PBSZ", Error, Command::Pbsz(s("0")), Reply(503)).logged_out(),
-        row("PROT", Ok, Command::Prot(s("P")), Reply(200))
+        row("PBSZ", Failure, Command::Pbsz(s("0")), Reply(503)).logged_out(),
+        row("PROT", Success, Command::Prot(s("P")), Reply(200))
             .logged_out()
             .tls()
             .after(tls_ready()),
-        row("PROT", Error, Command::Prot(s("P")), Reply(503))
+        row("PROT", Failure, Command::Prot(s("P")), Reply(503))
             .logged_out()
             .tls()
             .after(vec![Cmd(Command::Auth(s("TLS")), 234)]),
-        row("CCC", Ok, Command::Ccc, Reply(502)),
+        row("CCC", Success, Command::Ccc, Reply(502)),
         // Fixed answers and information.
-        row("NOOP", Ok, Command::Noop, Reply(200)).logged_out(),
-        row("SYST", Ok, Command::Syst, Reply(215)).logged_out(),
-        row("FEAT", Ok, Command::Feat, Reply(211)).logged_out(),
-        row("HELP", Ok, Command::Help(None), Reply(214)).logged_out(),
-        row("HELP", Error, Command::Help(Some(s("XYZZ"))), Reply(502)).logged_out(),
+        row("NOOP", Success, Command::Noop, Reply(200)).logged_out(),
+        row("SYST", Success, Command::Syst, Reply(215)).logged_out(),
+        row("FEAT", Success, Command::Feat, Reply(211)).logged_out(),
+        row("HELP", Success, Command::Help(None), Reply(214)).logged_out(),
+        row("HELP", Failure, Command::Help(Some(s("XYZZ"))), Reply(502)).logged_out(),
         row(
             "OPTS",
-            Ok,
+            Success,
             Command::Opts(s("UTF8"), Some(s("ON"))),
             Reply(200),
         )
         .logged_out(),
-        row("OPTS", Error, Command::Opts(s("XYZZ"), None), Reply(501)).logged_out(),
-        row("SITE", Ok, Command::Site(s("HELP")), Reply(214)),
+        row("OPTS", Failure, Command::Opts(s("XYZZ"), None), Reply(501)).logged_out(),
+        row("SITE", Success, Command::Site(s("HELP")), Reply(214)),
         row(
             "SITE",
-            Error,
+            Failure,
             Command::Site(s("CHMOD 777 f.txt")),
             Reply(502),
         ),
-        row("STAT", Ok, Command::Stat(None), Reply(211)),
-        row("STAT", Error, Command::Stat(None), Reply(530)).logged_out(),
-        row("STAT path", Ok, Command::Stat(Some(s("sub"))), Reply(213)),
+        row("STAT", Success, Command::Stat(None), Reply(211)),
+        row("STAT", Failure, Command::Stat(None), Reply(530)).logged_out(),
         row(
             "STAT path",
-            Error,
+            Success,
+            Command::Stat(Some(s("sub"))),
+            Reply(213),
+        ),
+        row(
+            "STAT path",
+            Failure,
             Command::Stat(Some(s("nope"))),
             Reply(550),
         ),
-        row("SMNT", Error, Command::Smnt(s("/x")), Reply(502)),
-        row("ALLO", Ok, Command::Allo, Reply(202)),
-        row("ALLO", Error, Command::Allo, Reply(530)).logged_out(),
-        row("MODE", Ok, Command::Mode('S'), Reply(200)),
-        row("MODE", Error, Command::Mode('S'), Reply(530)).logged_out(),
-        row("STRU", Ok, Command::Stru('F'), Reply(200)),
-        row("STRU", Error, Command::Stru('F'), Reply(530)).logged_out(),
-        row("TYPE", Ok, Command::Type(TransferType::Image), Reply(200)),
+        row("SMNT", Failure, Command::Smnt(s("/x")), Reply(502)),
+        row("ALLO", Success, Command::Allo, Reply(202)),
+        row("ALLO", Failure, Command::Allo, Reply(530)).logged_out(),
+        row("MODE", Success, Command::Mode('S'), Reply(200)),
+        row("MODE", Failure, Command::Mode('S'), Reply(530)).logged_out(),
+        row("STRU", Success, Command::Stru('F'), Reply(200)),
+        row("STRU", Failure, Command::Stru('F'), Reply(530)).logged_out(),
         row(
             "TYPE",
-            Error,
+            Success,
+            Command::Type(TransferType::Image),
+            Reply(200),
+        ),
+        row(
+            "TYPE",
+            Failure,
             Command::Type(TransferType::Image),
             Reply(530),
         )
         .logged_out(),
         // Paths.
-        row("PWD", Ok, Command::Pwd, Reply(257)),
-        row("PWD", Error, Command::Pwd, Reply(530)).logged_out(),
-        row("CWD", Ok, Command::Cwd(s("sub")), Reply(250)),
-        row("CWD", Error, Command::Cwd(s("nope")), Reply(550)),
-        row("CDUP", Ok, Command::Cdup, Reply(250)),
-        row("CDUP", Error, Command::Cdup, Reply(530)).logged_out(),
-        row("SIZE", Ok, Command::Size(s("f.txt")), Reply(213)).after(vec![binary()]),
-        row("SIZE", Error, Command::Size(s("f.txt")), Reply(550)),
-        row("MDTM", Ok, Command::Mdtm(s("f.txt")), Reply(213)),
-        row("MDTM", Error, Command::Mdtm(s("nope")), Reply(550)),
-        row("DELE", Ok, Command::Dele(s("f.txt")), Reply(250)),
-        row("DELE", Error, Command::Dele(s("nope")), Reply(550)),
-        row("MKD", Ok, Command::Mkd(s("new")), Reply(257)),
-        row("MKD", Error, Command::Mkd(s("sub")), Reply(550)),
-        row("RMD", Ok, Command::Rmd(s("empty")), Reply(250)),
-        row("RMD", Error, Command::Rmd(s("nope")), Reply(550)),
-        row("RNFR", Ok, Command::Rnfr(s("f.txt")), Reply(350)),
-        row("RNFR", Error, Command::Rnfr(s("nope")), Reply(550)),
-        row("RNTO", Ok, Command::Rnto(s("g.txt")), Reply(250))
+        row("PWD", Success, Command::Pwd, Reply(257)),
+        row("PWD", Failure, Command::Pwd, Reply(530)).logged_out(),
+        row("CWD", Success, Command::Cwd(s("sub")), Reply(250)),
+        row("CWD", Failure, Command::Cwd(s("nope")), Reply(550)),
+        row("CDUP", Success, Command::Cdup, Reply(250)),
+        row("CDUP", Failure, Command::Cdup, Reply(530)).logged_out(),
+        row("SIZE", Success, Command::Size(s("f.txt")), Reply(213)).after(vec![binary()]),
+        row("SIZE", Failure, Command::Size(s("f.txt")), Reply(550)),
+        row("MDTM", Success, Command::Mdtm(s("f.txt")), Reply(213)),
+        row("MDTM", Failure, Command::Mdtm(s("nope")), Reply(550)),
+        row("DELE", Success, Command::Dele(s("f.txt")), Reply(250)),
+        row("DELE", Failure, Command::Dele(s("nope")), Reply(550)),
+        row("MKD", Success, Command::Mkd(s("new")), Reply(257)),
+        row("MKD", Failure, Command::Mkd(s("sub")), Reply(550)),
+        row("RMD", Success, Command::Rmd(s("empty")), Reply(250)),
+        row("RMD", Failure, Command::Rmd(s("nope")), Reply(550)),
+        row("RNFR", Success, Command::Rnfr(s("f.txt")), Reply(350)),
+        row("RNFR", Failure, Command::Rnfr(s("nope")), Reply(550)),
+        row("RNTO", Success, Command::Rnto(s("g.txt")), Reply(250))
             .after(vec![Cmd(Command::Rnfr(s("f.txt")), 350)]),
-        row("RNTO", Error, Command::Rnto(s("g.txt")), Reply(503)),
-        row("MLST", Ok, Command::Mlst(Some(s("f.txt"))), Reply(250)),
-        row("MLST", Error, Command::Mlst(Some(s("nope"))), Reply(550)),
+        row("RNTO", Failure, Command::Rnto(s("g.txt")), Reply(503)),
+        row("MLST", Success, Command::Mlst(Some(s("f.txt"))), Reply(250)),
+        row("MLST", Failure, Command::Mlst(Some(s("nope"))), Reply(550)),
         // Data connection setup.
-        row("PASV", Ok, Command::Pasv, Reply(227)),
-        row("PASV", Error, Command::Pasv, Reply(503))
+        row("PASV", Success, Command::Pasv, Reply(227)),
+        row("PASV", Failure, Command::Pasv, Reply(503))
             .after(vec![Cmd(Command::Epsv(EpsvArg::All), 200)]),
-        row("EPSV", Ok, Command::Epsv(EpsvArg::Any), Reply(229)),
+        row("EPSV", Success, Command::Epsv(EpsvArg::Any), Reply(229)),
         row(
             "EPSV",
-            Error,
+            Failure,
             Command::Epsv(EpsvArg::Protocol(2)),
             Reply(522),
         ),
-        row("EPSV ALL", Ok, Command::Epsv(EpsvArg::All), Reply(200)),
-        row("PORT", Ok, Command::Port(port_ok), Reply(200)),
-        row("PORT", Error, Command::Port(port_low), Reply(501)),
-        row("EPRT", Ok, Command::Eprt(port_ok), Reply(200)),
-        row("EPRT", Error, Command::Port(port_ok), Reply(503))
+        row("EPSV ALL", Success, Command::Epsv(EpsvArg::All), Reply(200)),
+        row("PORT", Success, Command::Port(port_ok), Reply(200)),
+        row("PORT", Failure, Command::Port(port_low), Reply(501)),
+        row("EPRT", Success, Command::Eprt(port_ok), Reply(200)),
+        row("EPRT", Failure, Command::Port(port_ok), Reply(503))
             .after(vec![Cmd(Command::Epsv(EpsvArg::All), 200)]),
         // Transfers.
         row(
             "LIST",
-            Ok,
+            Success,
             Command::List(None),
             Transfer {
                 upload: false,
@@ -239,10 +249,10 @@ fn rows() -> Vec<Row> {
             },
         )
         .after(vec![Passive]),
-        row("LIST", Error, Command::List(None), Reply(425)),
+        row("LIST", Failure, Command::List(None), Reply(425)),
         row(
             "NLST",
-            Ok,
+            Success,
             Command::Nlst(None),
             Transfer {
                 upload: false,
@@ -250,10 +260,10 @@ fn rows() -> Vec<Row> {
             },
         )
         .after(vec![Passive]),
-        row("NLST", Error, Command::Nlst(Some(s("nope"))), Reply(550)).after(vec![Passive]),
+        row("NLST", Failure, Command::Nlst(Some(s("nope"))), Reply(550)).after(vec![Passive]),
         row(
             "MLSD",
-            Ok,
+            Success,
             Command::Mlsd(None),
             Transfer {
                 upload: false,
@@ -261,10 +271,10 @@ fn rows() -> Vec<Row> {
             },
         )
         .after(vec![Passive]),
-        row("MLSD", Error, Command::Mlsd(Some(s("f.txt"))), Reply(501)).after(vec![Passive]),
+        row("MLSD", Failure, Command::Mlsd(Some(s("f.txt"))), Reply(501)).after(vec![Passive]),
         row(
             "RETR",
-            Ok,
+            Success,
             Command::Retr(s("f.txt")),
             Transfer {
                 upload: false,
@@ -272,10 +282,10 @@ fn rows() -> Vec<Row> {
             },
         )
         .after(vec![Passive]),
-        row("RETR", Error, Command::Retr(s("nope")), Reply(550)).after(vec![Passive]),
+        row("RETR", Failure, Command::Retr(s("nope")), Reply(550)).after(vec![Passive]),
         row(
             "STOR",
-            Ok,
+            Success,
             Command::Stor(s("up.txt")),
             Transfer {
                 upload: true,
@@ -283,10 +293,10 @@ fn rows() -> Vec<Row> {
             },
         )
         .after(vec![Passive]),
-        row("STOR", Error, Command::Stor(s("up.txt")), Reply(425)),
+        row("STOR", Failure, Command::Stor(s("up.txt")), Reply(425)),
         row(
             "APPE",
-            Ok,
+            Success,
             Command::Appe(s("f.txt")),
             Transfer {
                 upload: true,
@@ -294,10 +304,10 @@ fn rows() -> Vec<Row> {
             },
         )
         .after(vec![Passive]),
-        row("APPE", Error, Command::Appe(s("sub")), Reply(550)).after(vec![Passive]),
+        row("APPE", Failure, Command::Appe(s("sub")), Reply(550)).after(vec![Passive]),
         row(
             "STOU",
-            Ok,
+            Success,
             Command::Stou,
             Transfer {
                 upload: true,
@@ -305,11 +315,11 @@ fn rows() -> Vec<Row> {
             },
         )
         .after(vec![Passive]),
-        row("STOU", Error, Command::Stou, Reply(425)),
-        row("REST", Ok, Command::Rest(3), Reply(350)).after(vec![binary()]),
-        row("REST", Error, Command::Rest(3), Reply(501)),
-        row("ABOR", Ok, Command::Abor, Reply(225)),
-        row("ABOR", Error, Command::Abor, Reply(530)).logged_out(),
+        row("STOU", Failure, Command::Stou, Reply(425)),
+        row("REST", Success, Command::Rest(3), Reply(350)).after(vec![binary()]),
+        row("REST", Failure, Command::Rest(3), Reply(501)),
+        row("ABOR", Success, Command::Abor, Reply(225)),
+        row("ABOR", Failure, Command::Abor, Reply(530)).logged_out(),
     ]
 }
 
@@ -419,7 +429,7 @@ fn variant(cmd: &Command) -> usize {
 }
 
 /// Verbs that answer the same whatever the state: no error path to show.
-const NO_ERROR_PATH: &[&str] = &["QUIT", "NOOP", "SYST", "FEAT", "CCC", "EPSV ALL"];
+const NO_FAILURE_PATH: &[&str] = &["QUIT", "NOOP", "SYST", "FEAT", "CCC", "EPSV ALL"];
 /// Verbs that are always refused: no success path to show.
 const NO_SUCCESS_PATH: &[&str] = &["SMNT"];
 
@@ -473,7 +483,7 @@ async fn run(row: Row, cert: &std::path::Path, key: &std::path::Path) -> Result<
             }
             // Nothing after the close: the Session stops and drops its sender.
             return match tokio::time::timeout(REPLY_DEADLINE, h.replies.recv()).await {
-                std::result::Result::Ok(None) => std::result::Result::Ok(()),
+                Ok(None) => Ok(()),
                 other => Err(format!("after the close: {other:?}")),
             };
         }
@@ -507,14 +517,14 @@ async fn run(row: Row, cert: &std::path::Path, key: &std::path::Path) -> Result<
 
 async fn expect_code(h: &mut Harness, code: u16, what: &str) -> Result<(), String> {
     match h.next().await {
-        SinkItem::Reply(r) if r.code.as_u16() == code => std::result::Result::Ok(()),
+        SinkItem::Reply(r) if r.code.as_u16() == code => Ok(()),
         other => Err(format!("{what}: expected {code}, got {other:?}")),
     }
 }
 
 async fn expect_upgrade(h: &mut Harness) -> Result<(), String> {
     match h.next().await {
-        SinkItem::StartTls(_) => std::result::Result::Ok(()),
+        SinkItem::StartTls(_) => Ok(()),
         other => Err(format!("{other:?} instead of the TLS upgrade")),
     }
 }
@@ -534,12 +544,12 @@ fn every_variant_has_rows() {
     let has = |verb: &str, path: Path| rows.iter().any(|r| r.verb == verb && r.path == path);
     for verb in VERBS {
         assert!(
-            NO_SUCCESS_PATH.contains(&verb) || has(verb, Path::Ok),
+            NO_SUCCESS_PATH.contains(&verb) || has(verb, Path::Success),
             "{verb} has no success row"
         );
         assert!(
-            NO_ERROR_PATH.contains(&verb) || has(verb, Path::Error),
-            "{verb} has no error row"
+            NO_FAILURE_PATH.contains(&verb) || has(verb, Path::Failure),
+            "{verb} has no failure row"
         );
     }
 }

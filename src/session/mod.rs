@@ -6,6 +6,11 @@
 //! test), sends `Reply`s to its `ReplySink`, asks the FileStore for every file-system call,
 //! and hands each transfer to a short-lived DataChannel. It never touches a socket's bytes or
 //! the disk itself, and it never waits on a transfer: NOOP, STAT and ABOR answer while one runs.
+//!
+//! This file holds the state, the small helpers every handler uses, closing, timeouts and the
+//! handlers of the control messages. `dispatch.rs` is the login gate, the routing table and the
+//! one answer shape; the commands live by job in `login.rs`, `files.rs`, `data_setup.rs`,
+//! `transfer.rs` and `info.rs`; `messages.rs` has the messages, snapshots and services.
 
 mod data_setup;
 mod dispatch;
