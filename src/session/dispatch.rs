@@ -42,7 +42,7 @@ impl From<Reply> for Answer {
     }
 }
 
-/// What a file-system answer becomes: a reply, or an error that `answer` turns into one.
+/// What a file-system answer becomes: a reply, or an error that `deliver` turns into one.
 pub(super) trait ThenReply<T>:
     FnOnce(&mut Session, Result<T, StoreError>, &mut Context<Session>) -> Result<Reply, FtpError>
     + 'static
@@ -184,8 +184,22 @@ impl Session {
         ))))
     }
 
-    /// Sends a handler's answer (once its future, if any, has ended).
-    pub(super) fn answer(&mut self, handled: Handled, ctx: &mut Context<Self>) -> Flow {
+    /// Sends a handler's answer; for one that comes later, the returned future sends it, and
+    /// the next command waits for that.
+    fn answer(&mut self, handled: Handled, ctx: &mut Context<Self>) -> Flow {
+        match handled {
+            Ok(Answer::Later(pending)) => {
+                Box::pin(pending.map(|handled, act, ctx| act.deliver(handled, ctx)))
+            }
+            now => {
+                self.deliver(now, ctx);
+                done()
+            }
+        }
+    }
+
+    /// The one place a command's answer is sent.
+    fn deliver(&mut self, handled: Handled, ctx: &mut Context<Self>) {
         match handled {
             Err(e) => self.respond(Err(e)),
             Ok(Answer::Reply(r)) => self.send(r),
@@ -199,10 +213,10 @@ impl Session {
                 self.start_tls(config);
             }
             Ok(Answer::AfterTransfer) => {}
+            // A future that ends in another one: the mailbox waits for that too.
             Ok(Answer::Later(pending)) => {
-                return Box::pin(pending.then(|handled, act, ctx| act.answer(handled, ctx)))
+                ctx.wait(pending.map(|handled, act, ctx| act.deliver(handled, ctx)));
             }
         }
-        done()
     }
 }
