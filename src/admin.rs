@@ -36,6 +36,10 @@ use tokio::net::{TcpListener, TcpStream};
 const MAX_REQUEST: usize = 8 * 1024;
 /// A client gets this long to send its request and read the answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Requests served at once by one endpoint (each is one socket, counted in the descriptors the
+/// daemon keeps for itself: `fdlimit`).
+pub const MAX_ADMIN_CONNECTIONS: usize = 16;
 /// How long one Session may take to describe itself.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 /// Shortest token accepted from a token file (a generated one is 40 characters).
@@ -127,7 +131,9 @@ impl AdminToken {
 
     /// Reads a token file (for `who`): whatever its owner and mode, the daemon checked those.
     pub fn read(path: &Path) -> Result<AdminToken, String> {
-        let text = read_small(path)?;
+        let file = std::fs::File::open(path)
+            .map_err(|e| format!("cannot read admin token file {}: {e}", path.display()))?;
+        let text = read_small(file, path)?;
         AdminToken::parse(&text).map_err(|e| format!("admin token file {}: {e}", path.display()))
     }
 
@@ -158,7 +164,16 @@ impl AdminToken {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(format!("cannot create admin token file {shown}: {e}")),
         }
-        let meta = std::fs::metadata(path).map_err(|e| format!("admin token file {shown}: {e}"))?;
+        // SECURITY: the checks and the read are made on one handle, opened without following a
+        // symlink, so a link planted at `path` cannot swap another file in between.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)
+            .map_err(|e| format!("cannot open admin token file {shown} (not a symlink): {e}"))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("admin token file {shown}: {e}"))?;
         if !meta.is_file() {
             return Err(format!("admin token file {shown} is not a regular file"));
         }
@@ -175,15 +190,14 @@ impl AdminToken {
                 meta.uid()
             ));
         }
-        AdminToken::read(path)
+        let text = read_small(file, path)?;
+        AdminToken::parse(&text).map_err(|e| format!("admin token file {shown}: {e}"))
     }
 }
 
-/// At most `MAX_TOKEN_LEN` and a line ending of a file, as text.
-fn read_small(path: &Path) -> Result<String, String> {
+/// At most `MAX_TOKEN_LEN` and a line ending of an open file, as text.
+fn read_small(f: std::fs::File, path: &Path) -> Result<String, String> {
     use std::io::Read;
-    let f = std::fs::File::open(path)
-        .map_err(|e| format!("cannot read admin token file {}: {e}", path.display()))?;
     let mut text = String::new();
     f.take(MAX_TOKEN_LEN as u64 + 2)
         .read_to_string(&mut text)
@@ -221,12 +235,26 @@ impl Actor for AdminEndpoint {
             return;
         };
         let routes = self.routes.clone();
+        // SECURITY: a bounded number of requests at once; the rest are closed unanswered, so
+        // idle connections to this port cannot use up the daemon's file descriptors.
+        let open = std::rc::Rc::new(std::cell::Cell::new(0usize));
         ctx.spawn(
             async move {
                 loop {
                     match listener.accept().await {
                         Ok((stream, peer)) => {
-                            actix_rt::spawn(serve(stream, peer, routes.clone()));
+                            if open.get() >= MAX_ADMIN_CONNECTIONS {
+                                log::warn!("admin request from {peer} refused: too many at once");
+                                drop(stream);
+                                continue;
+                            }
+                            open.set(open.get() + 1);
+                            let open = open.clone();
+                            let routes = routes.clone();
+                            actix_rt::spawn(async move {
+                                serve(stream, peer, routes).await;
+                                open.set(open.get().saturating_sub(1));
+                            });
                         }
                         Err(e) => {
                             log::warn!("admin accept failed: {e}");

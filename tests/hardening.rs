@@ -805,10 +805,11 @@ fn passive_ports_stay_in_the_range_and_an_exhausted_range_gets_425() {
     );
 }
 
-/// One address, with all its sessions, holds at most half of a configured passive range, so it
-/// cannot leave other clients without a data port; a port it gives back is its own again.
+/// One address, with all its sessions, holds at most an eighth of a configured passive range
+/// (at least one port), so it cannot leave other clients without a data port; a port it gives
+/// back is its own again.
 #[test]
-fn one_address_holds_at_most_half_the_passive_range() {
+fn one_address_holds_at_most_its_share_of_the_passive_range() {
     let (lo, hi) = free_port_range();
     let d = one_user(&["--passive-ports", &format!("{lo}-{hi}")]);
     std::fs::write(d.root("alice").join("f.bin"), common::random_bytes(3000)).expect("write");

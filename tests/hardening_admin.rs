@@ -306,3 +306,56 @@ fn admin_endpoint_without_a_token_file_or_with_a_readable_one_does_not_start() {
     assert!(err.contains("chmod 600"), "{err}");
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
 }
+
+#[test]
+fn a_token_file_that_is_a_symlink_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    // A private file the daemon's user owns, and a link to it planted where the token goes.
+    let target = dir.path().join("some-private-file");
+    std::fs::write(&target, "0123456789abcdef0123456789\n").expect("write");
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let link = dir.path().join("admin-token");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    // A daemon that accepted the link would run on: the deadline ends it, and the test fails.
+    let out = run_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_actorftpd"))
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--admin-token-file", link.to_str().expect("utf8")]),
+        DEADLINE,
+    );
+    assert!(!out.status.success(), "took its token through a symlink");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("symlink"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+}
+
+#[test]
+fn idle_connections_to_the_admin_endpoint_cannot_pile_up() {
+    let (d, admin, token) = admin_daemon(&[]);
+    // Idle connections up to the cap are held; the next ones are closed at once, unanswered.
+    let held: Vec<_> = (0..actorftpd::admin::MAX_ADMIN_CONNECTIONS)
+        .map(|_| std::net::TcpStream::connect(admin).expect("connect"))
+        .collect();
+    let mut refused = 0;
+    for _ in 0..20 {
+        let mut extra = std::net::TcpStream::connect(admin).expect("connect");
+        extra.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        let mut buf = [0u8; 1];
+        // Closed without a byte (EOF), rather than held open for the request timeout.
+        if matches!(extra.read(&mut buf), Ok(0) | Err(_)) {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 20);
+    // The FTP side is unaffected, and once the idle ones go, requests are served again.
+    let mut c = Ctrl::login(d.addr(), "alice", "pw");
+    c.expect("NOOP", 200);
+    drop(held);
+    let auth = format!("Authorization: Bearer {}\r\n", token.token());
+    let status = until("the endpoint to serve again", || {
+        let (status, _) = http(admin, "/sessions", &auth);
+        status.contains("200").then_some(status)
+    });
+    assert!(status.contains("200"), "{status}");
+}

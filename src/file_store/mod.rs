@@ -158,6 +158,10 @@ pub struct UploadTarget {
     allow_overwrite: bool,
     /// Who removes the temporary file if this is dropped unfinished.
     abandon: Option<(Addr<FileStore>, Jail)>,
+    /// For a `Replace` upload, the folder it is in, opened (beneath the root) when the upload
+    /// began; `temp` and `dest` are then single names in it. The rename into place and the
+    /// removal find the temporary file even if the folder was renamed meanwhile.
+    folder: Option<Arc<Dir>>,
 }
 
 impl Drop for UploadTarget {
@@ -172,6 +176,7 @@ impl Drop for UploadTarget {
                 dest: std::mem::take(&mut self.dest),
                 allow_overwrite: false,
                 abandon: None,
+                folder: self.folder.take(),
             },
             keep: false,
         });
@@ -561,9 +566,12 @@ impl Handler<OpenWrite> for FileStore {
         opts.write(true).mode(0o644);
         match msg.mode {
             WriteMode::Replace { .. } => {
+                let (parent, name) = split_last(&dest)?;
+                let folder = Arc::new(dir.open_dir(parent)?);
+                let dest = PathBuf::from(name);
                 let temp = temp_name_for(&dest)?;
                 opts.create_new(true);
-                let file = dir.open_with(&temp, &opts)?.into_std();
+                let file = folder.open_with(&temp, &opts)?.into_std();
                 // The lock lives as long as the upload's file handle (the DataChannel's): the
                 // start-up sweep of another daemon on this root leaves a locked file alone.
                 // Without lock support on this file system the sweep leaves it alone as well.
@@ -579,6 +587,7 @@ impl Handler<OpenWrite> for FileStore {
                         dest,
                         allow_overwrite,
                         abandon: Some((ctx.address(), msg.jail.clone())),
+                        folder: Some(folder),
                     },
                 })
             }
@@ -592,6 +601,7 @@ impl Handler<OpenWrite> for FileStore {
                         dest,
                         allow_overwrite,
                         abandon: None,
+                        folder: None,
                     },
                 })
             }
@@ -611,6 +621,7 @@ impl Handler<OpenWrite> for FileStore {
                         dest,
                         allow_overwrite,
                         abandon: None,
+                        folder: None,
                     },
                 })
             }
@@ -646,6 +657,7 @@ fn finish_upload(
         // In-place uploads (APPE, REST+STOR) keep what was written either way.
         return Ok(None);
     };
+    let dir = target.folder.as_deref().unwrap_or(dir);
     if !keep {
         dir.remove_file(temp)?;
         return Ok(None);
@@ -978,6 +990,36 @@ mod tests {
             })
             .await
             .expect("store answers")
+    }
+
+    #[actix::test]
+    async fn an_upload_whose_folder_is_renamed_meanwhile_still_ends_cleanly() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let store = FileStore::start_pool(1);
+        let jail = Jail::open(tmp.path()).expect("jail");
+        for (keep, overwrite) in [(true, true), (true, false), (false, true)] {
+            fs::create_dir(tmp.path().join("d")).expect("dir");
+            let mut upload = open_upload(&store, &jail, "d/x", overwrite)
+                .await
+                .expect("open");
+            upload.file.write_all(b"uploaded").expect("write");
+            // Another session renames the folder while the upload runs.
+            fs::rename(tmp.path().join("d"), tmp.path().join("e")).expect("rename");
+            let answer = store
+                .send(FinishUpload {
+                    jail: jail.clone(),
+                    target: upload.target,
+                    keep,
+                })
+                .await
+                .expect("store answers");
+            assert_eq!(answer, Ok(()), "keep {keep}, overwrite {overwrite}");
+            // The upload lands (or is removed) in the folder it began in, under its new name;
+            // no hidden temporary file is left to keep the folder from being removed.
+            let want: Vec<String> = if keep { vec!["x".into()] } else { vec![] };
+            assert_eq!(names(&tmp.path().join("e")), want);
+            fs::remove_dir_all(tmp.path().join("e")).expect("clean");
+        }
     }
 
     #[actix::test]
