@@ -194,10 +194,6 @@ fn curl(args: &[&str]) -> ClientOutput {
     curl_as(USER, PASS, args)
 }
 
-fn path_str(p: &std::path::Path) -> &str {
-    p.to_str().expect("temporary paths are UTF-8")
-}
-
 /// Upload, download and listing with curl and `extra` options; returns curl's verbose logs.
 fn curl_round_trip(d: &Daemon, host: &str, extra: &[&str]) -> String {
     let data = random_bytes_seeded(24, MIB + 555);

@@ -576,20 +576,88 @@ impl ClientOutput {
 /// curl as `user` with verbose output (the tests read which commands it sent), IPv6 URL
 /// literals allowed (`-g`), and time limits on connect and on the whole transfer.
 pub fn curl_as(user: &str, pass: &str, args: &[&str]) -> ClientOutput {
+    curl_with(Some((user, pass)), true, args)
+}
+
+/// curl with `-sS -g`, time limits on connect and on the whole transfer, `--user` when `creds`
+/// are given, and `-v` (the commands sent and the replies, on stderr) when `verbose`.
+pub fn curl_with(creds: Option<(&str, &str)>, verbose: bool, args: &[&str]) -> ClientOutput {
     let mut cmd = Command::new("curl");
-    cmd.args([
-        "-sS",
-        "-v",
-        "-g",
-        "--max-time",
-        "60",
-        "--connect-timeout",
-        "10",
-    ])
-    .arg("--user")
-    .arg(format!("{user}:{pass}"))
-    .args(args);
+    cmd.args(["-sS", "-g", "--max-time", "60", "--connect-timeout", "10"]);
+    if verbose {
+        cmd.arg("-v");
+    }
+    if let Some((user, pass)) = creds {
+        cmd.arg("--user").arg(format!("{user}:{pass}"));
+    }
+    cmd.args(args);
     run_with_timeout(&mut cmd, CLIENT_DEADLINE + Duration::from_secs(10))
+}
+
+/// A temporary path as a command-line argument.
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Runs `mode` of a Python `ftplib` script in tests/clients/ (`ftplib_session.py`,
+/// `ftplib_extras.py`) as `script MODE HOST PORT USER PASS EXTRA...`, requires exit 0, and
+/// returns the TAB-separated records it printed.
+pub fn ftplib_script(
+    script: &str,
+    mode: &str,
+    d: &Daemon,
+    (user, pass): (&str, &str),
+    extra: &[&str],
+) -> Records {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let mut cmd = Command::new("python3");
+    cmd.arg(path)
+        .arg(mode)
+        .arg(d.addr().ip().to_string())
+        .arg(d.port().to_string())
+        .args([user, pass])
+        .args(extra)
+        .env("PYTHONIOENCODING", "utf-8");
+    let out = run_with_timeout(&mut cmd, CLIENT_DEADLINE);
+    out.assert_success(&format!("{script} {mode}"));
+    Records::parse(&out.stdout_text())
+}
+
+/// TAB-separated records (`key\tfield\tfield...`), one a line, as the ftplib scripts print them.
+#[derive(Debug)]
+pub struct Records(Vec<Vec<String>>);
+
+impl Records {
+    pub fn parse(text: &str) -> Records {
+        Records(
+            text.lines()
+                .map(|l| l.split('\t').map(str::to_string).collect())
+                .collect(),
+        )
+    }
+
+    /// Values of every record named `key` (fields after the key).
+    pub fn all(&self, key: &str) -> Vec<&[String]> {
+        self.0
+            .iter()
+            .filter(|r| r[0] == key)
+            .map(|r| &r[1..])
+            .collect()
+    }
+
+    /// First field of the single record named `key`.
+    #[track_caller]
+    pub fn one(&self, key: &str) -> &str {
+        let all = self.all(key);
+        assert_eq!(
+            all.len(),
+            1,
+            "expected one {key:?} record, got {all:?} in {self:?}"
+        );
+        all[0].first().map(String::as_str).unwrap_or("")
+    }
 }
 
 /// Runs `cmd` to completion with a hard deadline: `Child::wait` runs in a thread and the caller
