@@ -358,7 +358,7 @@ fn for_each_line<R: Read>(r: R, mut f: impl FnMut(String)) {
 }
 
 /// TOML basic string with the characters TOML requires to be escaped.
-fn toml_string(s: &str) -> String {
+pub fn toml_string(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -372,6 +372,37 @@ fn toml_string(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Polls `cond` until it holds, failing the test after `timeout`. For conditions no event
+/// announces (a file removed, a descriptor count falling); the short pause between polls only
+/// leaves the CPU to the daemon, no outcome depends on its length.
+#[track_caller]
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {timeout:?} waiting until {what}"
+        );
+        thread::park_timeout(Duration::from_millis(10));
+    }
+}
+
+/// Polls `f` until it returns `Some`, failing the test after `timeout` (see [`wait_until`]).
+#[track_caller]
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let mut found = None;
+    wait_until(timeout, what, || {
+        found = f();
+        found.is_some()
+    });
+    found.expect("wait_until returned, so the value was found")
+}
+
+/// Whether `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 /// Connects a suppaftp client to `addr` with read/write timeouts on the control connection and on
