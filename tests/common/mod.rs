@@ -405,6 +405,72 @@ pub fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
+/// A temporary `--admin-token-file` path; the daemon creates the file.
+pub struct TokenFile {
+    dir: TempDir,
+}
+
+impl TokenFile {
+    pub fn new() -> TokenFile {
+        TokenFile {
+            dir: TempDir::new().expect("temporary directory for the admin token"),
+        }
+    }
+
+    pub fn path(&self) -> String {
+        self.dir
+            .path()
+            .join("admin-token")
+            .to_str()
+            .expect("temporary paths are UTF-8")
+            .to_owned()
+    }
+}
+
+/// A daemon serving alice (password `pw`, root `srv`) with the admin endpoint on
+/// 127.0.0.1:0 and `token` as its token file, and the endpoint's address.
+pub fn admin_daemon(token: &TokenFile, extra: &[&str]) -> (Daemon, SocketAddr) {
+    let path = token.path();
+    let mut args = vec![
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--admin-token-file",
+        path.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    let mut d = Daemon::start_with_args(&[("alice", "pw", "srv")], &args);
+    let admin = d.announced("actorftpd admin endpoint on ");
+    (d, admin)
+}
+
+/// Sends `request` as it is to an HTTP endpoint and returns whatever came back before the
+/// server closed (a server may answer and close before reading all of a huge request).
+pub fn http_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect_timeout(&addr, SOCKET_TIMEOUT)
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    set_timeouts(&s).expect("set HTTP socket timeouts");
+    let _ = s.write_all(request);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+/// `GET path` with `version` (`HTTP/1.0`, `HTTP/1.1`) and extra header lines (each ending in
+/// CRLF); the status line and the body.
+pub fn http_get(addr: SocketAddr, version: &str, path: &str, headers: &str) -> (String, String) {
+    let raw = http_exchange(
+        addr,
+        format!("GET {path} {version}\r\n{headers}\r\n").as_bytes(),
+    );
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer from {addr}: {raw:?}"));
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
+}
+
 /// Connects a suppaftp client to `addr` with read/write timeouts on the control connection and on
 /// every passive data connection.
 pub fn ftp_connect(addr: SocketAddr) -> FtpStream {
@@ -955,6 +1021,24 @@ pub fn url_encode(segment: &str) -> String {
 }
 
 impl Daemon {
+    /// The address printed on a stdout line starting with `prefix` (the admin and metrics
+    /// endpoints announce themselves so).
+    pub fn announced(&mut self, prefix: &str) -> SocketAddr {
+        let line = self
+            .wait_for_stdout_line(|l| l.starts_with(prefix), STARTUP_DEADLINE)
+            .unwrap_or_else(|e| panic!("no {prefix:?} line: {e}"));
+        line[prefix.len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|a| {
+                a.trim_end_matches("/metrics")
+                    .trim_start_matches("http://")
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+    }
+
     /// The daemon's stderr lines read so far (the last 200), to check what it logged.
     pub fn stderr_lines(&self) -> Vec<String> {
         let tail = self.stderr_tail.lock().unwrap_or_else(|p| p.into_inner());
