@@ -314,11 +314,7 @@ fn python_ftplib_abort_sends_urgent_abor_during_a_large_retr_and_the_session_sta
     assert!(r.one("noop").starts_with("200"), "{r:?}");
     assert!(r.one("retr_after").starts_with("226"), "{r:?}");
     assert!(r.one("quit").starts_with("221"), "{r:?}");
-    assert_eq!(
-        file_sha256(&down),
-        sha256_hex(&small),
-        "the download after abort() is byte-exact"
-    );
+    assert_file_holds(&down, &small, "the download after abort() is byte-exact");
 }
 
 #[test]
@@ -415,7 +411,7 @@ fn abor_during_a_stor_keeps_the_old_file_and_leaves_no_temporary_file() {
     c.expect_reply(426);
     c.expect_reply(226);
     drop(conn);
-    assert_eq!(file_sha256(&root.join("keep.bin")), sha256_hex(&old));
+    assert_file_holds(&root.join("keep.bin"), &old, "");
     let leftovers: Vec<String> = std::fs::read_dir(&root)
         .expect("list root")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -442,10 +438,10 @@ fn stor_whose_data_connection_is_reset_gets_426_and_never_truncates_the_old_file
         .expect("SO_LINGER 0");
     drop(conn);
     c.expect_reply(426);
-    assert_eq!(
-        file_sha256(&root.join("precious.bin")),
-        sha256_hex(&old),
-        "a failed STOR left the old file intact"
+    assert_file_holds(
+        &root.join("precious.bin"),
+        &old,
+        "a failed STOR left the old file intact",
     );
     let leftovers: Vec<String> = std::fs::read_dir(&root)
         .expect("list root")

@@ -121,11 +121,7 @@ fn curl_round_trip_with_full_path_nocwd_is_byte_exact() {
         let url = format!("{}deep/er/file.bin", base_url(&d));
         curl(&["--ftp-method", method, "-o", path_str(&got), url.as_str()])
             .assert_success(&format!("curl --ftp-method {method}"));
-        assert_eq!(
-            file_sha256(&got),
-            sha256_hex(&data),
-            "download with --ftp-method {method}"
-        );
+        assert_file_holds(&got, &data, &format!("download with --ftp-method {method}"));
     }
 }
 
@@ -157,17 +153,13 @@ fn curl_lists_directory_with_trailing_slash() {
 
     let nlst = curl(&["--list-only", url.as_str()]);
     nlst.assert_success("curl --list-only (NLST) of dir/");
-    let mut got: Vec<String> = nlst
-        .stdout_text()
+    let text = nlst.stdout_text();
+    let got = text
         .lines()
-        .map(|l| l.trim_end().rsplit('/').next().unwrap_or("").to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
-    got.sort();
-    let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-    want.push("sub".into());
-    want.sort();
-    assert_eq!(got, want, "NLST via curl --list-only");
+        .map(|l| l.trim_end().rsplit('/').next().unwrap_or(""))
+        .filter(|l| !l.is_empty());
+    let want: Vec<&str> = names.iter().chain(&["sub"]).copied().collect();
+    assert_same_names(got, &want, "NLST via curl --list-only");
 }
 
 #[test]
@@ -183,11 +175,7 @@ fn curl_ftp_create_dirs_makes_nested_directories() {
     curl(&["--ftp-create-dirs", "-T", path_str(&local), url.as_str()])
         .assert_success("curl -T --ftp-create-dirs");
     let on_disk = d.root(USER).join("made/by curl/deep er/uploaded.bin");
-    assert_eq!(
-        file_sha256(&on_disk),
-        sha256_hex(&data),
-        "file uploaded under new directories"
-    );
+    assert_file_holds(&on_disk, &data, "file uploaded under new directories");
 
     // Without --ftp-create-dirs a missing directory is an error, and nothing is created.
     let url = format!("{}missing/uploaded.bin", base_url(&d));
@@ -337,19 +325,15 @@ fn default_mode_prints_url_that_works_with_curl() {
     let target = format!("{}from-default-mode.bin", url.url);
     let out = curl_with(None, false, &["-T", path_str(&local), target.as_str()]);
     out.assert_success("curl -T to the printed URL");
-    assert_eq!(
-        file_sha256(&share.join("from-default-mode.bin")),
-        sha256_hex(&data),
-        "upload through the printed URL lands in --root"
+    assert_file_holds(
+        &share.join("from-default-mode.bin"),
+        &data,
+        "upload through the printed URL lands in --root",
     );
     let got = d.tmp().join("got.bin");
     curl_with(None, false, &["-o", path_str(&got), target.as_str()])
         .assert_success("curl -o from the printed URL");
-    assert_eq!(
-        file_sha256(&got),
-        sha256_hex(&data),
-        "download via printed URL"
-    );
+    assert_file_holds(&got, &data, "download via printed URL");
 
     let listing = curl_with(None, false, &[url.url.as_str()]);
     listing.assert_success("curl listing of the printed URL");
@@ -399,16 +383,12 @@ fn curl_resumes_a_download_with_c_dash_using_rest() {
         cmds.iter().any(|c| c == &format!("REST {cut}")),
         "curl -C - sent REST {cut}: {cmds:?}"
     );
-    assert_eq!(
-        file_sha256(&local),
-        sha256_hex(&data),
-        "resumed download is the whole file"
-    );
+    assert_file_holds(&local, &data, "resumed download is the whole file");
 
     // Resuming a complete file transfers nothing and keeps it intact.
     let out = curl_verbose(&["-C", "-", "-o", path_str(&local), url.as_str()]);
     out.assert_success("curl -C - of a complete file");
-    assert_eq!(file_sha256(&local), sha256_hex(&data));
+    assert_file_holds(&local, &data, "");
 }
 
 #[test]
@@ -436,10 +416,10 @@ fn curl_resumes_an_upload_with_c_dash_using_size_and_appe() {
         cmds.iter().any(|c| c == "APPE up load.bin"),
         "curl resumed with APPE: {cmds:?}"
     );
-    assert_eq!(
-        file_sha256(&remote),
-        sha256_hex(&data),
-        "resumed upload completed the file on the server"
+    assert_file_holds(
+        &remote,
+        &data,
+        "resumed upload completed the file on the server",
     );
 }
 
@@ -458,7 +438,7 @@ fn curl_quote_rnfr_rnto_renames_before_and_after_the_transfer() {
     let out = curl_verbose(&["-Q", "RNFR a.bin", "-Q", "RNTO b c.bin", base.as_str()]);
     out.assert_success("curl -Q RNFR -Q RNTO");
     assert!(!root.join("a.bin").exists());
-    assert_eq!(file_sha256(&root.join("b c.bin")), sha256_hex(&data));
+    assert_file_holds(&root.join("b c.bin"), &data, "");
     let listing = out.stdout_text();
     assert!(
         listing.lines().any(|l| l.trim_end().ends_with(" b c.bin"))
@@ -486,11 +466,7 @@ fn curl_quote_rnfr_rnto_renames_before_and_after_the_transfer() {
         out.stderr_text()
     );
     assert!(out.stderr_text().contains("550"), "{}", out.stderr_text());
-    assert_eq!(
-        file_sha256(&got),
-        sha256_hex(&data),
-        "the download itself worked"
-    );
+    assert_file_holds(&got, &data, "the download itself worked");
     assert!(
         root.join("b c.bin").exists(),
         "a failed RNTO leaves the source"
@@ -507,11 +483,8 @@ fn curl_quote_rnfr_rnto_renames_before_and_after_the_transfer() {
         url.as_str(),
     ]);
     out.assert_success("curl post-quote RNFR/RNTO");
-    assert_eq!(file_sha256(&got), sha256_hex(&data));
-    assert_eq!(
-        file_sha256(&root.join("renamed/after.bin")),
-        sha256_hex(&data)
-    );
+    assert_file_holds(&got, &data, "");
+    assert_file_holds(&root.join("renamed/after.bin"), &data, "");
     assert!(!root.join("b c.bin").exists());
 
     // RNTO alone is a sequence error: curl reports the 503.

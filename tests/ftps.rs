@@ -5,7 +5,10 @@
 mod common;
 
 use common::tls::{client_config, make_cert, tls_client, Cert};
-use common::{random_bytes, require_tool, run_with_timeout, sha256_hex, Daemon, CLIENT_DEADLINE};
+use common::{
+    assert_file_holds, random_bytes, require_tool, run_with_timeout, sha256_hex, Daemon,
+    CLIENT_DEADLINE,
+};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
@@ -333,7 +336,7 @@ fn lftp_with_forced_tls_round_trips() {
         common::file_sha256(&d.root("alice").join("up.bin")),
         sha256_hex(&data)
     );
-    assert_eq!(common::file_sha256(&dst), sha256_hex(&data));
+    assert_file_holds(&dst, &data, "");
 }
 
 #[test]

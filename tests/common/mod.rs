@@ -602,6 +602,27 @@ pub fn file_sha256(path: &Path) -> String {
         .collect()
 }
 
+/// Asserts that the file at `path` holds exactly `data` (compared by sha256, so a failure
+/// shows two hashes, not two megabytes).
+#[track_caller]
+pub fn assert_file_holds(path: &Path, data: &[u8], what: &str) {
+    assert_eq!(file_sha256(path), sha256_hex(data), "{what}");
+}
+
+/// Asserts that `got` and `want` are the same names, in any order.
+#[track_caller]
+pub fn assert_same_names<S: AsRef<str>>(
+    got: impl IntoIterator<Item = S>,
+    want: &[&str],
+    what: &str,
+) {
+    let mut got: Vec<String> = got.into_iter().map(|n| n.as_ref().to_owned()).collect();
+    got.sort();
+    let mut want: Vec<String> = want.iter().map(|n| n.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want, "{what}");
+}
+
 /// Human name of a test size, for messages.
 pub fn size_label(n: usize) -> String {
     match n {
