@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{sha256_hex, Daemon};
+use common::{assert_file_holds, sha256_hex, Daemon};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -522,10 +522,7 @@ fn shutdown_tells_idle_sessions_421_and_lets_transfers_finish() {
     busy.expect(226);
     busy.expect(421);
     let root = d.root("alice");
-    assert_eq!(
-        common::file_sha256(&root.join("up.bin")),
-        sha256_hex(&payload)
-    );
+    assert_file_holds(&root.join("up.bin"), &payload, "");
     let status = d
         .wait_exit(DEADLINE)
         .expect("daemon exits after its sessions");
