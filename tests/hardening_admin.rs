@@ -281,7 +281,7 @@ fn idle_connections_to_the_admin_endpoint_cannot_pile_up() {
         extra.set_read_timeout(Some(DEADLINE)).expect("timeout");
         let mut buf = [0u8; 1];
         // Closed without a byte (EOF), rather than held open for the request timeout.
-        if matches!(extra.read(&mut buf), Ok(0) | Err(_)) {
+        if matches!(std::io::Read::read(&mut extra, &mut buf), Ok(0) | Err(_)) {
             refused += 1;
         }
     }
@@ -290,7 +290,7 @@ fn idle_connections_to_the_admin_endpoint_cannot_pile_up() {
     let mut c = Ctrl::login(d.addr(), "alice", "pw");
     c.expect("NOOP", 200);
     drop(held);
-    let auth = format!("Authorization: Bearer {}\r\n", token.token());
+    let auth = format!("Authorization: Bearer {}\r\n", read_token(&token));
     let status = until("the endpoint to serve again", || {
         let (status, _) = http(admin, "/sessions", &auth);
         status.contains("200").then_some(status)
