@@ -270,6 +270,40 @@ pub fn long_help() -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The manual page (roff), made from the `--help` text so the two cannot drift: a test compares
+/// it with `src/dist/actorftpd.1` (`ACTORFTPD_WRITE_MAN=1 cargo test --test running_as_a_service`
+/// rewrites that file).
+pub fn man_page() -> String {
+    let roff = |line: &str| {
+        let line = line.replace('\\', "\\e");
+        if line.starts_with('.') || line.starts_with('\'') {
+            format!("\\&{line}")
+        } else {
+            line
+        }
+    };
+    let help = long_help();
+    let mut page = String::from(
+        ".TH ACTORFTPD 8 \"\" \"actorftpd\" \"System Administration\"\n\
+         .SH NAME\nactorftpd \\- a multi-client FTP server built on Actix actors\n\
+         .SH SYNOPSIS\n.B actorftpd\n[\\fIOPTIONS\\fR] [\\fB\\-\\-config\\fR \\fIFILE\\fR]\n.br\n\
+         .B actorftpd check\\-config\n\\fIFILE\\fR\n.br\n.B actorftpd hash\\-password\n.br\n\
+         .B actorftpd who\n[\\fIOPTIONS\\fR]\n.SH DESCRIPTION\n\
+         The text of \\fBactorftpd \\-\\-help\\fR:\n.PP\n.nf\n",
+    );
+    for line in help.lines() {
+        page.push_str(&roff(line));
+        page.push('\n');
+    }
+    page.push_str(
+        ".fi\n.SH SIGNALS\n\
+         SIGHUP reopens the log file and the transfer log and checks the users file and the TLS \
+         files again; SIGTERM and SIGINT stop gracefully, a second one at once.\n\
+         .SH SEE ALSO\nREADME.md (\"Running as a service\"), xferlog(5), systemd.service(5)\n",
+    );
+    page
+}
+
 fn from_opt(opt: Opt) -> Result<Invocation, String> {
     match opt.command {
         Some(Sub::HashPassword) => return Ok(Invocation::HashPassword),

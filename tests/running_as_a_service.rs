@@ -417,3 +417,18 @@ fn the_dist_configuration_passes_check_config() {
         assert!(unit.lines().any(|l| l == line), "unit lacks {line}");
     }
 }
+
+#[test]
+fn the_man_page_is_the_help_text() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/dist/actorftpd.1");
+    let page = actorftpd::cli::man_page();
+    if std::env::var_os("ACTORFTPD_WRITE_MAN").is_some() {
+        std::fs::write(&path, &page).expect("write man page");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == page,
+        "src/dist/actorftpd.1 differs from --help; regenerate it with \
+         ACTORFTPD_WRITE_MAN=1 cargo test --test running_as_a_service the_man_page"
+    );
+}
