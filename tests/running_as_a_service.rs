@@ -412,7 +412,7 @@ fn the_dist_configuration_passes_check_config() {
         "ProtectSystem=strict",
         "PrivateTmp=yes",
         "AmbientCapabilities=CAP_NET_BIND_SERVICE",
-        "ExecStart=/usr/local/bin/actorftpd --config /etc/actorftpd/actorftpd.toml",
+        "ExecStart=/usr/bin/actorftpd --config /etc/actorftpd/actorftpd.toml",
     ] {
         assert!(unit.lines().any(|l| l == line), "unit lacks {line}");
     }
