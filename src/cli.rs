@@ -39,7 +39,7 @@ struct Opt {
     #[structopt(long, value_name = "FILE", parse(from_os_str))]
     users: Option<PathBuf>,
 
-    /// Passive data ports, LOW-HIGH; one client address holds at most half of them at once.
+    /// Passive data ports, LOW-HIGH; one client address holds at most an eighth of them at once.
     /// [default: any free port the kernel picks]
     #[structopt(long, value_name = "LOW-HIGH")]
     passive_ports: Option<String>,

@@ -503,10 +503,11 @@ pub fn resolve(o: Options) -> Result<RunSettings, String> {
 
 /// The passive range, and the rule that ties it to the session limits.
 ///
-/// Each source (all its sessions together) may hold at most half the range (the Gatekeeper's
-/// fair share, so a second source always finds a port). A range of one port cannot keep that
-/// promise: refused. A share smaller than `--max-sessions-per-ip` is no contradiction (a source's
-/// further transfers wait for a port, up to `--data-timeout`), but worth one warning line.
+/// Each source (all its sessions together) may hold at most an eighth of the range, at least
+/// one port (`gatekeeper::passive_share`), so a few sources cannot take it all. A range of one
+/// port cannot keep that promise: refused. A share smaller than `--max-sessions-per-ip` is no
+/// contradiction (a source's further PASV get 425 until one of its ports is given back), but
+/// worth one warning line.
 fn passive_range(
     s: &Setting<String>,
     per_ip: usize,
@@ -516,17 +517,17 @@ fn passive_range(
     let ports = range.clone().count();
     if ports < 2 {
         return Err(s.fail(format!(
-            "{} is one port: each client address may hold at most half the range, so it needs \
-             at least 2 (a few per expected concurrent passive transfer)",
+            "{} is one port: one client address could hold all of it; give at least 2 (a few \
+             per expected concurrent passive transfer)",
             s.value
         )));
     }
-    let share = ports / 2;
+    let share = crate::gatekeeper::passive_share(ports);
     if share < per_ip {
         warnings.push(format!(
-            "{s} {}: one client address may hold {share} passive ports at once (half the range) \
-             but open {per_ip} sessions (--max-sessions-per-ip); its further passive transfers \
-             wait for a port (425 after --data-timeout)",
+            "{s} {}: one client address may hold {share} passive ports at once (an eighth of \
+             the range) but open {per_ip} sessions (--max-sessions-per-ip); its further PASV \
+             and EPSV get 425 until it gives a port back",
             s.value
         ));
     }

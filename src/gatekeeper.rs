@@ -22,6 +22,11 @@ use tokio::sync::oneshot;
 /// Failed-login records kept before old, unbanned ones are pruned.
 const MAX_TRACKED_SOURCES: usize = 10_000;
 
+/// How many ports of a `--passive-ports` range of `ports` one source may hold at once.
+pub fn passive_share(ports: usize) -> usize {
+    (ports / 8).max(1)
+}
+
 /// The key limits and bans are counted under: IPv4 addresses (and IPv4-mapped IPv6 ones) as
 /// they are; IPv6 addresses cut to their first `v6_prefix` bits.
 pub fn source_key(ip: IpAddr, v6_prefix: u8) -> IpAddr {
@@ -96,7 +101,7 @@ impl Gatekeeper {
     /// sessions together) may hold at most an eighth of it, so it takes at least eight
     /// sources (each within its own session limits) to leave others without a port.
     pub fn with_passive_range(mut self, ports: usize) -> Gatekeeper {
-        self.passive_share = (ports / 8).max(1);
+        self.passive_share = passive_share(ports);
         self
     }
 

@@ -757,7 +757,7 @@ fn passive_ports_stay_in_the_range_and_an_exhausted_range_gets_425() {
     let range = format!("{lo}-{hi}");
     let d = one_user(&["--passive-ports", &range]);
     std::fs::write(d.root("alice").join("f.bin"), common::random_bytes(5000)).expect("write");
-    // Three clients (one address may hold only half the range: the next test).
+    // Three clients (one address may hold only an eighth of the range: the next test).
     let mut sessions: Vec<Raw> = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
         .iter()
         .map(|from| Raw::login_from(from, d.addr(), "alice", "pw"))
