@@ -350,9 +350,19 @@ fn default_root() -> Result<PathBuf, String> {
     let shown = root.display().to_string();
     let refuse = |why: String| format!("default root {shown} {why}; remove it or pass --root DIR");
 
-    let tmp_mode = std::fs::metadata(&tmp)
-        .map_err(|e| format!("temporary folder {}: {e}", tmp.display()))?
-        .mode();
+    let tmp_meta =
+        std::fs::metadata(&tmp).map_err(|e| format!("temporary folder {}: {e}", tmp.display()))?;
+    let tmp_mode = tmp_meta.mode();
+    // SECURITY: the owner of the temporary folder could rename our root away and put another
+    // in its place between the checks below and its use: it must be us or root.
+    if tmp_meta.uid() != uid && tmp_meta.uid() != 0 {
+        return Err(format!(
+            "temporary folder {} belongs to uid {}, not to this user ({uid}) or root; set TMPDIR \
+             to a folder of yours or pass --root DIR",
+            tmp.display(),
+            tmp_meta.uid()
+        ));
+    }
     if tmp_mode & 0o022 != 0 && tmp_mode & 0o1000 == 0 {
         return Err(format!(
             "temporary folder {} is writable by others and not sticky (mode {:03o}); set TMPDIR \
