@@ -1,14 +1,12 @@
 //! Command-line options. The only file that knows the argument parser (structopt).
 //!
-//! It turns arguments into a typed `Invocation`; validation of files (users, root) happens in
-//! `main.rs`, which reports problems as one line and a non-zero exit.
+//! It turns arguments into `config_file::Options` (each `None` unless given, so a `--config`
+//! file can fill it) and hands them to `config_file::resolve`, which merges, applies defaults
+//! and checks; files (users, root) are read in `main.rs`. Problems are one line and exit 2.
 
-use crate::config::{self, Config};
-use crate::observability::admin;
-use std::net::{IpAddr, SocketAddr};
-use std::ops::RangeInclusive;
+use crate::config_file::{self, Options, RunSettings, Setting};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 use structopt::StructOpt;
 
 #[derive(Debug, StructOpt)]
@@ -16,45 +14,55 @@ use structopt::StructOpt;
     name = "actorftpd",
     about = "A multi-client FTP server built on Actix actors.",
     after_help = "Started with no options, it serves a ready folder on 127.0.0.1:2121 with a one-off user and \
-                  password, and prints how to connect."
+                  password, and prints how to connect. Every option can also be set in a --config file \
+                  (key: the option's name with underscores, e.g. max_sessions = 100); the command line wins. \
+                  SIGHUP reopens --log-file and --xferlog (logrotate) and re-checks the users file and TLS \
+                  files; SIGTERM/SIGINT stop gracefully, a second one at once."
 )]
 struct Opt {
-    /// Control connection address (IPv4 or [IPv6]:port). Port 0 picks a free port.
-    #[structopt(long, default_value = config::DEFAULT_LISTEN)]
-    listen: SocketAddr,
+    /// Configuration file (TOML) holding any of these options; the command line overrides it.
+    #[structopt(long, value_name = "FILE", parse(from_os_str))]
+    config: Option<PathBuf>,
+
+    /// Control connection address: IPv4:port, [IPv6]:port or host:port. Port 0 picks a free
+    /// port. [default: 127.0.0.1:2121]
+    #[structopt(long, value_name = "ADDR")]
+    listen: Option<String>,
 
     /// Folder to serve with a one-off user (ignored for users of --users, who have their own roots).
-    #[structopt(long, parse(from_os_str))]
+    /// [default: $TMPDIR/actorftpd-root-UID]
+    #[structopt(long, value_name = "DIR", parse(from_os_str))]
     root: Option<PathBuf>,
 
     /// Users file (TOML: [[user]] tables with name, password_hash, root, permissions,
     /// allowed_networks, enabled, require_tls; an optional [anonymous] table).
-    #[structopt(long, parse(from_os_str))]
+    #[structopt(long, value_name = "FILE", parse(from_os_str))]
     users: Option<PathBuf>,
 
-    /// Passive data ports, LOW-HIGH (default: any free port the kernel picks).
-    #[structopt(long, parse(try_from_str = config::parse_port_range))]
-    passive_ports: Option<RangeInclusive<u16>>,
+    /// Passive data ports, LOW-HIGH; one client address holds at most an eighth of them at once.
+    /// [default: any free port the kernel picks]
+    #[structopt(long, value_name = "LOW-HIGH")]
+    passive_ports: Option<String>,
 
-    /// Worker threads running sessions (default: one per core).
-    #[structopt(long)]
+    /// Worker threads running sessions. [default: one per core]
+    #[structopt(long, value_name = "N")]
     workers: Option<usize>,
 
-    /// Seconds a logged-in session may stay idle before it is closed with 421.
-    #[structopt(long, default_value = "300")]
-    idle_timeout: u64,
+    /// Seconds a logged-in session may stay idle before it is closed with 421. [default: 300]
+    #[structopt(long, value_name = "S")]
+    idle_timeout: Option<u64>,
 
-    /// Seconds a connection has to log in before it is closed with 421.
-    #[structopt(long, default_value = "60")]
-    login_timeout: u64,
+    /// Seconds a connection has to log in before it is closed with 421. [default: 60]
+    #[structopt(long, value_name = "S")]
+    login_timeout: Option<u64>,
 
-    /// Seconds to wait for a data connection (passive accept or active connect).
-    #[structopt(long, default_value = "30")]
-    data_timeout: u64,
+    /// Seconds to wait for a data connection (passive accept or active connect). [default: 30]
+    #[structopt(long, value_name = "S")]
+    data_timeout: Option<u64>,
 
-    /// Seconds a transfer may make no progress before it is aborted with 426.
-    #[structopt(long, default_value = "120")]
-    stall_timeout: u64,
+    /// Seconds a transfer may make no progress before it is aborted with 426. [default: 120]
+    #[structopt(long, value_name = "S")]
+    stall_timeout: Option<u64>,
 
     /// More log output (-v debug: every command and reply, -vv trace). RUST_LOG overrides.
     #[structopt(short, long, parse(from_occurrences))]
@@ -64,39 +72,51 @@ struct Opt {
     #[structopt(short, long, parse(from_occurrences))]
     quiet: u8,
 
-    /// Sessions open at once; the next connection gets 421.
-    #[structopt(long, default_value = "2000")]
-    max_sessions: usize,
+    /// Log level: error, warn, info, debug or trace (-v/-q win; RUST_LOG overrides). [default: info]
+    #[structopt(long, value_name = "LEVEL")]
+    log_level: Option<String>,
 
-    /// Sessions open at once from one source IP (an IPv6 source is its --ipv6-prefix).
-    #[structopt(long, default_value = "50")]
-    max_sessions_per_ip: usize,
+    /// Log line format: text or json (one object per line). [default: text]
+    #[structopt(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+
+    /// Append the log to FILE instead of stderr (reopened on SIGHUP). [default: stderr]
+    #[structopt(long, value_name = "FILE", parse(from_os_str))]
+    log_file: Option<PathBuf>,
+
+    /// Sessions open at once; the next connection gets 421. [default: 2000]
+    #[structopt(long, value_name = "N")]
+    max_sessions: Option<usize>,
+
+    /// Sessions open at once from one source IP (an IPv6 source is its --ipv6-prefix). [default: 50]
+    #[structopt(long, value_name = "N")]
+    max_sessions_per_ip: Option<usize>,
 
     /// Leading bits of an IPv6 address that make one source for the per-IP limit and bans
-    /// (one subscriber usually has a whole /64). 128 counts each address on its own.
-    #[structopt(long, default_value = "64")]
-    ipv6_prefix: u8,
+    /// (one subscriber usually has a whole /64). 128 counts each address on its own. [default: 64]
+    #[structopt(long, value_name = "BITS")]
+    ipv6_prefix: Option<u8>,
 
-    /// Milliseconds to wait before answering a failed login.
-    #[structopt(long, default_value = "1000")]
-    login_failure_delay_ms: u64,
+    /// Milliseconds to wait before answering a failed login. [default: 1000]
+    #[structopt(long, value_name = "MS")]
+    login_failure_delay_ms: Option<u64>,
 
-    /// Failed logins on one connection before it is closed.
-    #[structopt(long, default_value = "3")]
-    max_login_failures: u32,
+    /// Failed logins on one connection before it is closed. [default: 3]
+    #[structopt(long, value_name = "N")]
+    max_login_failures: Option<u32>,
 
     /// Failed logins from one source within --ban-window seconds that ban it, on every port,
-    /// for --ban-time seconds; its open connections that have not logged in are closed.
-    #[structopt(long, default_value = "10")]
-    ban_failures: u32,
+    /// for --ban-time seconds; its open connections that have not logged in are closed. [default: 10]
+    #[structopt(long, value_name = "N")]
+    ban_failures: Option<u32>,
 
-    /// Seconds over which failed logins are counted for --ban-failures.
-    #[structopt(long, default_value = "60")]
-    ban_window: u64,
+    /// Seconds over which failed logins are counted for --ban-failures. [default: 60]
+    #[structopt(long, value_name = "S")]
+    ban_window: Option<u64>,
 
-    /// Seconds a banned source is refused (421) for.
-    #[structopt(long, default_value = "600")]
-    ban_time: u64,
+    /// Seconds a banned source is refused (421) for. [default: 600]
+    #[structopt(long, value_name = "S")]
+    ban_time: Option<u64>,
 
     /// Accept passive data connections from any address (FXP); off by default.
     #[structopt(long)]
@@ -104,54 +124,54 @@ struct Opt {
 
     /// Address (IPv4 or host name, resolved at start) advertised in PASV replies to peers
     /// outside loopback and private networks, for a server behind NAT.
-    #[structopt(long)]
+    #[structopt(long, value_name = "HOST")]
     passive_address: Option<String>,
 
-    /// Seconds running transfers may go on after SIGTERM/SIGINT before they are aborted.
-    #[structopt(long, default_value = "30")]
-    shutdown_grace: u64,
+    /// Seconds running transfers may go on after SIGTERM/SIGINT before they are aborted. [default: 30]
+    #[structopt(long, value_name = "S")]
+    shutdown_grace: Option<u64>,
 
     /// TLS certificate chain (PEM) for FTPS; with --tls-key, enables AUTH TLS.
-    #[structopt(long, parse(from_os_str), requires = "tls-key")]
+    #[structopt(long, value_name = "FILE", parse(from_os_str))]
     tls_cert: Option<PathBuf>,
 
     /// TLS private key (PEM) matching --tls-cert.
-    #[structopt(long, parse(from_os_str), requires = "tls-cert")]
+    #[structopt(long, value_name = "FILE", parse(from_os_str))]
     tls_key: Option<PathBuf>,
 
-    /// Also listen for implicit TLS (TLS from the first byte; port 990 by convention).
-    #[structopt(long, requires = "tls-cert")]
-    implicit_tls_listen: Option<SocketAddr>,
+    /// Also listen for implicit TLS (TLS from the first byte; port 990 by convention); needs TLS.
+    #[structopt(long, value_name = "ADDR")]
+    implicit_tls_listen: Option<String>,
 
-    /// Refuse USER on a control connection that is not in TLS.
-    #[structopt(long, requires = "tls-cert")]
+    /// Refuse USER on a control connection that is not in TLS; needs TLS.
+    #[structopt(long)]
     require_tls_control: bool,
 
-    /// Refuse data transfers that are not protected (PROT P).
-    #[structopt(long, requires = "tls-cert")]
+    /// Refuse data transfers that are not protected (PROT P); needs TLS.
+    #[structopt(long)]
     require_tls_data: bool,
 
     /// Require each protected data connection to resume the control connection's TLS session
     /// (guards against data-connection theft; curl with TLS 1.3 and Python's ftplib fail it).
-    #[structopt(long, requires = "tls-cert")]
+    #[structopt(long)]
     require_tls_session_reuse: bool,
 
-    /// Append a transfer log in xferlog(5) format to this file.
-    #[structopt(long, parse(from_os_str))]
+    /// Append a transfer log in xferlog(5) format to this file (reopened on SIGHUP).
+    #[structopt(long, value_name = "FILE", parse(from_os_str))]
     xferlog: Option<PathBuf>,
 
     /// Serve the admin endpoint (what `actorftpd who` reads) on this address (loopback); needs
     /// --admin-token-file.
-    #[structopt(long)]
-    admin_listen: Option<SocketAddr>,
+    #[structopt(long, value_name = "ADDR")]
+    admin_listen: Option<String>,
 
     /// Allow --admin-listen on a non-loopback address.
     #[structopt(long)]
     admin_allow_remote: bool,
 
     /// Serve Prometheus metrics at /metrics on this address (loopback).
-    #[structopt(long)]
-    metrics_listen: Option<SocketAddr>,
+    #[structopt(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
 
     /// Allow --metrics-listen on a non-loopback address.
     #[structopt(long)]
@@ -161,35 +181,35 @@ struct Opt {
     /// --admin-token-file` sends it); needed with --admin-listen. Created with a random token,
     /// mode 0600, if FILE does not exist; refused if group or others have any access to it, or if
     /// a user other than this one or root owns it.
-    #[structopt(long, parse(from_os_str), requires = "admin-listen")]
+    #[structopt(long, value_name = "FILE", parse(from_os_str))]
     admin_token_file: Option<PathBuf>,
 
     /// Minimum transfer rate in bytes per second: a transfer moving less over a whole
-    /// --min-rate-window is aborted with 426 (0: no minimum).
-    #[structopt(long, default_value = "256")]
-    min_rate: u64,
+    /// --min-rate-window is aborted with 426 (0: no minimum). [default: 256]
+    #[structopt(long, value_name = "BYTES")]
+    min_rate: Option<u64>,
 
-    /// Seconds over which --min-rate is measured.
-    #[structopt(long, default_value = "30")]
-    min_rate_window: u64,
+    /// Seconds over which --min-rate is measured. [default: 30]
+    #[structopt(long, value_name = "S")]
+    min_rate_window: Option<u64>,
 
     /// Transfers that may copy on threads at once; more wait for one (then 425 after
-    /// --data-timeout). Listings and small files in clear need no thread.
-    #[structopt(long, default_value = "256")]
-    max_transfer_threads: usize,
+    /// --data-timeout). Listings and small files in clear need no thread. [default: 256]
+    #[structopt(long, value_name = "N")]
+    max_transfer_threads: Option<usize>,
+
+    /// After binding the sockets, switch to this account for good (start as root; for port 21).
+    /// Uploaded files then belong to it. USER or USER:GROUP, names or numbers.
+    #[structopt(long, value_name = "USER[:GROUP]")]
+    run_as: Option<String>,
+
+    /// Process umask (octal): uploads are created 0644 and folders 0755 minus these bits.
+    /// [default: 022]
+    #[structopt(long, value_name = "MODE")]
+    umask: Option<String>,
 
     #[structopt(subcommand)]
     command: Option<Sub>,
-}
-
-/// Where the TLS certificate and key are, and the TLS policies (loaded by `main`).
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub require_control: bool,
-    pub require_data: bool,
-    pub require_session_reuse: bool,
 }
 
 #[derive(Debug, StructOpt)]
@@ -213,6 +233,12 @@ enum Sub {
         #[structopt(long, parse(from_os_str))]
         admin_token_file: Option<PathBuf>,
     },
+    /// Check a configuration file (and the users file and TLS files it names) without starting:
+    /// exit 0, or print the file, line and problem.
+    CheckConfig {
+        #[structopt(parse(from_os_str))]
+        file: PathBuf,
+    },
 }
 
 /// Where `who` looks by default, and what the README suggests for --admin-listen.
@@ -229,21 +255,7 @@ pub enum Invocation {
         json: bool,
         token_file: Option<PathBuf>,
     },
-}
-
-/// The daemon's settings.
-#[derive(Debug)]
-pub struct RunSettings {
-    pub config: Config,
-    pub root: Option<PathBuf>,
-    pub users: Option<PathBuf>,
-    /// Default log filter when RUST_LOG is not set.
-    pub log_level: &'static str,
-    pub tls: Option<TlsFiles>,
-    pub admin_listen: Option<SocketAddr>,
-    pub metrics_listen: Option<SocketAddr>,
-    /// Loaded (or created) by `main` into `Config::admin_token`.
-    pub admin_token_file: Option<PathBuf>,
+    CheckConfig(PathBuf),
 }
 
 /// Parses the process arguments; prints help or a usage error and exits on bad input.
@@ -251,16 +263,45 @@ pub fn parse() -> Result<Invocation, String> {
     from_opt(Opt::from_args())
 }
 
-/// Resolves a host name or address to the IPv4 address PASV can carry.
-fn resolve_ipv4(name: &str) -> Result<IpAddr, String> {
-    use std::net::ToSocketAddrs;
-    let addrs = (name, 0)
-        .to_socket_addrs()
-        .map_err(|e| format!("--passive-address {name}: {e}"))?;
-    addrs
-        .map(|a| a.ip())
-        .find(IpAddr::is_ipv4)
-        .ok_or_else(|| format!("--passive-address {name}: no IPv4 address"))
+/// The full `--help` text (for the man page and its test).
+pub fn long_help() -> String {
+    let mut out = Vec::new();
+    let _ = Opt::clap().write_long_help(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The manual page (roff), made from the `--help` text so the two cannot drift: a test compares
+/// it with `src/dist/actorftpd.1` (`ACTORFTPD_WRITE_MAN=1 cargo test --test running_as_a_service`
+/// rewrites that file).
+pub fn man_page() -> String {
+    let roff = |line: &str| {
+        let line = line.replace('\\', "\\e");
+        if line.starts_with('.') || line.starts_with('\'') {
+            format!("\\&{line}")
+        } else {
+            line
+        }
+    };
+    let help = long_help();
+    let mut page = String::from(
+        ".TH ACTORFTPD 8 \"\" \"actorftpd\" \"System Administration\"\n\
+         .SH NAME\nactorftpd \\- a multi-client FTP server built on Actix actors\n\
+         .SH SYNOPSIS\n.B actorftpd\n[\\fIOPTIONS\\fR] [\\fB\\-\\-config\\fR \\fIFILE\\fR]\n.br\n\
+         .B actorftpd check\\-config\n\\fIFILE\\fR\n.br\n.B actorftpd hash\\-password\n.br\n\
+         .B actorftpd who\n[\\fIOPTIONS\\fR]\n.SH DESCRIPTION\n\
+         The text of \\fBactorftpd \\-\\-help\\fR:\n.PP\n.nf\n",
+    );
+    for line in help.lines() {
+        page.push_str(&roff(line));
+        page.push('\n');
+    }
+    page.push_str(
+        ".fi\n.SH SIGNALS\n\
+         SIGHUP reopens the log file and the transfer log and checks the users file and the TLS \
+         files again; SIGTERM and SIGINT stop gracefully, a second one at once.\n\
+         .SH SEE ALSO\nREADME.md (\"Running as a service\"), xferlog(5), systemd.service(5)\n",
+    );
+    page
 }
 
 fn from_opt(opt: Opt) -> Result<Invocation, String> {
@@ -279,93 +320,76 @@ fn from_opt(opt: Opt) -> Result<Invocation, String> {
                 token_file: admin_token_file,
             })
         }
+        Some(Sub::CheckConfig { file }) => return Ok(Invocation::CheckConfig(file)),
         None => {}
     }
-    if let Some(addr) = opt.admin_listen {
-        admin::check_bind(addr, "admin", opt.admin_allow_remote)?;
-        // SECURITY: who is logged in from where is for the operator, not for every local user.
-        if opt.admin_token_file.is_none() {
-            return Err(
-                "--admin-listen needs --admin-token-file FILE: the secret `actorftpd who \
-                 --admin-token-file FILE` presents (created, mode 0600, if FILE does not exist)"
-                    .into(),
-            );
-        }
+    let level = match (opt.verbose, opt.quiet) {
+        (0, 0) => None,
+        (_, 1) => Some("warn"),
+        (_, q) if q >= 2 => Some("error"),
+        (1, _) => Some("debug"),
+        _ => Some("trace"),
+    };
+    fn given<T>(key: &'static str, v: Option<T>) -> Option<Setting<T>> {
+        v.map(|v| Setting::cli(key, v))
     }
-    if let Some(addr) = opt.metrics_listen {
-        admin::check_bind(addr, "metrics", opt.metrics_allow_remote)?;
+    fn set(key: &'static str, on: bool) -> Option<Setting<bool>> {
+        on.then(|| Setting::cli(key, true))
     }
-    let passive_address = match &opt.passive_address {
-        Some(name) => Some(resolve_ipv4(name)?),
-        None => None,
+    // Every field, no `..`: a new option that is not wired here does not compile.
+    let cli = Options {
+        listen: given("listen", opt.listen),
+        root: given("root", opt.root),
+        users: given("users", opt.users),
+        passive_ports: given("passive_ports", opt.passive_ports),
+        workers: given("workers", opt.workers),
+        idle_timeout: given("idle_timeout", opt.idle_timeout),
+        login_timeout: given("login_timeout", opt.login_timeout),
+        data_timeout: given("data_timeout", opt.data_timeout),
+        stall_timeout: given("stall_timeout", opt.stall_timeout),
+        log_level: given("log_level", level.map(str::to_owned).or(opt.log_level)),
+        log_format: given("log_format", opt.log_format),
+        log_file: given("log_file", opt.log_file),
+        max_sessions: given("max_sessions", opt.max_sessions),
+        max_sessions_per_ip: given("max_sessions_per_ip", opt.max_sessions_per_ip),
+        ipv6_prefix: given("ipv6_prefix", opt.ipv6_prefix),
+        login_failure_delay_ms: given("login_failure_delay_ms", opt.login_failure_delay_ms),
+        max_login_failures: given("max_login_failures", opt.max_login_failures),
+        ban_failures: given("ban_failures", opt.ban_failures),
+        ban_window: given("ban_window", opt.ban_window),
+        ban_time: given("ban_time", opt.ban_time),
+        allow_fxp: set("allow_fxp", opt.allow_fxp),
+        passive_address: given("passive_address", opt.passive_address),
+        shutdown_grace: given("shutdown_grace", opt.shutdown_grace),
+        tls_cert: given("tls_cert", opt.tls_cert),
+        tls_key: given("tls_key", opt.tls_key),
+        implicit_tls_listen: given("implicit_tls_listen", opt.implicit_tls_listen),
+        require_tls_control: set("require_tls_control", opt.require_tls_control),
+        require_tls_data: set("require_tls_data", opt.require_tls_data),
+        require_tls_session_reuse: set("require_tls_session_reuse", opt.require_tls_session_reuse),
+        xferlog: given("xferlog", opt.xferlog),
+        admin_listen: given("admin_listen", opt.admin_listen),
+        admin_allow_remote: set("admin_allow_remote", opt.admin_allow_remote),
+        metrics_listen: given("metrics_listen", opt.metrics_listen),
+        metrics_allow_remote: set("metrics_allow_remote", opt.metrics_allow_remote),
+        admin_token_file: given("admin_token_file", opt.admin_token_file),
+        min_rate: given("min_rate", opt.min_rate),
+        min_rate_window: given("min_rate_window", opt.min_rate_window),
+        max_transfer_threads: given("max_transfer_threads", opt.max_transfer_threads),
+        run_as: given("run_as", opt.run_as),
+        umask: given("umask", opt.umask),
     };
-    let defaults = Config::default();
-    let config = Config {
-        listen: opt.listen,
-        passive_ports: opt.passive_ports,
-        workers: opt.workers.unwrap_or(defaults.workers).max(1),
-        timeouts: config::Timeouts {
-            idle: Duration::from_secs(opt.idle_timeout.max(1)),
-            login: Duration::from_secs(opt.login_timeout.max(1)),
-            data_connect: Duration::from_secs(opt.data_timeout.max(1)),
-            data_stall: Duration::from_secs(opt.stall_timeout.max(1)),
-            data_min_rate: opt.min_rate,
-            data_min_rate_window: Duration::from_secs(opt.min_rate_window.max(1)),
-        },
-        limits: config::Limits {
-            max_sessions: opt.max_sessions.max(1),
-            max_sessions_per_ip: opt.max_sessions_per_ip.max(1),
-            ipv6_prefix: opt.ipv6_prefix.min(128),
-            transfer_threads: opt.max_transfer_threads.max(1),
-            ..defaults.limits.clone()
-        },
-        login: config::LoginPolicy {
-            failure_delay: Duration::from_millis(opt.login_failure_delay_ms),
-            max_failures: opt.max_login_failures.max(1),
-            ban_failures: opt.ban_failures.max(1),
-            ban_window: Duration::from_secs(opt.ban_window),
-            ban_time: Duration::from_secs(opt.ban_time),
-        },
-        allow_fxp: opt.allow_fxp,
-        passive_address,
-        shutdown_grace: Duration::from_secs(opt.shutdown_grace),
-        implicit_tls_listen: opt.implicit_tls_listen,
-        xferlog: opt.xferlog,
-        metrics_enabled: opt.admin_listen.is_some() || opt.metrics_listen.is_some(),
-        ..defaults
+    let merged = match &opt.config {
+        Some(path) => cli.over(Options::load(path)?),
+        None => cli,
     };
-    let tls = match (opt.tls_cert, opt.tls_key) {
-        (Some(cert), Some(key)) => Some(TlsFiles {
-            cert,
-            key,
-            require_control: opt.require_tls_control,
-            require_data: opt.require_tls_data,
-            require_session_reuse: opt.require_tls_session_reuse,
-        }),
-        _ => None,
-    };
-    let log_level = match (opt.verbose, opt.quiet) {
-        (0, 0) => "info",
-        (_, 1) => "warn",
-        (_, q) if q >= 2 => "error",
-        (1, _) => "debug",
-        _ => "trace",
-    };
-    Ok(Invocation::Run(Box::new(RunSettings {
-        config,
-        root: opt.root,
-        users: opt.users,
-        log_level,
-        tls,
-        admin_listen: opt.admin_listen,
-        metrics_listen: opt.metrics_listen,
-        admin_token_file: opt.admin_token_file,
-    })))
+    Ok(Invocation::Run(Box::new(config_file::resolve(merged)?)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn inv(args: &[&str]) -> Result<RunSettings, String> {
         let mut all = vec!["actorftpd"];
@@ -460,7 +484,7 @@ mod tests {
         assert_eq!(i.config.listen.to_string(), "127.0.0.1:2121");
         assert!(i.config.listen.ip().is_loopback());
         assert!(i.root.is_none() && i.users.is_none());
-        assert_eq!(i.log_level, "info");
+        assert_eq!(i.log.level, "info");
     }
 
     #[test]
@@ -478,8 +502,57 @@ mod tests {
         assert_eq!(i.config.listen.to_string(), "[::1]:0");
         assert_eq!(i.config.passive_ports, Some(30100..=30199));
         assert_eq!(i.config.workers, 3);
-        assert_eq!(i.log_level, "warn");
+        assert_eq!(i.log.level, "warn");
         assert!(inv(&["--passive-ports", "99-1"]).is_err());
         assert!(inv(&["--listen", "nowhere"]).is_err());
+    }
+
+    #[test]
+    fn help_shows_the_defaults_and_usage_lists_no_defaulted_option() {
+        let help = long_help();
+        let readme = include_str!("../README.md");
+        let section = &readme[readme.find("## Running as a service").expect("section")..];
+        // Every option with a default in the README example shows it in --help.
+        let mut checked = 0;
+        for line in section
+            .lines()
+            .skip_while(|l| !l.starts_with("```toml"))
+            .skip(1)
+        {
+            if line.starts_with("```") {
+                break;
+            }
+            let Some((key, rest)) = line.split_once(" = ") else {
+                continue;
+            };
+            if key.starts_with('#') || rest.starts_with("false") {
+                continue;
+            }
+            let value = rest
+                .split('#')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"');
+            let flag = format!("--{}", key.replace('_', "-"));
+            let at = help
+                .find(&format!("{flag} <"))
+                .unwrap_or_else(|| panic!("{flag} in help"));
+            let text: String = help[at..]
+                .split("\n\n")
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(
+                text.contains(&format!("[default: {value}]")),
+                "{flag}: {text}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 20, "only {checked} defaults checked");
+        let err = Opt::from_iter_safe(["actorftpd", "--bogus"]).expect_err("unknown");
+        assert!(!err.message.contains("--idle-timeout"), "{}", err.message);
     }
 }

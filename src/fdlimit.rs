@@ -27,6 +27,10 @@ pub const FDS_PER_SESSION: u64 = 7;
 /// threads' directory handles while they open a file, log files.
 pub const SLACK: u64 = 32;
 
+/// Requests the admin endpoint, and the metrics endpoint, serve at once (each is one socket);
+/// the next connection is closed unanswered.
+pub const ENDPOINT_REQUESTS_AT_ONCE: usize = 16;
+
 /// What raising the soft limit did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Raised {
@@ -125,10 +129,12 @@ pub fn sessions_that_fit(
 /// Descriptors the daemon itself will hold besides its sessions, given what it has open now
 /// (`open_now`, before its threads start): per runtime (the System's and each worker's) an
 /// epoll and an eventfd; the signal handler's socket pair; the transfer log; and a file plus a
-/// directory for each FileStore thread and each worker's Resolver while they open one.
+/// directory for each FileStore thread and each worker's Resolver while they open one; and the
+/// requests the admin and metrics endpoints serve at once (`ENDPOINT_REQUESTS_AT_ONCE` each).
 pub fn fixed_descriptors(open_now: u64, workers: usize, store_threads: usize) -> u64 {
     let runtimes = workers as u64 + 1;
-    open_now + 2 * runtimes + 2 + 1 + 2 * (store_threads as u64 + workers as u64)
+    let endpoints = 2 * ENDPOINT_REQUESTS_AT_ONCE as u64;
+    open_now + 2 * runtimes + 2 + 1 + 2 * (store_threads as u64 + workers as u64) + endpoints
 }
 
 /// Is this accept error the process (`EMFILE`) or the system (`ENFILE`) out of descriptors?
@@ -237,8 +243,9 @@ mod tests {
 
     #[test]
     fn fixed_descriptors_count_runtimes_and_pools() {
-        // 10 open, 2 workers: 3 runtimes * 2 + signal 2 + xferlog 1 + (4 + 2) * 2.
-        assert_eq!(fixed_descriptors(10, 2, 4), 10 + 6 + 2 + 1 + 12);
+        // 10 open, 2 workers: 3 runtimes * 2 + signal 2 + xferlog 1 + (4 + 2) * 2, and 16
+        // requests at once on each of the admin and metrics endpoints.
+        assert_eq!(fixed_descriptors(10, 2, 4), 10 + 6 + 2 + 1 + 12 + 32);
     }
 
     #[test]

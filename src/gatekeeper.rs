@@ -22,6 +22,11 @@ use tokio::sync::oneshot;
 /// Failed-login records kept before old, unbanned ones are pruned.
 const MAX_TRACKED_SOURCES: usize = 10_000;
 
+/// How many ports of a `--passive-ports` range of `ports` one source may hold at once.
+pub fn passive_share(ports: usize) -> usize {
+    (ports / 8).max(1)
+}
+
 /// The key limits and bans are counted under: IPv4 addresses (and IPv4-mapped IPv6 ones) as
 /// they are; IPv6 addresses cut to their first `v6_prefix` bits.
 pub fn source_key(ip: IpAddr, v6_prefix: u8) -> IpAddr {
@@ -73,7 +78,7 @@ pub struct Gatekeeper {
     failures: HashMap<IpAddr, Failures>,
     /// Told of every new ban (the Listeners, which close the source's sessions).
     watchers: Vec<Recipient<SourceBanned>>,
-    /// Passive ports each source holds, and how many it may (half the configured range).
+    /// Passive ports each source holds, and how many it may (an eighth of the configured range).
     passive_held: HashMap<IpAddr, usize>,
     passive_share: usize,
 }
@@ -93,9 +98,10 @@ impl Gatekeeper {
     }
 
     /// Counts passive ports per source for a configured range of `ports`: a source (all its
-    /// sessions together) may hold at most half of it, so a second source always finds some.
+    /// sessions together) may hold at most an eighth of it, so it takes at least eight
+    /// sources (each within its own session limits) to leave others without a port.
     pub fn with_passive_range(mut self, ports: usize) -> Gatekeeper {
-        self.passive_share = (ports / 2).max(1);
+        self.passive_share = passive_share(ports);
         self
     }
 
@@ -549,9 +555,9 @@ mod tests {
     }
 
     #[actix::test]
-    async fn one_source_holds_at_most_half_the_passive_range() {
+    async fn one_source_holds_at_most_an_eighth_of_the_passive_range() {
         let g = Gatekeeper::new(Limits::default(), LoginPolicy::default())
-            .with_passive_range(4)
+            .with_passive_range(16)
             .start();
         let a = ip("192.0.2.1");
         let mut leases = Vec::new();

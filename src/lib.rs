@@ -22,6 +22,8 @@ pub mod auth;
 pub mod cli;
 /// Validated, typed configuration with documented defaults and limits.
 pub mod config;
+/// The configuration file (TOML): every option, merged under the command line; check-config.
+pub mod config_file;
 /// The control connection's I/O task and transport (plain or TLS): the socket's one owner.
 pub mod connection;
 /// The DataChannel actor: one transfer on one data connection.
@@ -38,12 +40,19 @@ pub mod gatekeeper;
 pub mod listener;
 /// LIST, NLST, MLSD and MLST lines (pure).
 pub mod listing;
+/// The daemon's log: text or JSON, stderr or a file reopened on SIGHUP, control characters
+/// escaped.
+pub mod logging;
 /// What the operator sees: the admin endpoint and its token, `who`, metrics, the transfer log.
 pub mod observability;
 /// Escaping of client-supplied text for logs and JSON.
 pub mod printable;
+/// Dropping root after binding (`--run-as`), and the umask.
+pub mod privileges;
 /// The pure protocol: bytes to `Command`, `Reply` to bytes.
 pub mod protocol;
+/// SIGHUP: re-reading and validating the users and TLS files.
+pub mod reload;
 /// Wiring: binds the sockets and starts the actors of a daemon.
 pub mod server;
 /// The Session actor: one per control connection, one file per job.

@@ -1,5 +1,6 @@
-//! The actorftpd daemon: parse options, load users, bind, start the actors, wait for a signal,
-//! shut down gracefully. Also `actorftpd hash-password`.
+//! The actorftpd daemon: parse options, load users, bind, give up root (`--run-as`), start the
+//! actors, serve signals (SIGHUP reopens logs and re-checks files; SIGTERM/SIGINT shut down
+//! gracefully, a second one at once). Also `actorftpd hash-password` and `check-config`.
 //!
 //! This is the only place that writes to stdout: the listening address and, for the embedded
 //! default user, exactly how to connect. Everything else goes to the log (stderr).
@@ -7,9 +8,13 @@
 use actorftpd::auth::{
     hash_password, random_password, Credential, Password, Permissions, User, UserDb,
 };
+use actorftpd::config_file::{self, RunSettings};
 use actorftpd::listener::{OpenSessions, Shutdown};
+use actorftpd::logging::{self, AppendFile, XferRelay};
 use actorftpd::observability::token::AdminToken;
 use actorftpd::printable::escape_controls;
+use actorftpd::privileges;
+use actorftpd::reload::Reloader;
 use actorftpd::tls::{self, TlsPolicy};
 use actorftpd::{cli, server};
 use std::io::Write;
@@ -30,13 +35,17 @@ fn main() -> ExitCode {
             json,
             token_file,
         }) => actorftpd::observability::who::run(admin, token_file.as_deref(), once, json),
+        Ok(cli::Invocation::CheckConfig(path)) => config_file::check(&path).and_then(|summary| {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", escape_controls(&summary)).map_err(|e| e.to_string())
+        }),
         Ok(cli::Invocation::Run(settings)) => {
-            env_logger::Builder::from_env(
-                env_logger::Env::default().default_filter_or(settings.log_level),
-            )
-            .format(log_line)
-            .init();
-            run(*settings)
+            // Before any file is created (the log file included).
+            privileges::set_umask(settings.umask);
+            match logging::init(&settings.log) {
+                Ok(log_file) => run(*settings, log_file),
+                Err(e) => Err(e),
+            }
         }
         Err(e) => Err(e),
     };
@@ -48,28 +57,6 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// One log line, laid out as env_logger's default (`[time LEVEL target] message`, the level
-/// coloured on a terminal), with the message's control characters escaped.
-///
-/// SECURITY: messages quote user names, paths and command lines that clients chose. Escaped
-/// always, not only on a terminal: log files get `cat`ed and `tail`ed too, and a CR or LF in a
-/// message must not forge a line.
-fn log_line(buf: &mut env_logger::fmt::Formatter, record: &log::Record) -> std::io::Result<()> {
-    let text = match record.args().as_str() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(record.args().to_string()),
-    };
-    let level = record.level();
-    let style = buf.default_level_style(level);
-    writeln!(
-        buf,
-        "[{} {style}{level:<5}{style:#} {}] {}",
-        buf.timestamp_millis(),
-        record.target(),
-        escape_controls(&text)
-    )
 }
 
 /// `actorftpd hash-password`: the password comes from the terminal without echo (asked twice),
@@ -105,9 +92,25 @@ struct OneOff {
     password: String,
 }
 
-fn run(settings: cli::RunSettings) -> Result<(), String> {
+fn run(settings: RunSettings, log_file: Option<AppendFile>) -> Result<(), String> {
+    for warning in &settings.warnings {
+        log::warn!("{warning}");
+    }
+    if settings.run_as.is_some() && settings.users.is_none() && settings.root.is_none() {
+        return Err(
+            "--run-as needs --users FILE or --root DIR (the default folder belongs to the user \
+             who starts the daemon)"
+                .into(),
+        );
+    }
+    // Looked up now, while /etc is certainly readable; the switch comes after binding.
+    let account = match &settings.run_as {
+        Some(spec) => Some(privileges::RunAs::parse(spec)?.lookup()?),
+        None => None,
+    };
+    let tls_on = settings.tls.is_some();
     let (users, one_off) = match &settings.users {
-        Some(path) => (UserDb::load(path)?, None),
+        Some(path) => (config_file::load_users(path, tls_on)?, None),
         None => {
             let root = match &settings.root {
                 Some(r) => r.clone(),
@@ -148,15 +151,28 @@ fn run(settings: cli::RunSettings) -> Result<(), String> {
             require_session_reuse: files.require_session_reuse,
         });
     }
+    // The transfer log goes through a pipe this process can point at a new file on SIGHUP.
+    let mut xferlog = match &config.xferlog {
+        Some(path) => XferRelay::open(path)?,
+        None => None,
+    };
+    if let Some(relay) = &xferlog {
+        config.xferlog = relay.actor_path().or(config.xferlog);
+    }
+    let bind = |addr: SocketAddr, what: &str| {
+        server::bind(addr).map_err(|e| {
+            let hint = match privileges::low_port_hint(addr.port()) {
+                Some(h) if e.kind() == std::io::ErrorKind::PermissionDenied => format!("; {h}"),
+                _ => String::new(),
+            };
+            format!("cannot listen on {addr}{what}: {e}{hint}")
+        })
+    };
     let listen = config.listen;
-    let std_listener =
-        server::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let std_listener = bind(listen, "")?;
     let local = std_listener.local_addr().map_err(|e| e.to_string())?;
     let implicit = match config.implicit_tls_listen {
-        Some(addr) => Some(
-            server::bind(addr)
-                .map_err(|e| format!("cannot listen on {addr} (implicit TLS): {e}"))?,
-        ),
+        Some(addr) => Some(bind(addr, " (implicit TLS)")?),
         None => None,
     };
     let implicit_local = match &implicit {
@@ -166,8 +182,7 @@ fn run(settings: cli::RunSettings) -> Result<(), String> {
     let bind_endpoint = |addr: Option<SocketAddr>, what: &str| -> Result<_, String> {
         match addr {
             Some(a) => {
-                let l =
-                    server::bind(a).map_err(|e| format!("cannot listen on {a} ({what}): {e}"))?;
+                let l = bind(a, &format!(" ({what})"))?;
                 let local = l.local_addr().map_err(|e| e.to_string())?;
                 Ok((Some(l), Some(local)))
             }
@@ -188,35 +203,129 @@ fn run(settings: cli::RunSettings) -> Result<(), String> {
         admin,
         metrics,
     };
+    // SECURITY: every socket is bound and every file read; no thread runs yet, so the switch
+    // covers the whole process (see `privileges`).
+    if let Some(account) = &account {
+        privileges::drop_to(account)?;
+        log::info!("running as {account}");
+    }
+    let mut reloader = Reloader::new(settings.users.clone(), settings.tls.clone());
 
     let grace = config.shutdown_grace;
-    let tls_on = config.tls.is_some();
     let system = actix_rt::System::new();
     system.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let listen_for = |kind: SignalKind| {
+            signal(kind).map_err(|e| format!("cannot handle signal {}: {e}", kind.as_raw_value()))
+        };
+        // SIGHUP first: its default action would kill the daemon mid-upload.
+        let mut hangup = listen_for(SignalKind::hangup())?;
+        let mut term = listen_for(SignalKind::terminate())?;
+        let mut interrupt = listen_for(SignalKind::interrupt())?;
         let running = server::start(config, users, sockets)?;
+        if let Some(relay) = &mut xferlog {
+            relay.start()?;
+        }
+        let xferlog = std::sync::Arc::new(xferlog);
+        if account.is_some() {
+            // Every thread, now started, must report the new ids.
+            log::debug!("thread uids: {:?}", privileges::thread_uids());
+        }
         announce(local, &endpoints, tls_on, one_off.as_ref());
-        wait_for_signal().await;
-        // Stop accepting, 421 to idle sessions, let transfers finish within the grace period
-        // (then they are aborted and unfinished uploads discarded), then stop.
-        if let Some(implicit) = &running.implicit {
-            let _ = implicit.send(Shutdown { grace }).await;
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => {
+                    let files = (log_file.clone(), xferlog.clone());
+                    let work = tokio::task::spawn_blocking(move || {
+                        let lines = on_hangup(files.0.as_ref(), files.1.as_ref().as_ref(), &mut reloader);
+                        (lines, reloader)
+                    });
+                    match work.await {
+                        Ok((lines, r)) => {
+                            reloader = r;
+                            log::info!("SIGHUP: {}", lines.join("; "));
+                        }
+                        Err(e) => return Err(format!("SIGHUP handling failed: {e}")),
+                    }
+                }
+                _ = term.recv() => break,
+                _ = interrupt.recv() => break,
+            }
         }
-        let _ = running.listener.send(Shutdown { grace }).await;
-        let deadline = Instant::now() + grace + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            let mut open = running.listener.send(OpenSessions).await.unwrap_or(0);
+        log::info!("stopping: no new connections; transfers get {} s", grace.as_secs());
+        let graceful = async {
+            // Stop accepting, 421 to idle sessions, let transfers finish within the grace period
+            // (then they are aborted and unfinished uploads discarded), then stop.
             if let Some(implicit) = &running.implicit {
-                open += implicit.send(OpenSessions).await.unwrap_or(0);
+                let _ = implicit.send(Shutdown { grace }).await;
             }
-            if open == 0 {
-                break;
+            let _ = running.listener.send(Shutdown { grace }).await;
+            let deadline = Instant::now() + grace + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                let mut open = running.listener.send(OpenSessions).await.unwrap_or(0);
+                if let Some(implicit) = &running.implicit {
+                    open += implicit.send(OpenSessions).await.unwrap_or(0);
+                }
+                if open == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        // A second SIGTERM/SIGINT stops at once (uploads' temporary files are swept at the next
+        // start); SIGHUP during the shutdown is ignored.
+        let again = async {
+            loop {
+                tokio::select! {
+                    _ = term.recv() => break,
+                    _ = interrupt.recv() => break,
+                    _ = hangup.recv() => {}
+                }
+            }
+        };
+        tokio::select! {
+            _ = graceful => log::info!("stopped"),
+            _ = again => {
+                log::warn!("second stop signal: stopping now, running transfers are cut off");
+                if let Some(relay) = xferlog.as_ref() {
+                    relay.drain();
+                }
+                std::process::exit(1);
+            }
         }
-        log::info!("stopped");
+        if let Some(relay) = xferlog.as_ref() {
+            relay.drain();
+        }
         running.stop_workers();
         Ok::<(), String>(())
     })
+}
+
+/// SIGHUP: reopens the log file and the transfer log (logrotate moved them), re-reads the
+/// users file and TLS files. Returns what happened, one clause each, for one log line.
+fn on_hangup(
+    log_file: Option<&AppendFile>,
+    xferlog: Option<&XferRelay>,
+    reloader: &mut Reloader,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(f) = log_file {
+        lines.push(match f.reopen() {
+            Ok(()) => format!("log file {} reopened", f.path().display()),
+            Err(e) => format!("log file {} not reopened: {e}", f.path().display()),
+        });
+    }
+    if let Some(x) = xferlog {
+        lines.push(match x.reopen() {
+            Ok(()) => format!("transfer log {} reopened", x.path().display()),
+            Err(e) => format!("transfer log {} not reopened: {e}", x.path().display()),
+        });
+    }
+    lines.extend(reloader.hangup());
+    if lines.is_empty() {
+        lines.push("nothing to reopen or reload".into());
+    }
+    lines
 }
 
 /// The folder served when neither `--root` nor `--users` is given: `$TMPDIR/actorftpd-root-UID`
@@ -241,9 +350,19 @@ fn default_root() -> Result<PathBuf, String> {
     let shown = root.display().to_string();
     let refuse = |why: String| format!("default root {shown} {why}; remove it or pass --root DIR");
 
-    let tmp_mode = std::fs::metadata(&tmp)
-        .map_err(|e| format!("temporary folder {}: {e}", tmp.display()))?
-        .mode();
+    let tmp_meta =
+        std::fs::metadata(&tmp).map_err(|e| format!("temporary folder {}: {e}", tmp.display()))?;
+    let tmp_mode = tmp_meta.mode();
+    // SECURITY: the owner of the temporary folder could rename our root away and put another
+    // in its place between the checks below and its use: it must be us or root.
+    if tmp_meta.uid() != uid && tmp_meta.uid() != 0 {
+        return Err(format!(
+            "temporary folder {} belongs to uid {}, not to this user ({uid}) or root; set TMPDIR \
+             to a folder of yours or pass --root DIR",
+            tmp.display(),
+            tmp_meta.uid()
+        ));
+    }
     if tmp_mode & 0o022 != 0 && tmp_mode & 0o1000 == 0 {
         return Err(format!(
             "temporary folder {} is writable by others and not sticky (mode {:03o}); set TMPDIR \
@@ -376,19 +495,4 @@ fn connect_host(local: SocketAddr) -> String {
 
 fn show(p: &Path) -> String {
     p.display().to_string()
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -10,7 +10,6 @@ mod rawftp;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -22,11 +21,6 @@ const PASS: &str = "alice-pass";
 const BIG: usize = 64 * MIB;
 /// How long a condition that depends on the server's progress reports may take to show.
 const PROGRESS_DEADLINE: Duration = Duration::from_secs(20);
-
-const SCRIPT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/clients/ftplib_extras.py"
-);
 
 /// 64 MiB quickly: one random MiB repeated, each copy stamped with its index so offsets differ.
 fn big_data() -> Vec<u8> {
@@ -302,34 +296,25 @@ fn python_ftplib_abort_sends_urgent_abor_during_a_large_retr_and_the_session_sta
     let small = random_bytes_seeded(43, 300 * KIB + 1);
     write_file(&d.root(USER).join("small.bin"), &small);
     let down = d.tmp().join("small-down.bin");
-    let mut cmd = Command::new("python3");
-    cmd.arg(SCRIPT)
-        .arg("abort")
-        .arg(d.addr().ip().to_string())
-        .arg(d.port().to_string())
-        .args([USER, PASS, "big.bin", &MIB.to_string(), "small.bin"])
-        .arg(&down)
-        .env("PYTHONIOENCODING", "utf-8");
-    let out = run_with_timeout(&mut cmd, CLIENT_DEADLINE);
-    out.assert_success("ftplib abort()");
-    let text = out.stdout_text();
-    let record = |key: &str| -> String {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}\t")))
-            .unwrap_or_else(|| panic!("no {key} record in:\n{text}"))
-            .to_string()
-    };
-    assert_eq!(record("read_before_abort"), MIB.to_string());
-    assert!(record("abort_reply").starts_with("426"), "{text}");
-    assert!(record("abort_second").starts_with("226"), "{text}");
-    assert!(record("noop").starts_with("200"), "{text}");
-    assert!(record("retr_after").starts_with("226"), "{text}");
-    assert!(record("quit").starts_with("221"), "{text}");
-    assert_eq!(
-        file_sha256(&down),
-        sha256_hex(&small),
-        "the download after abort() is byte-exact"
+    let r = ftplib_script(
+        "ftplib_extras.py",
+        "abort",
+        &d,
+        (USER, PASS),
+        &[
+            "big.bin",
+            &MIB.to_string(),
+            "small.bin",
+            down.to_str().expect("utf-8 path"),
+        ],
     );
+    assert_eq!(r.one("read_before_abort"), MIB.to_string());
+    assert!(r.one("abort_reply").starts_with("426"), "{r:?}");
+    assert!(r.one("abort_second").starts_with("226"), "{r:?}");
+    assert!(r.one("noop").starts_with("200"), "{r:?}");
+    assert!(r.one("retr_after").starts_with("226"), "{r:?}");
+    assert!(r.one("quit").starts_with("221"), "{r:?}");
+    assert_file_holds(&down, &small, "the download after abort() is byte-exact");
 }
 
 #[test]
@@ -426,7 +411,7 @@ fn abor_during_a_stor_keeps_the_old_file_and_leaves_no_temporary_file() {
     c.expect_reply(426);
     c.expect_reply(226);
     drop(conn);
-    assert_eq!(file_sha256(&root.join("keep.bin")), sha256_hex(&old));
+    assert_file_holds(&root.join("keep.bin"), &old, "");
     let leftovers: Vec<String> = std::fs::read_dir(&root)
         .expect("list root")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -453,10 +438,10 @@ fn stor_whose_data_connection_is_reset_gets_426_and_never_truncates_the_old_file
         .expect("SO_LINGER 0");
     drop(conn);
     c.expect_reply(426);
-    assert_eq!(
-        file_sha256(&root.join("precious.bin")),
-        sha256_hex(&old),
-        "a failed STOR left the old file intact"
+    assert_file_holds(
+        &root.join("precious.bin"),
+        &old,
+        "a failed STOR left the old file intact",
     );
     let leftovers: Vec<String> = std::fs::read_dir(&root)
         .expect("list root")

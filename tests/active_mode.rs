@@ -58,11 +58,7 @@ fn active_round_trip(c: &mut Ctrl, d: &Daemon, ip: &str, setup: fn(SocketAddr) -
     let conn = accept_within(&l, CONNECT_DEADLINE);
     write_all_close(conn, &up);
     c.expect_reply(226);
-    assert_eq!(
-        file_sha256(&root.join("up load.bin")),
-        sha256_hex(&up),
-        "active STOR"
-    );
+    assert_file_holds(&root.join("up load.bin"), &up, "active STOR");
 
     // LIST and NLST.
     for (verb, needle) in [("LIST", " up load.bin\r\n"), ("NLST", "up load.bin\r\n")] {
@@ -194,10 +190,6 @@ fn curl(args: &[&str]) -> ClientOutput {
     curl_as(USER, PASS, args)
 }
 
-fn path_str(p: &std::path::Path) -> &str {
-    p.to_str().expect("temporary paths are UTF-8")
-}
-
 /// Upload, download and listing with curl and `extra` options; returns curl's verbose logs.
 fn curl_round_trip(d: &Daemon, host: &str, extra: &[&str]) -> String {
     let data = random_bytes_seeded(24, MIB + 555);
@@ -223,11 +215,7 @@ fn curl_round_trip(d: &Daemon, host: &str, extra: &[&str]) -> String {
     let out = curl(&args);
     out.assert_success(&format!("curl -o {extra:?}"));
     logs.push_str(&out.stderr_text());
-    assert_eq!(
-        file_sha256(&got),
-        sha256_hex(&data),
-        "download with curl {extra:?}"
-    );
+    assert_file_holds(&got, &data, &format!("download with curl {extra:?}"));
 
     let dir_url = format!("ftp://{host}:{}/", d.port());
     let mut args = vec![dir_url.as_str()];

@@ -1,10 +1,13 @@
-//! Scenarios driven with the `curl` command-line client (passive mode: EPSV, or PASV with
-//! `--disable-epsv`). Every call has `--max-time`.
+//! Scenarios driven with the `curl` command-line client in passive mode (EPSV, or PASV with
+//! `--disable-epsv`): round trips of every size, listings, `--ftp-create-dirs`, `-Q` quote
+//! commands (DELE/MKD/RMD, RNFR/RNTO before and after a transfer, SITE/STAT/ALLO), `-C -`
+//! resume of downloads (REST + RETR) and uploads (SIZE + APPE), refused logins and paths, and
+//! the URL the daemon prints in its default mode. Active mode (`-P`, `--disable-eprt`) and
+//! `--ftp-pasv` are in tests/active_mode.rs. Every call has `--max-time` and runs under
+//! `run_with_timeout`.
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -20,22 +23,22 @@ fn base_url(d: &Daemon) -> String {
 }
 
 /// Runs curl with `-sS --max-time`, credentials of alice, and `args`.
-fn curl(d: &Daemon, args: &[&str]) -> ClientOutput {
-    curl_as(Some((USER, PASS)), d, args)
+fn curl(args: &[&str]) -> ClientOutput {
+    curl_with(Some((USER, PASS)), false, args)
 }
 
-fn curl_as(creds: Option<(&str, &str)>, _d: &Daemon, args: &[&str]) -> ClientOutput {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "-g", "--max-time", "60", "--connect-timeout", "10"]);
-    if let Some((user, pass)) = creds {
-        cmd.arg("--user").arg(format!("{user}:{pass}"));
-    }
-    cmd.args(args);
-    run_with_timeout(&mut cmd, CLIENT_DEADLINE + Duration::from_secs(10))
+/// Like [`curl`] with `-v`; see [`sent`].
+fn curl_verbose(args: &[&str]) -> ClientOutput {
+    curl_with(Some((USER, PASS)), true, args)
 }
 
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("temporary paths are UTF-8")
+/// Commands curl sent, from its verbose output (`> VERB ...`).
+fn sent(out: &ClientOutput) -> Vec<String> {
+    out.stderr_text()
+        .lines()
+        .filter_map(|l| l.strip_prefix("> "))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Uploads `n` random bytes with `-T`, downloads them with `-o`, checks disk and download.
@@ -50,7 +53,7 @@ fn curl_round_trip(n: usize, extra: &[&str]) {
 
     let mut args = vec!["-T", path_str(&local), url.as_str()];
     args.extend(extra);
-    curl(&d, &args).assert_success(&format!("curl -T of {}", size_label(n)));
+    curl(&args).assert_success(&format!("curl -T of {}", size_label(n)));
     assert_eq!(
         file_sha256(&d.root(USER).join(&name)),
         want,
@@ -61,7 +64,7 @@ fn curl_round_trip(n: usize, extra: &[&str]) {
     let got = d.tmp().join("got.bin");
     let mut args = vec!["-o", path_str(&got), url.as_str()];
     args.extend(extra);
-    curl(&d, &args).assert_success(&format!("curl -o of {}", size_label(n)));
+    curl(&args).assert_success(&format!("curl -o of {}", size_label(n)));
     assert_eq!(
         file_sha256(&got),
         want,
@@ -116,16 +119,9 @@ fn curl_round_trip_with_full_path_nocwd_is_byte_exact() {
     let got = d.tmp().join("got.bin");
     for method in ["nocwd", "singlecwd", "multicwd"] {
         let url = format!("{}deep/er/file.bin", base_url(&d));
-        curl(
-            &d,
-            &["--ftp-method", method, "-o", path_str(&got), url.as_str()],
-        )
-        .assert_success(&format!("curl --ftp-method {method}"));
-        assert_eq!(
-            file_sha256(&got),
-            sha256_hex(&data),
-            "download with --ftp-method {method}"
-        );
+        curl(&["--ftp-method", method, "-o", path_str(&got), url.as_str()])
+            .assert_success(&format!("curl --ftp-method {method}"));
+        assert_file_holds(&got, &data, &format!("download with --ftp-method {method}"));
     }
 }
 
@@ -145,7 +141,7 @@ fn curl_lists_directory_with_trailing_slash() {
     std::fs::create_dir_all(d.root(USER).join("dir/sub")).expect("mkdir sub");
     let url = format!("{}dir/", base_url(&d));
 
-    let list = curl(&d, &[url.as_str()]);
+    let list = curl(&[url.as_str()]);
     list.assert_success("curl LIST of dir/");
     let text = list.stdout_text();
     for name in names.iter().chain(&["sub"]) {
@@ -155,19 +151,15 @@ fn curl_lists_directory_with_trailing_slash() {
         );
     }
 
-    let nlst = curl(&d, &["--list-only", url.as_str()]);
+    let nlst = curl(&["--list-only", url.as_str()]);
     nlst.assert_success("curl --list-only (NLST) of dir/");
-    let mut got: Vec<String> = nlst
-        .stdout_text()
+    let text = nlst.stdout_text();
+    let got = text
         .lines()
-        .map(|l| l.trim_end().rsplit('/').next().unwrap_or("").to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
-    got.sort();
-    let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-    want.push("sub".into());
-    want.sort();
-    assert_eq!(got, want, "NLST via curl --list-only");
+        .map(|l| l.trim_end().rsplit('/').next().unwrap_or(""))
+        .filter(|l| !l.is_empty());
+    let want: Vec<&str> = names.iter().chain(&["sub"]).copied().collect();
+    assert_same_names(got, &want, "NLST via curl --list-only");
 }
 
 #[test]
@@ -180,21 +172,14 @@ fn curl_ftp_create_dirs_makes_nested_directories() {
     let local = d.tmp().join("local.bin");
     write_file(&local, &data);
     let url = format!("{}made/by%20curl/deep%20er/uploaded.bin", base_url(&d));
-    curl(
-        &d,
-        &["--ftp-create-dirs", "-T", path_str(&local), url.as_str()],
-    )
-    .assert_success("curl -T --ftp-create-dirs");
+    curl(&["--ftp-create-dirs", "-T", path_str(&local), url.as_str()])
+        .assert_success("curl -T --ftp-create-dirs");
     let on_disk = d.root(USER).join("made/by curl/deep er/uploaded.bin");
-    assert_eq!(
-        file_sha256(&on_disk),
-        sha256_hex(&data),
-        "file uploaded under new directories"
-    );
+    assert_file_holds(&on_disk, &data, "file uploaded under new directories");
 
     // Without --ftp-create-dirs a missing directory is an error, and nothing is created.
     let url = format!("{}missing/uploaded.bin", base_url(&d));
-    let out = curl(&d, &["-T", path_str(&local), url.as_str()]);
+    let out = curl(&["-T", path_str(&local), url.as_str()]);
     assert!(
         !out.status.success(),
         "upload into a missing directory without --ftp-create-dirs should fail"
@@ -213,7 +198,7 @@ fn curl_quote_commands_dele_mkd_rmd() {
     write_file(&root.join("keep.bin"), b"kept");
     let url = base_url(&d);
 
-    let out = curl(&d, &["-Q", "DELE x", "-Q", "MKD quoted dir", url.as_str()]);
+    let out = curl(&["-Q", "DELE x", "-Q", "MKD quoted dir", url.as_str()]);
     out.assert_success("curl -Q 'DELE x' -Q 'MKD quoted dir'");
     assert!(!root.join("x").exists(), "-Q 'DELE x' removed x");
     assert!(
@@ -227,14 +212,14 @@ fn curl_quote_commands_dele_mkd_rmd() {
         "the listing after the quote commands reflects them:\n{listing}"
     );
 
-    curl(&d, &["-Q", "RMD quoted dir", url.as_str()]).assert_success("curl -Q RMD");
+    curl(&["-Q", "RMD quoted dir", url.as_str()]).assert_success("curl -Q RMD");
     assert!(
         !root.join("quoted dir").exists(),
         "-Q RMD removed the directory"
     );
 
     // A failing quote command makes curl fail (550 → CURLE_QUOTE_ERROR).
-    let out = curl(&d, &["-Q", "DELE no-such-file", url.as_str()]);
+    let out = curl(&["-Q", "DELE no-such-file", url.as_str()]);
     assert_eq!(
         out.status.code(),
         Some(CURLE_QUOTE_ERROR),
@@ -254,7 +239,7 @@ fn curl_wrong_password_is_login_denied() {
         return;
     }
     let d = Daemon::start(&[(USER, PASS)]);
-    let out = curl_as(Some((USER, "wrong")), &d, &[base_url(&d).as_str()]);
+    let out = curl_with(Some((USER, "wrong")), false, &[base_url(&d).as_str()]);
     assert_eq!(
         out.status.code(),
         Some(CURLE_LOGIN_DENIED),
@@ -278,17 +263,14 @@ fn curl_download_outside_root_is_refused() {
         "%2F..%2F..%2Foutside.txt",
     ] {
         let url = format!("{}{path}", base_url(&d));
-        let out = curl(
-            &d,
-            &[
-                "--path-as-is",
-                "--ftp-method",
-                "nocwd",
-                "-o",
-                path_str(&got),
-                url.as_str(),
-            ],
-        );
+        let out = curl(&[
+            "--path-as-is",
+            "--ftp-method",
+            "nocwd",
+            "-o",
+            path_str(&got),
+            url.as_str(),
+        ]);
         assert!(!out.status.success(), "curl RETR {path} must fail");
         if got.exists() {
             let content = std::fs::read(&got).expect("read got.bin");
@@ -341,31 +323,27 @@ fn default_mode_prints_url_that_works_with_curl() {
     let local = d.tmp().join("local.bin");
     write_file(&local, &data);
     let target = format!("{}from-default-mode.bin", url.url);
-    let out = curl_as(None, &d, &["-T", path_str(&local), target.as_str()]);
+    let out = curl_with(None, false, &["-T", path_str(&local), target.as_str()]);
     out.assert_success("curl -T to the printed URL");
-    assert_eq!(
-        file_sha256(&share.join("from-default-mode.bin")),
-        sha256_hex(&data),
-        "upload through the printed URL lands in --root"
+    assert_file_holds(
+        &share.join("from-default-mode.bin"),
+        &data,
+        "upload through the printed URL lands in --root",
     );
     let got = d.tmp().join("got.bin");
-    curl_as(None, &d, &["-o", path_str(&got), target.as_str()])
+    curl_with(None, false, &["-o", path_str(&got), target.as_str()])
         .assert_success("curl -o from the printed URL");
-    assert_eq!(
-        file_sha256(&got),
-        sha256_hex(&data),
-        "download via printed URL"
-    );
+    assert_file_holds(&got, &data, "download via printed URL");
 
-    let listing = curl_as(None, &d, &[url.url.as_str()]);
+    let listing = curl_with(None, false, &[url.url.as_str()]);
     listing.assert_success("curl listing of the printed URL");
     assert!(listing.stdout_text().contains("from-default-mode.bin"));
 
     // The one-off credentials are required: a wrong password and anonymous are refused.
     let base = format!("ftp://127.0.0.1:{}/", d.port());
-    let out = curl_as(
+    let out = curl_with(
         Some((url.user.as_str(), "not-the-password")),
-        &d,
+        false,
         &[base.as_str()],
     );
     assert_eq!(
@@ -373,9 +351,9 @@ fn default_mode_prints_url_that_works_with_curl() {
         Some(CURLE_LOGIN_DENIED),
         "wrong password"
     );
-    let out = curl_as(
+    let out = curl_with(
         Some(("anonymous", "guest@example.com")),
-        &d,
+        false,
         &[base.as_str()],
     );
     assert_eq!(
@@ -383,4 +361,160 @@ fn default_mode_prints_url_that_works_with_curl() {
         Some(CURLE_LOGIN_DENIED),
         "anonymous login"
     );
+}
+
+#[test]
+fn curl_resumes_a_download_with_c_dash_using_rest() {
+    if !require_tool("curl") {
+        return;
+    }
+    let d = Daemon::start(&[(USER, PASS)]);
+    let data = random_bytes_seeded(70, 3 * MIB + 99);
+    write_file(&d.root(USER).join("resume me.bin"), &data);
+    let cut = MIB + 7;
+    let local = d.tmp().join("partial.bin");
+    write_file(&local, &data[..cut]);
+    let url = format!("{}resume%20me.bin", base_url(&d));
+
+    let out = curl_verbose(&["-C", "-", "-o", path_str(&local), url.as_str()]);
+    out.assert_success("curl -C - -o");
+    let cmds = sent(&out);
+    assert!(
+        cmds.iter().any(|c| c == &format!("REST {cut}")),
+        "curl -C - sent REST {cut}: {cmds:?}"
+    );
+    assert_file_holds(&local, &data, "resumed download is the whole file");
+
+    // Resuming a complete file transfers nothing and keeps it intact.
+    let out = curl_verbose(&["-C", "-", "-o", path_str(&local), url.as_str()]);
+    out.assert_success("curl -C - of a complete file");
+    assert_file_holds(&local, &data, "");
+}
+
+#[test]
+fn curl_resumes_an_upload_with_c_dash_using_size_and_appe() {
+    if !require_tool("curl") {
+        return;
+    }
+    let d = Daemon::start(&[(USER, PASS)]);
+    let data = random_bytes_seeded(71, 4 * MIB + 5);
+    let cut = 2 * MIB + 333;
+    let remote = d.root(USER).join("up load.bin");
+    write_file(&remote, &data[..cut]);
+    let local = d.tmp().join("full.bin");
+    write_file(&local, &data);
+    let url = format!("{}up%20load.bin", base_url(&d));
+
+    let out = curl_verbose(&["-C", "-", "-T", path_str(&local), url.as_str()]);
+    out.assert_success("curl -C - -T");
+    let cmds = sent(&out);
+    assert!(
+        cmds.iter().any(|c| c == "SIZE up load.bin"),
+        "curl asked SIZE: {cmds:?}"
+    );
+    assert!(
+        cmds.iter().any(|c| c == "APPE up load.bin"),
+        "curl resumed with APPE: {cmds:?}"
+    );
+    assert_file_holds(
+        &remote,
+        &data,
+        "resumed upload completed the file on the server",
+    );
+}
+
+#[test]
+fn curl_quote_rnfr_rnto_renames_before_and_after_the_transfer() {
+    if !require_tool("curl") {
+        return;
+    }
+    let d = Daemon::start(&[(USER, PASS)]);
+    let root = d.root(USER);
+    let data = random_bytes_seeded(72, 200_000);
+    write_file(&root.join("a.bin"), &data);
+    let base = base_url(&d);
+
+    // Before the listing: the listing already shows the new name.
+    let out = curl_verbose(&["-Q", "RNFR a.bin", "-Q", "RNTO b c.bin", base.as_str()]);
+    out.assert_success("curl -Q RNFR -Q RNTO");
+    assert!(!root.join("a.bin").exists());
+    assert_file_holds(&root.join("b c.bin"), &data, "");
+    let listing = out.stdout_text();
+    assert!(
+        listing.lines().any(|l| l.trim_end().ends_with(" b c.bin"))
+            && !listing.lines().any(|l| l.trim_end().ends_with(" a.bin")),
+        "{listing}"
+    );
+
+    // After a download (`-Q -CMD`): the file is fetched under its old name, then renamed.
+    let got = d.tmp().join("got.bin");
+    let url = format!("{base}b%20c.bin");
+    let out = curl_verbose(&[
+        "-o",
+        path_str(&got),
+        "-Q",
+        "-RNFR b c.bin",
+        "-Q",
+        "-RNTO renamed/after.bin",
+        url.as_str(),
+    ]);
+    // The target directory does not exist: the post-quote RNTO fails with 550.
+    assert_eq!(
+        out.status.code(),
+        Some(CURLE_QUOTE_ERROR),
+        "RNTO into a missing directory: {}",
+        out.stderr_text()
+    );
+    assert!(out.stderr_text().contains("550"), "{}", out.stderr_text());
+    assert_file_holds(&got, &data, "the download itself worked");
+    assert!(
+        root.join("b c.bin").exists(),
+        "a failed RNTO leaves the source"
+    );
+
+    std::fs::create_dir_all(root.join("renamed")).expect("mkdir");
+    let out = curl_verbose(&[
+        "-o",
+        path_str(&got),
+        "-Q",
+        "-RNFR b c.bin",
+        "-Q",
+        "-RNTO renamed/after.bin",
+        url.as_str(),
+    ]);
+    out.assert_success("curl post-quote RNFR/RNTO");
+    assert_file_holds(&got, &data, "");
+    assert_file_holds(&root.join("renamed/after.bin"), &data, "");
+    assert!(!root.join("b c.bin").exists());
+
+    // RNTO alone is a sequence error: curl reports the 503.
+    let out = curl_verbose(&["-Q", "RNTO x.bin", base.as_str()]);
+    assert_eq!(out.status.code(), Some(CURLE_QUOTE_ERROR));
+    assert!(out.stderr_text().contains("503"), "{}", out.stderr_text());
+}
+
+#[test]
+fn curl_quote_site_help_and_stat_are_accepted() {
+    if !require_tool("curl") {
+        return;
+    }
+    let d = Daemon::start(&[(USER, PASS)]);
+    let base = base_url(&d);
+    let out = curl_verbose(&[
+        "-Q",
+        "SITE HELP",
+        "-Q",
+        "STAT",
+        "-Q",
+        "ALLO 10",
+        base.as_str(),
+    ]);
+    out.assert_success("curl -Q SITE HELP -Q STAT -Q ALLO");
+    let err = out.stderr_text();
+    assert!(err.contains("< 214"), "{err}");
+    assert!(err.contains("< 211"), "{err}");
+    assert!(err.contains("< 202"), "{err}");
+    let out = curl_verbose(&["-Q", "SITE FOO", base.as_str()]);
+    assert_eq!(out.status.code(), Some(CURLE_QUOTE_ERROR));
+    assert!(out.stderr_text().contains("502"), "{}", out.stderr_text());
 }

@@ -4,47 +4,25 @@
 
 mod common;
 
-use common::{random_bytes, require_tool, run_with_timeout, sha256_hex, Daemon, CLIENT_DEADLINE};
-use rustls::pki_types::{CertificateDer, ServerName};
+use common::tls::{client_config, make_cert, tls_client, Cert};
+use common::{
+    assert_file_holds, random_bytes, require_tool, run_with_timeout, sha256_hex, Daemon,
+    CLIENT_DEADLINE,
+};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// A self-signed certificate for `localhost`, written as PEM files.
-struct Cert {
-    _dir: tempfile::TempDir,
-    cert: PathBuf,
-    key: PathBuf,
-    der: CertificateDer<'static>,
-}
-
-fn make_cert() -> Cert {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .expect("rcgen");
-    let dir = tempfile::tempdir().expect("tmp");
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    std::fs::write(&cert, ck.cert.pem()).expect("cert");
-    std::fs::write(&key, ck.key_pair.serialize_pem()).expect("key");
-    Cert {
-        der: ck.cert.der().clone(),
-        _dir: dir,
-        cert,
-        key,
-    }
-}
-
 fn tls_daemon(cert: &Cert, extra: &[&str]) -> Daemon {
     let mut args = vec![
         "--tls-cert",
-        cert.cert.to_str().expect("utf8"),
+        cert.cert_arg(),
         "--tls-key",
-        cert.key.to_str().expect("utf8"),
+        cert.key_arg(),
         "--login-failure-delay-ms",
         "0",
     ];
@@ -52,18 +30,19 @@ fn tls_daemon(cert: &Cert, extra: &[&str]) -> Daemon {
     Daemon::start_with_args(&[("alice", "pw", "srv")], &args)
 }
 
-/// A client configuration that trusts exactly our test certificate (ring provider).
-fn client_config(cert: &Cert) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.der.clone()).expect("root");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Arc::new(config)
+/// suppaftp over rustls: AUTH TLS, logged in as alice, TYPE I.
+fn suppaftp_tls_login(d: &Daemon, cert: &Cert) -> suppaftp::RustlsFtpStream {
+    let ftp = suppaftp::RustlsFtpStream::connect(d.addr()).expect("connect");
+    let mut ftp = ftp
+        .into_secure(
+            suppaftp::RustlsConnector::from(client_config(cert)),
+            "localhost",
+        )
+        .expect("AUTH TLS");
+    ftp.login("alice", "pw").expect("login over TLS");
+    ftp.transfer_type(suppaftp::types::FileType::Binary)
+        .expect("TYPE I");
+    ftp
 }
 
 trait Stream: Read + Write {}
@@ -122,10 +101,8 @@ impl Raw {
 
     /// Runs the TLS handshake on the plain socket `sock` (after a 234).
     fn into_tls(sock: TcpStream, config: Arc<rustls::ClientConfig>) -> Raw {
-        let name = ServerName::try_from("localhost").expect("name");
-        let conn = rustls::ClientConnection::new(config, name).expect("client");
         Raw {
-            reader: BufReader::new(Box::new(rustls::StreamOwned::new(conn, sock))),
+            reader: BufReader::new(Box::new(tls_client(sock, config))),
         }
     }
 }
@@ -151,16 +128,7 @@ fn curl(args: &[&str]) -> common::ClientOutput {
 fn suppaftp_rustls_round_trip_is_byte_exact() {
     let cert = make_cert();
     let d = tls_daemon(&cert, &[]);
-    let ftp = suppaftp::RustlsFtpStream::connect(d.addr()).expect("connect");
-    let mut ftp = ftp
-        .into_secure(
-            suppaftp::RustlsConnector::from(client_config(&cert)),
-            "localhost",
-        )
-        .expect("AUTH TLS");
-    ftp.login("alice", "pw").expect("login over TLS");
-    ftp.transfer_type(suppaftp::types::FileType::Binary)
-        .expect("TYPE I");
+    let mut ftp = suppaftp_tls_login(&d, &cert);
     for (name, size) in [("empty", 0), ("one", 1), ("mib", 1024 * 1024 + 5)] {
         let data = random_bytes(size);
         ftp.put_file(name, &mut data.as_slice())
@@ -368,7 +336,7 @@ fn lftp_with_forced_tls_round_trips() {
         common::file_sha256(&d.root("alice").join("up.bin")),
         sha256_hex(&data)
     );
-    assert_eq!(common::file_sha256(&dst), sha256_hex(&data));
+    assert_file_holds(&dst, &data, "");
 }
 
 #[test]
@@ -451,16 +419,7 @@ fn session_reuse_policy_admits_resuming_clients_only() {
     let data = random_bytes(300_000);
     std::fs::write(d.root("alice").join("f.bin"), &data).expect("fixture");
     // rustls resumes with the ticket it got on the control connection: admitted.
-    let ftp = suppaftp::RustlsFtpStream::connect(d.addr()).expect("connect");
-    let mut ftp = ftp
-        .into_secure(
-            suppaftp::RustlsConnector::from(client_config(&cert)),
-            "localhost",
-        )
-        .expect("AUTH TLS");
-    ftp.login("alice", "pw").expect("login");
-    ftp.transfer_type(suppaftp::types::FileType::Binary)
-        .expect("TYPE I");
+    let mut ftp = suppaftp_tls_login(&d, &cert);
     let back = ftp
         .retr_as_buffer("f.bin")
         .expect("RETR with resumption")

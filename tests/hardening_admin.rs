@@ -7,10 +7,10 @@ mod rawftp;
 
 use common::*;
 use rawftp::*;
-use std::io::{Read, Write};
+
 use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -26,81 +26,26 @@ fn raw_controls(text: &str) -> Vec<char> {
         .collect()
 }
 
-/// A temporary `--admin-token-file` the daemon creates.
-struct TokenFile {
-    dir: tempfile::TempDir,
-}
-
-impl TokenFile {
-    fn new() -> TokenFile {
-        TokenFile {
-            dir: tempfile::tempdir().expect("tmp"),
-        }
-    }
-
-    fn path(&self) -> String {
-        self.dir
-            .path()
-            .join("admin-token")
-            .to_str()
-            .expect("utf8")
-            .to_owned()
-    }
-
-    fn token(&self) -> String {
-        actorftpd::observability::token::AdminToken::read(self.path().as_ref())
-            .expect("the daemon wrote its token")
-            .as_str()
-            .to_owned()
-    }
+/// The token the daemon wrote to its token file.
+fn read_token(token: &TokenFile) -> String {
+    actorftpd::observability::token::AdminToken::read(token.path().as_ref())
+        .expect("the daemon wrote its token")
+        .as_str()
+        .to_owned()
 }
 
 /// A daemon with the admin endpoint, its address and its token file.
 fn admin_daemon(extra: &[&str]) -> (Daemon, SocketAddr, TokenFile) {
     let token = TokenFile::new();
-    let mut args = vec![
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--login-failure-delay-ms",
-        "0",
-    ];
-    let path = token.path();
-    args.extend(["--admin-token-file", path.as_str()]);
+    let mut args = vec!["--login-failure-delay-ms", "0"];
     args.extend_from_slice(extra);
-    let mut d = Daemon::start_with_args(&[("alice", "pw", "srv")], &args);
-    let admin = announced(&mut d, "actorftpd admin endpoint on ");
+    let (d, admin) = common::admin_daemon(&token, &args);
     (d, admin, token)
 }
 
-/// The address printed on a stdout line starting with `prefix`.
-fn announced(d: &mut Daemon, prefix: &str) -> SocketAddr {
-    let line = d
-        .wait_for_stdout_line(|l| l.starts_with(prefix), DEADLINE)
-        .unwrap_or_else(|e| panic!("no {prefix:?} line: {e}"));
-    line[prefix.len()..]
-        .split_whitespace()
-        .next()
-        .and_then(|a| {
-            a.trim_end_matches("/metrics")
-                .trim_start_matches("http://")
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-}
-
-/// One raw HTTP request; the status line and body.
+/// One raw HTTP/1.1 request; the status line and body.
 fn http(addr: SocketAddr, path: &str, headers: &str) -> (String, String) {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect endpoint");
-    s.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\n{headers}\r\n").expect("request");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("response");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP answer");
-    (
-        head.lines().next().unwrap_or("").to_owned(),
-        body.to_owned(),
-    )
+    http_get(addr, "HTTP/1.1", path, headers)
 }
 
 fn who(admin: SocketAddr, args: &[&str]) -> Output {
@@ -114,15 +59,8 @@ fn who(admin: SocketAddr, args: &[&str]) -> Output {
 }
 
 /// Waits (polling, with a deadline) until `f` returns `Some`.
-fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "gave up waiting for {what}");
-        std::thread::yield_now();
-    }
+fn until<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_for(DEADLINE, what, f)
 }
 
 #[test]
@@ -188,7 +126,7 @@ fn log_lines_escape_client_text() {
 #[test]
 fn admin_endpoint_refuses_a_rebound_host_name() {
     let (_d, admin, token) = admin_daemon(&["--metrics-listen", "127.0.0.1:0"]);
-    let auth = format!("Authorization: Bearer {}\r\n", token.token());
+    let auth = format!("Authorization: Bearer {}\r\n", read_token(&token));
     let port = admin.port();
     // A page on http://evil.example:PORT whose name now resolves to 127.0.0.1.
     for host in [
@@ -226,7 +164,7 @@ fn metrics_endpoint_checks_host_but_needs_no_token() {
         &[("alice", "pw", "srv")],
         &["--metrics-listen", "127.0.0.1:0"],
     );
-    let metrics = announced(&mut d, "actorftpd metrics on ");
+    let metrics = d.announced("actorftpd metrics on ");
     let (status, body) = http(metrics, "/metrics", &format!("Host: {metrics}\r\n"));
     assert!(status.contains("200"), "{status}");
     assert!(body.contains("actorftpd_sessions_total"), "{body}");
@@ -238,7 +176,7 @@ fn metrics_endpoint_checks_host_but_needs_no_token() {
 fn admin_endpoint_requires_the_token_on_every_path() {
     let (d, admin, token) = admin_daemon(&[]);
     let _c = Ctrl::login(d.addr(), "alice", "pw");
-    let good = token.token();
+    let good = read_token(&token);
     let mut wrong = good.clone().into_bytes();
     wrong[0] = if wrong[0] == b'a' { b'b' } else { b'a' };
     let wrong = String::from_utf8(wrong).expect("ascii");
@@ -305,4 +243,57 @@ fn admin_endpoint_without_a_token_file_or_with_a_readable_one_does_not_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("chmod 600"), "{err}");
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+}
+
+#[test]
+fn a_token_file_that_is_a_symlink_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    // A private file the daemon's user owns, and a link to it planted where the token goes.
+    let target = dir.path().join("some-private-file");
+    std::fs::write(&target, "0123456789abcdef0123456789\n").expect("write");
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let link = dir.path().join("admin-token");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    // A daemon that accepted the link would run on: the deadline ends it, and the test fails.
+    let out = run_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_actorftpd"))
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--admin-token-file", link.to_str().expect("utf8")]),
+        DEADLINE,
+    );
+    assert!(!out.status.success(), "took its token through a symlink");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("symlink"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+}
+
+#[test]
+fn idle_connections_to_the_admin_endpoint_cannot_pile_up() {
+    let (d, admin, token) = admin_daemon(&[]);
+    // Idle connections up to the cap are held; the next ones are closed at once, unanswered.
+    let held: Vec<_> = (0..actorftpd::observability::admin::MAX_ADMIN_CONNECTIONS)
+        .map(|_| std::net::TcpStream::connect(admin).expect("connect"))
+        .collect();
+    let mut refused = 0;
+    for _ in 0..20 {
+        let mut extra = std::net::TcpStream::connect(admin).expect("connect");
+        extra.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        let mut buf = [0u8; 1];
+        // Closed without a byte (EOF), rather than held open for the request timeout.
+        if matches!(std::io::Read::read(&mut extra, &mut buf), Ok(0) | Err(_)) {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 20);
+    // The FTP side is unaffected, and once the idle ones go, requests are served again.
+    let mut c = Ctrl::login(d.addr(), "alice", "pw");
+    c.expect("NOOP", 200);
+    drop(held);
+    let auth = format!("Authorization: Bearer {}\r\n", read_token(&token));
+    let status = until("the endpoint to serve again", || {
+        let (status, _) = http(admin, "/sessions", &auth);
+        status.contains("200").then_some(status)
+    });
+    assert!(status.contains("200"), "{status}");
 }

@@ -5,11 +5,11 @@
 mod common;
 mod rawftp;
 
+use common::tls::{client_config, make_cert, tls_client, Cert};
 use common::Daemon;
 use rawftp::{tcp_connect, Ctrl};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(15);
@@ -122,35 +122,13 @@ fn a_ban_closes_the_sources_connections_that_have_not_logged_in() {
     wait_for_ban(d.addr());
 }
 
-struct Cert {
-    _dir: tempfile::TempDir,
-    cert: String,
-    key: String,
-    der: rustls_pki_types::CertificateDer<'static>,
-}
-
-fn make_cert() -> Cert {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("rcgen");
-    let dir = tempfile::tempdir().expect("tmp");
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    std::fs::write(&cert, ck.cert.pem()).expect("cert");
-    std::fs::write(&key, ck.key_pair.serialize_pem()).expect("key");
-    Cert {
-        der: ck.cert.der().clone(),
-        cert: cert.to_string_lossy().into_owned(),
-        key: key.to_string_lossy().into_owned(),
-        _dir: dir,
-    }
-}
-
 /// A daemon with an implicit-TLS port beside the plain one; returns both addresses.
 fn two_ports(cert: &Cert, extra: &[&str]) -> (Daemon, SocketAddr) {
     let mut args = vec![
         "--tls-cert",
-        &cert.cert,
+        cert.cert_arg(),
         "--tls-key",
-        &cert.key,
+        cert.key_arg(),
         "--implicit-tls-listen",
         "127.0.0.1:0",
     ];
@@ -172,18 +150,7 @@ fn implicit_session(
     addr: SocketAddr,
     cert: &Cert,
 ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.der.clone()).expect("root");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
-    let mut tls = rustls::StreamOwned::new(conn, tcp_connect(addr));
+    let mut tls = tls_client(tcp_connect(addr), client_config(cert));
     let mut greeting = [0u8; 4];
     tls.read_exact(&mut greeting).expect("220 over TLS");
     assert_eq!(&greeting, b"220 ");

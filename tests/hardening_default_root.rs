@@ -252,3 +252,22 @@ fn a_file_at_the_default_root_is_refused() {
     let stderr = start_default(tmp.path()).refused();
     assert!(stderr.contains("is not a folder"), "{stderr}");
 }
+
+#[test]
+fn a_temporary_folder_owned_by_another_user_is_refused() {
+    if !is_root() {
+        eprintln!(
+            "SKIPPED: a_temporary_folder_owned_by_another_user_is_refused needs root (chown)"
+        );
+        return;
+    }
+    // Its owner could swap our root for another between the checks and the use.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let shared = tmp.path().join("theirs");
+    std::fs::create_dir(&shared).expect("mkdir");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::os::unix::fs::chown(&shared, Some(4242), Some(4242)).expect("chown");
+    let stderr = start_default(&shared).refused();
+    assert!(stderr.contains("belongs to uid 4242"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&shared).expect("read").count(), 0);
+}

@@ -6,7 +6,7 @@
 mod common;
 mod rawftp;
 
-use common::{file_sha256, random_bytes_seeded, sha256_hex, Daemon, KIB, MIB};
+use common::{assert_file_holds, file_sha256, random_bytes_seeded, sha256_hex, Daemon, KIB, MIB};
 use rawftp::{write_all_close, Ctrl};
 use std::io::Write;
 use std::os::unix::fs::symlink;
@@ -96,7 +96,7 @@ fn upload_without_overwrite_never_replaces_a_file_stored_meanwhile() {
 
     let mut s2 = Ctrl::login(d.addr(), "alice", "pw");
     s2.upload("STOR x", &second);
-    assert_eq!(file_sha256(&root.join("x")), sha256_hex(&second));
+    assert_file_holds(&root.join("x"), &second, "");
 
     write_all_close(data1, &first[MIB..]);
     let end = s1.reply();
@@ -104,10 +104,10 @@ fn upload_without_overwrite_never_replaces_a_file_stored_meanwhile() {
         NAME_TAKEN_MEANWHILE.contains(&end.code),
         "the first upload must fail, not replace the file: {end}"
     );
-    assert_eq!(
-        file_sha256(&root.join("x")),
-        sha256_hex(&second),
-        "x still holds the second session's upload"
+    assert_file_holds(
+        &root.join("x"),
+        &second,
+        "x still holds the second session's upload",
     );
     assert_eq!(names(&root), ["x"], "no temporary file is left");
 
@@ -193,7 +193,7 @@ fn upload_temp_files_are_invisible_to_every_command() {
     ];
     want.sort();
     assert_eq!(names(&root), want);
-    assert_eq!(file_sha256(&root.join("real.bin")), sha256_hex(&real));
+    assert_file_holds(&root.join("real.bin"), &real, "");
 }
 
 /// Hole 6: SIGKILL in the middle of a STOR that replaces a file leaves its temporary file; the
@@ -218,12 +218,12 @@ fn a_killed_upload_leaves_no_temp_file_once_the_daemon_restarts() {
     assert_eq!(left.len(), 1, "one upload in flight: {left:?}");
     drop(d); // SIGKILL, then reaped.
     assert!(left[0].exists(), "the crash left the temporary file");
-    assert_eq!(file_sha256(&root.join("sub/x")), sha256_hex(&original));
+    assert_file_holds(&root.join("sub/x"), &original, "");
 
     let d = Daemon::start_with_roots(&users);
     assert_eq!(temp_files(&root), Vec::<PathBuf>::new(), "swept at start");
     assert_eq!(names(&root.join("sub")), ["x"]);
-    assert_eq!(file_sha256(&root.join("sub/x")), sha256_hex(&original));
+    assert_file_holds(&root.join("sub/x"), &original, "");
     let mut c = Ctrl::login(d.addr(), "alice", &d.password("alice"));
     assert_eq!(sha256_hex(&c.download("RETR sub/x")), sha256_hex(&original));
 }
@@ -276,7 +276,7 @@ fn a_full_disk_gets_452_and_leaves_the_original_and_no_temp_file() {
     let _ = data.write_all(&random_bytes_seeded(8, 3 * MIB));
     drop(data);
     c.expect_reply(452);
-    assert_eq!(file_sha256(&root.join("x")), sha256_hex(&original));
+    assert_file_holds(&root.join("x"), &original, "");
     assert_eq!(names(&root), ["x"]);
     c.expect("NOOP", 200);
 }
@@ -339,5 +339,5 @@ fn listings_never_show_where_a_link_outside_the_root_points() {
         std::fs::read_link(root.join("abs-link")).expect("link"),
         secret
     );
-    assert_eq!(file_sha256(&secret), sha256_hex(b"secret"));
+    assert_file_holds(&secret, b"secret", "");
 }

@@ -9,26 +9,9 @@ use common::*;
 use rawftp::*;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// The address printed on a stdout line starting with `prefix`.
-fn announced(d: &mut Daemon, prefix: &str) -> SocketAddr {
-    let line = d
-        .wait_for_stdout_line(|l| l.starts_with(prefix), DEADLINE)
-        .unwrap_or_else(|e| panic!("no {prefix:?} line: {e}"));
-    line[prefix.len()..]
-        .split_whitespace()
-        .next()
-        .and_then(|a| {
-            a.trim_end_matches("/metrics")
-                .trim_start_matches("http://")
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-}
 
 /// `GET path` on an HTTP endpoint; the status line and body.
 fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
@@ -37,58 +20,19 @@ fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
 
 /// `GET path` with extra header lines (each ending in CRLF); the status line and body.
 fn http_get_with(addr: SocketAddr, path: &str, headers: &str) -> (String, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect endpoint");
-    s.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    write!(s, "GET {path} HTTP/1.0\r\n{headers}\r\n").expect("request");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("response");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP answer");
-    (
-        head.lines().next().unwrap_or("").to_owned(),
-        body.to_owned(),
-    )
+    common::http_get(addr, "HTTP/1.0", path, headers)
 }
 
-/// Where a test's daemon keeps its admin token (`--admin-token-file`; the daemon creates it).
-struct TokenFile {
-    dir: tempfile::TempDir,
-}
-
-impl TokenFile {
-    fn new() -> TokenFile {
-        TokenFile {
-            dir: tempfile::tempdir().expect("tmp"),
-        }
-    }
-
-    fn path(&self) -> String {
-        self.dir
-            .path()
-            .join("admin-token")
-            .to_str()
-            .expect("utf8")
-            .to_owned()
-    }
-
-    /// The `Authorization` header line the daemon wants.
-    fn header(&self) -> String {
-        let token = actorftpd::observability::token::AdminToken::read(self.path().as_ref())
-            .expect("daemon wrote it");
-        format!("Authorization: Bearer {}\r\n", token.as_str())
-    }
+/// The `Authorization` header line the daemon wants.
+fn auth_header(token: &TokenFile) -> String {
+    let token = actorftpd::observability::token::AdminToken::read(token.path().as_ref())
+        .expect("daemon wrote it");
+    format!("Authorization: Bearer {}\r\n", token.as_str())
 }
 
 /// Waits (polling the server's own answers, with a deadline) until `f` returns `Some`.
-fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "gave up waiting for {what}");
-        std::thread::yield_now();
-    }
+fn until<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_for(DEADLINE, what, f)
 }
 
 #[test]
@@ -170,16 +114,7 @@ fn xferlog_marks_an_aborted_transfer_incomplete() {
 #[test]
 fn who_once_json_shows_a_session_and_its_running_transfer() {
     let token = TokenFile::new();
-    let mut d = Daemon::start_with_args(
-        &[("alice", "pw", "srv")],
-        &[
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--admin-token-file",
-            &token.path(),
-        ],
-    );
-    let admin = announced(&mut d, "actorftpd admin endpoint on ");
+    let (d, admin) = admin_daemon(&token, &[]);
     write_file(&d.root("alice").join("big.bin"), &random_bytes(64 * MIB));
     let mut idle = Ctrl::login(d.addr(), "alice", "pw");
     idle.expect("NOOP", 200);
@@ -246,7 +181,7 @@ fn metrics_counters_move_by_the_right_amounts() {
             "0",
         ],
     );
-    let metrics = announced(&mut d, "actorftpd metrics on ");
+    let metrics = d.announced("actorftpd metrics on ");
     let data = random_bytes(54_321);
     write_file(&d.root("alice").join("f.bin"), &data);
     let value = |text: &str, name: &str| -> u64 {
@@ -332,14 +267,14 @@ fn admin_and_metrics_endpoints_refuse_non_loopback_unless_forced() {
             &token.path(),
         ],
     );
-    let admin = announced(&mut d, "actorftpd admin endpoint on ");
+    let admin = d.announced("actorftpd admin endpoint on ");
     let local: SocketAddr = ([127, 0, 0, 1], admin.port()).into();
-    let (status, body) = http_get_with(local, "/sessions", &token.header());
+    let (status, body) = http_get_with(local, "/sessions", &auth_header(&token));
     assert!(
         status.contains("200") && body.starts_with('['),
         "{status} {body}"
     );
-    let (status, _) = http_get_with(local, "/../../etc/passwd", &token.header());
+    let (status, _) = http_get_with(local, "/../../etc/passwd", &auth_header(&token));
     assert!(status.contains("404"), "{status}");
     // `who` with the address as announced (0.0.0.0:PORT) goes to loopback and names it in Host.
     let out = Command::new(env!("CARGO_BIN_EXE_actorftpd"))
@@ -357,26 +292,14 @@ fn admin_and_metrics_endpoints_refuse_non_loopback_unless_forced() {
 
 #[test]
 fn admin_endpoint_refuses_oversized_and_non_get_requests() {
-    use std::io::{Read, Write};
     let token = TokenFile::new();
-    let mut d = Daemon::start_with_args(
-        &[("alice", "pw", "srv")],
-        &[
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--admin-token-file",
-            &token.path(),
-        ],
-    );
-    let admin = announced(&mut d, "actorftpd admin endpoint on ");
+    let (_d, admin) = admin_daemon(&token, &[]);
     let ask = |request: &[u8]| -> String {
-        let mut s = std::net::TcpStream::connect(admin).expect("connect");
-        s.set_read_timeout(Some(DEADLINE)).expect("timeout");
-        // The server may answer and close before reading all of a huge request.
-        let _ = s.write_all(request);
-        let mut raw = String::new();
-        let _ = s.read_to_string(&mut raw);
-        raw.lines().next().unwrap_or("").to_owned()
+        http_exchange(admin, request)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned()
     };
     let mut huge = b"GET /sessions HTTP/1.1\r\nX: ".to_vec();
     huge.extend(std::iter::repeat(b'a').take(64 * 1024));
@@ -386,6 +309,6 @@ fn admin_endpoint_refuses_oversized_and_non_get_requests() {
         "oversized request head accepted"
     );
     assert!(ask(b"POST /sessions HTTP/1.1\r\n\r\n").contains("405"));
-    let good = format!("GET /sessions HTTP/1.1\r\n{}\r\n", token.header());
+    let good = format!("GET /sessions HTTP/1.1\r\n{}\r\n", auth_header(&token));
     assert!(ask(good.as_bytes()).contains("200"));
 }

@@ -87,10 +87,10 @@ fn appe_appends_to_an_existing_file_and_creates_a_missing_one() {
     c.upload("APPE log.bin", &second);
     let mut want = first.clone();
     want.extend_from_slice(&second);
-    assert_eq!(
-        file_sha256(&root.join("log.bin")),
-        sha256_hex(&want),
-        "APPE result is the old bytes followed by the new ones"
+    assert_file_holds(
+        &root.join("log.bin"),
+        &want,
+        "APPE result is the old bytes followed by the new ones",
     );
     assert_eq!(
         std::fs::metadata(root.join("log.bin")).expect("meta").ino(),
@@ -104,10 +104,10 @@ fn appe_appends_to_an_existing_file_and_creates_a_missing_one() {
     );
 
     c.upload("APPE new file.bin", &second);
-    assert_eq!(
-        file_sha256(&root.join("new file.bin")),
-        sha256_hex(&second),
-        "APPE to a missing file creates it"
+    assert_file_holds(
+        &root.join("new file.bin"),
+        &second,
+        "APPE to a missing file creates it",
     );
     c.expect("APPE", 501);
 }
@@ -130,10 +130,10 @@ fn stou_names_the_new_file_in_its_150_reply_and_never_overwrites() {
             !name.is_empty() && !name.contains('/'),
             "STOU name {name:?}"
         );
-        assert_eq!(
-            file_sha256(&root.join(&name)),
-            sha256_hex(&data),
-            "the file STOU named holds the uploaded bytes"
+        assert_file_holds(
+            &root.join(&name),
+            &data,
+            "the file STOU named holds the uploaded bytes",
         );
         assert_eq!(
             sha256_hex(&c.download(&format!("RETR {name}"))),
@@ -210,10 +210,10 @@ fn rest_then_stor_resumes_an_upload_in_place() {
 
     c.expect(&format!("REST {cut}"), 350);
     c.upload("STOR partial.bin", &data[cut..]);
-    assert_eq!(
-        file_sha256(&root.join("partial.bin")),
-        sha256_hex(&data),
-        "REST {cut} + STOR of the rest completes the file"
+    assert_file_holds(
+        &root.join("partial.bin"),
+        &data,
+        &format!("REST {cut} + STOR of the rest completes the file"),
     );
     assert_eq!(
         std::fs::metadata(root.join("partial.bin"))
@@ -233,7 +233,7 @@ fn rest_then_stor_resumes_an_upload_in_place() {
     c.upload("STOR partial.bin", &more);
     let mut want = data.clone();
     want.extend_from_slice(&more);
-    assert_eq!(file_sha256(&root.join("partial.bin")), sha256_hex(&want));
+    assert_file_holds(&root.join("partial.bin"), &want, "");
 }
 
 #[test]
@@ -250,10 +250,10 @@ fn rest_past_the_end_of_the_file_is_554_at_retr_and_stor_and_changes_nothing() {
     c.expect("REST 20000", 350);
     let _data_conn = c.epsv();
     c.expect("STOR f.bin", 554);
-    assert_eq!(
-        file_sha256(&root.join("f.bin")),
-        sha256_hex(&data),
-        "a refused REST+STOR leaves the file alone"
+    assert_file_holds(
+        &root.join("f.bin"),
+        &data,
+        "a refused REST+STOR leaves the file alone",
     );
 
     // The refused offset is gone; the session carries on.
@@ -299,24 +299,21 @@ fn rnfr_rnto_renames_files_and_directories_and_rnto_needs_rnfr() {
     assert_eq!(r.lines.len(), 1, "{r}");
     c.expect("RNTO new name.bin", 250);
     assert!(!root.join("old name.bin").exists());
-    assert_eq!(file_sha256(&root.join("new name.bin")), sha256_hex(&data));
+    assert_file_holds(&root.join("new name.bin"), &data, "");
 
     c.expect("RNFR old dir", 350);
     c.expect("RNTO new dir", 250);
     assert!(!root.join("old dir").exists());
-    assert_eq!(
-        file_sha256(&root.join("new dir/inner.bin")),
-        sha256_hex(&data),
-        "the directory moved with its contents"
+    assert_file_holds(
+        &root.join("new dir/inner.bin"),
+        &data,
+        "the directory moved with its contents",
     );
 
     // Into another directory, by path.
     c.expect("RNFR new name.bin", 350);
     c.expect("RNTO /new dir/moved.bin", 250);
-    assert_eq!(
-        file_sha256(&root.join("new dir/moved.bin")),
-        sha256_hex(&data)
-    );
+    assert_file_holds(&root.join("new dir/moved.bin"), &data, "");
 
     // RNTO must follow RNFR at once: any other command in between forgets the RNFR.
     c.expect("RNFR new dir/moved.bin", 350);
@@ -334,7 +331,7 @@ fn rnfr_rnto_renames_files_and_directories_and_rnto_needs_rnfr() {
     // A target in a missing directory fails and the source stays.
     c.expect("RNFR once.bin", 350);
     c.expect("RNTO no/such/dir/x.bin", 550);
-    assert_eq!(file_sha256(&root.join("once.bin")), sha256_hex(&data));
+    assert_file_holds(&root.join("once.bin"), &data, "");
     c.expect("RNFR", 501);
 }
 
@@ -406,10 +403,10 @@ fn rein_during_an_upload_still_completes_it() {
         leftovers.is_empty(),
         "temporary upload files left: {leftovers:?}"
     );
-    assert_eq!(
-        file_sha256(&root.join("keep.bin")),
-        sha256_hex(&data),
-        "a STOR answered 226 must have replaced the file"
+    assert_file_holds(
+        &root.join("keep.bin"),
+        &data,
+        "a STOR answered 226 must have replaced the file",
     );
 }
 
@@ -845,11 +842,7 @@ fn names_with_spaces_quotes_and_non_ascii_round_trip() {
     for (i, name) in names.iter().enumerate() {
         let data = random_bytes_seeded(100 + i as u64, 1000 + i * 333);
         c.upload(&format!("STOR {name}"), &data);
-        assert_eq!(
-            file_sha256(&root.join(name)),
-            sha256_hex(&data),
-            "{name:?} on disk"
-        );
+        assert_file_holds(&root.join(name), &data, &format!("{name:?} on disk"));
         expected.push((name.to_string(), data));
     }
     let nlst = c.listing("NLST");
@@ -902,9 +895,10 @@ fn names_with_spaces_quotes_and_non_ascii_round_trip() {
     // Rename and delete with such names.
     c.expect("RNFR say \"hi\".txt", 350);
     c.expect("RNTO a \"q\" dïr/ünï \"moved\".txt", 250);
-    assert_eq!(
-        file_sha256(&root.join("a \"q\" dïr/ünï \"moved\".txt")),
-        sha256_hex(&expected[1].1)
+    assert_file_holds(
+        &root.join("a \"q\" dïr/ünï \"moved\".txt"),
+        &expected[1].1,
+        "",
     );
     c.expect("DELE ünïcødé ファイル.bin", 250);
     assert!(!root.join("ünïcødé ファイル.bin").exists());

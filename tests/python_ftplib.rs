@@ -1,66 +1,32 @@
-//! Scenarios driven with Python's standard `ftplib` (script in tests/clients/ftplib_session.py).
+//! Scenarios driven with Python's standard `ftplib`: a whole session (storbinary, nlst, LIST,
+//! retrbinary, size; script tests/clients/ftplib_session.py), directories and refusals, and
+//! beyond that (tests/clients/ftplib_extras.py) `mlsd()` with and without facts,
+//! `storbinary(..., rest=N)` and `retrbinary(..., rest=N)` resume, and `sendcmd('SITE HELP')`.
+//! `abort()` is driven from tests/abort_and_stat.rs.
 
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use common::*;
 
-const SCRIPT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/clients/ftplib_session.py"
-);
+const USER: &str = "alice";
+const PASS: &str = "alice-pass";
 
-/// Parsed TAB-separated records printed by the script.
-struct Records(Vec<Vec<String>>);
-
-impl Records {
-    fn parse(text: &str) -> Records {
-        Records(
-            text.lines()
-                .map(|l| l.split('\t').map(str::to_string).collect())
-                .collect(),
-        )
-    }
-
-    /// Values of every record named `key` (fields after the key).
-    fn all(&self, key: &str) -> Vec<&[String]> {
-        self.0
-            .iter()
-            .filter(|r| r[0] == key)
-            .map(|r| &r[1..])
-            .collect()
-    }
-
-    /// First field of the single record named `key`.
-    #[track_caller]
-    fn one(&self, key: &str) -> &str {
-        let all = self.all(key);
-        assert_eq!(all.len(), 1, "expected one {key:?} record, got {all:?}");
-        all[0].first().map(String::as_str).unwrap_or("")
-    }
+/// Runs one mode of tests/clients/ftplib_session.py.
+fn session_script(d: &Daemon, mode: &str, user: &str, pass: &str, extra: &[&str]) -> Records {
+    ftplib_script("ftplib_session.py", mode, d, (user, pass), extra)
 }
 
-fn python(d: &Daemon, mode: &str, user: &str, pass: &str, extra: &[&str]) -> Records {
-    let mut cmd = Command::new("python3");
-    cmd.arg(SCRIPT)
-        .arg(mode)
-        .arg(d.addr().ip().to_string())
-        .arg(d.port().to_string())
-        .arg(user)
-        .arg(pass)
-        .args(extra)
-        .env("PYTHONIOENCODING", "utf-8");
-    let out = run_with_timeout(&mut cmd, CLIENT_DEADLINE);
-    out.assert_success(&format!("ftplib {mode}"));
-    Records::parse(&out.stdout_text())
+/// Runs one mode of tests/clients/ftplib_extras.py as alice.
+fn extras_script(d: &Daemon, mode: &str, extra: &[&str]) -> Records {
+    ftplib_script("ftplib_extras.py", mode, d, (USER, PASS), extra)
 }
 
 /// Uploads `files` with storbinary into `remote_dir`, lists, downloads with retrbinary, and checks
 /// every byte: on the server's disk and downloaded back.
 fn ftplib_round_trip(remote_dir: &str, files: &[(&str, usize)]) {
-    let d = Daemon::start(&[("alice", "alice-pass")]);
+    let d = Daemon::start(&[(USER, PASS)]);
     let up = d.tmp().join("client-up");
     let down = d.tmp().join("client-down");
     std::fs::create_dir_all(&down).expect("mkdir client-down");
@@ -77,7 +43,7 @@ fn ftplib_round_trip(remote_dir: &str, files: &[(&str, usize)]) {
         remote_dir,
     ];
     extra.extend(&names);
-    let r = python(&d, "session", "alice", "alice-pass", &extra);
+    let r = session_script(&d, "session", USER, PASS, &extra);
 
     assert!(
         r.one("welcome").starts_with("220"),
@@ -181,8 +147,8 @@ fn ftplib_wrong_password_raises_error_perm_530() {
     if !require_tool("python3") {
         return;
     }
-    let d = Daemon::start(&[("alice", "alice-pass")]);
-    let r = python(&d, "badlogin", "alice", "wrong-pass", &[]);
+    let d = Daemon::start(&[(USER, PASS)]);
+    let r = session_script(&d, "badlogin", USER, "wrong-pass", &[]);
     let msg = r.one("error_perm");
     assert!(
         msg.starts_with("530"),
@@ -195,10 +161,10 @@ fn ftplib_mkd_cwd_pwd_delete_rmd_and_refusals() {
     if !require_tool("python3") {
         return;
     }
-    let d = Daemon::start(&[("alice", "alice-pass")]);
+    let d = Daemon::start(&[(USER, PASS)]);
     let outside: PathBuf = d.tmp().join("roots/outside.txt");
     write_file(&outside, b"outside the root");
-    let r = python(&d, "dirs", "alice", "alice-pass", &[]);
+    let r = session_script(&d, "dirs", USER, PASS, &[]);
     assert_eq!(r.one("pwd_in"), "/py dir", "pwd() after cwd('py dir')");
     assert!(
         r.one("cwd").starts_with("250"),
@@ -250,4 +216,105 @@ fn ftplib_mkd_cwd_pwd_delete_rmd_and_refusals() {
         "py dir removed on disk"
     );
     assert!(outside.is_file(), "the file outside the root is untouched");
+}
+
+#[test]
+fn ftplib_mlsd_returns_every_entry_with_its_facts() {
+    if !require_tool("python3") {
+        return;
+    }
+    let d = Daemon::start(&[(USER, PASS)]);
+    let dir = d.root(USER).join("ml dir");
+    let files = [("a.bin", 0usize), ("b c.bin", 4096 + 7), ("ünï.txt", 33)];
+    for (i, (name, n)) in files.iter().enumerate() {
+        write_file(&dir.join(name), &random_bytes_seeded(60 + i as u64, *n));
+    }
+    std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+    let r = extras_script(&d, "mlsd", &["ml dir"]);
+
+    let all = r.all("all");
+    let mut names: Vec<&str> = all.iter().map(|v| v[0].as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["a.bin", "b c.bin", "sub", "ünï.txt"],
+        "mlsd() names"
+    );
+    for v in &all {
+        let (name, typ, size, modify, perm, unique) = (&v[0], &v[1], &v[2], &v[3], &v[4], &v[5]);
+        assert_eq!(modify.len(), 14, "modify of {name}: {v:?}");
+        assert!(!perm.is_empty() && !unique.is_empty(), "{v:?}");
+        match files.iter().find(|(n, _)| n == name) {
+            Some((_, n)) => {
+                assert_eq!(typ, "file", "{v:?}");
+                assert_eq!(size, &n.to_string(), "{v:?}");
+            }
+            None => assert_eq!(typ, "dir", "{v:?}"),
+        }
+    }
+
+    let some = r.all("some");
+    assert_eq!(some.len(), 4, "{r:?}");
+    for v in &some {
+        assert_eq!(
+            v[1], "size;type",
+            "only the requested facts after OPTS MLST: {v:?}"
+        );
+    }
+    assert!(r.one("quit").starts_with("221"));
+}
+
+#[test]
+fn ftplib_storbinary_and_retrbinary_with_rest_resume_byte_exact() {
+    if !require_tool("python3") {
+        return;
+    }
+    let d = Daemon::start(&[(USER, PASS)]);
+    let full = random_bytes_seeded(61, 5 * MIB + 321);
+    let stor_rest = 2 * MIB + 5;
+    let retr_rest = 3 * MIB + 77;
+    let local = d.tmp().join("full.bin");
+    write_file(&local, &full);
+    // The server has an interrupted upload: the first `stor_rest` bytes.
+    write_file(&d.root(USER).join("resumed.bin"), &full[..stor_rest]);
+    let down = d.tmp().join("tail.bin");
+    let r = extras_script(
+        &d,
+        "resume",
+        &[
+            local.to_str().expect("utf-8"),
+            "resumed.bin",
+            &stor_rest.to_string(),
+            &retr_rest.to_string(),
+            down.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(r.one("stor").starts_with("226"), "{r:?}");
+    assert_eq!(r.one("size"), full.len().to_string());
+    assert!(r.one("retr").starts_with("226"), "{r:?}");
+    assert_eq!(
+        file_sha256(&d.root(USER).join("resumed.bin")),
+        sha256_hex(&full),
+        "storbinary(rest={stor_rest}) completed the file on the server"
+    );
+    assert_file_holds(
+        &down,
+        &full[retr_rest..],
+        &format!("retrbinary(rest={retr_rest}) returned the tail"),
+    );
+}
+
+#[test]
+fn ftplib_sendcmd_site_help_is_214_and_site_foo_raises_502() {
+    if !require_tool("python3") {
+        return;
+    }
+    let d = Daemon::start(&[(USER, PASS)]);
+    let r = extras_script(&d, "site", &[]);
+    let help: Vec<&str> = r.all("site_help").iter().map(|v| v[0].as_str()).collect();
+    assert!(help.len() >= 2, "multi-line SITE HELP: {help:?}");
+    assert!(help[0].starts_with("214-"), "{help:?}");
+    assert!(help.last().expect("last").starts_with("214 "), "{help:?}");
+    assert!(r.one("site_foo").starts_with("502"), "{r:?}");
+    assert!(r.one("quit").starts_with("221"));
 }

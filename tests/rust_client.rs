@@ -104,11 +104,7 @@ fn stor_over_existing_file_replaces_it_completely() {
         small.len() as u64,
         "overwriting STOR must truncate the old content"
     );
-    assert_eq!(
-        file_sha256(&on_disk),
-        sha256_hex(&small),
-        "content after overwrite"
-    );
+    assert_file_holds(&on_disk, &small, "content after overwrite");
     let back = get(&mut ftp, "over.bin");
     assert_eq!(back.len(), small.len(), "RETR length after overwrite");
     assert_eq!(
@@ -248,22 +244,18 @@ fn list_and_nlst_show_uploaded_names() {
     ftp.mkdir("subdir").expect("MKD subdir");
     put(&mut ftp, "subdir/inner.bin", &random_bytes(5));
 
-    let mut nlst: Vec<String> = ftp
+    let nlst = ftp
         .nlst(None)
         .expect("NLST")
         .into_iter()
-        .map(|n| basename(&n))
-        .collect();
-    nlst.sort();
-    let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-    want.push("subdir".into());
-    want.sort();
-    assert_eq!(nlst, want, "NLST of / lists exactly the uploaded names");
+        .map(|n| basename(&n));
+    let want: Vec<&str> = names.iter().chain(&["subdir"]).copied().collect();
+    assert_same_names(nlst, &want, "NLST of / lists exactly the uploaded names");
 
     let list = ftp.list(None).expect("LIST");
     for name in want.iter() {
         assert!(
-            list.iter().any(|l| l.ends_with(name.as_str())),
+            list.iter().any(|l| l.ends_with(name)),
             "LIST shows {name:?}: {list:#?}"
         );
     }
@@ -290,14 +282,12 @@ fn list_and_nlst_show_uploaded_names() {
     );
 
     ftp.set_mode(Mode::ExtendedPassive);
-    let mut epsv: Vec<String> = ftp
+    let epsv = ftp
         .nlst(None)
         .expect("NLST over EPSV")
         .into_iter()
-        .map(|n| basename(&n))
-        .collect();
-    epsv.sort();
-    assert_eq!(epsv, want, "NLST over EPSV");
+        .map(|n| basename(&n));
+    assert_same_names(epsv, &want, "NLST over EPSV");
 }
 
 fn basename(name: &str) -> String {

@@ -81,9 +81,12 @@ impl Handler<OpenWrite> for FileStore {
         opts.write(true).mode(0o644);
         match msg.mode {
             WriteMode::Replace { .. } => {
+                let (parent, name) = split_last(&dest)?;
+                let folder = std::sync::Arc::new(dir.open_dir(parent)?);
+                let dest = PathBuf::from(name);
                 let temp = temp_name_for(&dest)?;
                 opts.create_new(true);
-                let file = dir.open_with(&temp, &opts)?.into_std();
+                let file = folder.open_with(&temp, &opts)?.into_std();
                 // The lock lives as long as the upload's file handle (the DataChannel's): the
                 // start-up sweep of another daemon on this root leaves a locked file alone.
                 // Without lock support on this file system the sweep leaves it alone as well.
@@ -99,6 +102,7 @@ impl Handler<OpenWrite> for FileStore {
                         dest,
                         allow_overwrite,
                         abandon: Some((ctx.address(), msg.jail.clone())),
+                        folder: Some(folder),
                     },
                 })
             }
@@ -112,6 +116,7 @@ impl Handler<OpenWrite> for FileStore {
                         dest,
                         allow_overwrite,
                         abandon: None,
+                        folder: None,
                     },
                 })
             }
@@ -131,6 +136,7 @@ impl Handler<OpenWrite> for FileStore {
                         dest,
                         allow_overwrite,
                         abandon: None,
+                        folder: None,
                     },
                 })
             }
@@ -166,6 +172,7 @@ pub(super) fn finish_upload(
         // In-place uploads (APPE, REST+STOR) keep what was written either way.
         return Ok(None);
     };
+    let dir = target.folder.as_deref().unwrap_or(dir);
     if !keep {
         dir.remove_file(temp)?;
         return Ok(None);

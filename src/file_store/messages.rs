@@ -97,6 +97,10 @@ pub struct UploadTarget {
     pub(super) allow_overwrite: bool,
     /// Who removes the temporary file if this is dropped unfinished.
     pub(super) abandon: Option<(Addr<FileStore>, Jail)>,
+    /// For a `Replace` upload, the folder it is in, opened (beneath the root) when the upload
+    /// began; `temp` and `dest` are then single names in it. The rename into place and the
+    /// removal find the temporary file even if the folder was renamed meanwhile.
+    pub(super) folder: Option<std::sync::Arc<cap_std::fs::Dir>>,
 }
 
 impl Drop for UploadTarget {
@@ -111,6 +115,7 @@ impl Drop for UploadTarget {
                 dest: std::mem::take(&mut self.dest),
                 allow_overwrite: false,
                 abandon: None,
+                folder: self.folder.take(),
             },
             keep: false,
         });

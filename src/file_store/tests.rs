@@ -50,6 +50,36 @@ async fn open_upload(
 }
 
 #[actix::test]
+async fn an_upload_whose_folder_is_renamed_meanwhile_still_ends_cleanly() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let store = FileStore::start_pool(1);
+    let jail = Jail::open(tmp.path()).expect("jail");
+    for (keep, overwrite) in [(true, true), (true, false), (false, true)] {
+        fs::create_dir(tmp.path().join("d")).expect("dir");
+        let mut upload = open_upload(&store, &jail, "d/x", overwrite)
+            .await
+            .expect("open");
+        upload.file.write_all(b"uploaded").expect("write");
+        // Another session renames the folder while the upload runs.
+        fs::rename(tmp.path().join("d"), tmp.path().join("e")).expect("rename");
+        let answer = store
+            .send(FinishUpload {
+                jail: jail.clone(),
+                target: upload.target,
+                keep,
+            })
+            .await
+            .expect("store answers");
+        assert_eq!(answer, Ok(()), "keep {keep}, overwrite {overwrite}");
+        // The upload lands (or is removed) in the folder it began in, under its new name;
+        // no hidden temporary file is left to keep the folder from being removed.
+        let want: Vec<String> = if keep { vec!["x".into()] } else { vec![] };
+        assert_eq!(names(&tmp.path().join("e")), want);
+        fs::remove_dir_all(tmp.path().join("e")).expect("clean");
+    }
+}
+
+#[actix::test]
 async fn an_upload_dropped_unfinished_leaves_no_temporary_file() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let store = FileStore::start_pool(1);

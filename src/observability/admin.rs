@@ -35,6 +35,10 @@ use tokio::net::{TcpListener, TcpStream};
 const MAX_REQUEST: usize = 8 * 1024;
 /// A client gets this long to send its request and read the answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Requests served at once by one endpoint (each is one socket, counted in the descriptors the
+/// daemon keeps for itself: `fdlimit`).
+pub const MAX_ADMIN_CONNECTIONS: usize = crate::fdlimit::ENDPOINT_REQUESTS_AT_ONCE;
 /// How long one Session may take to describe itself.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -70,12 +74,26 @@ impl Actor for AdminEndpoint {
             return;
         };
         let routes = self.routes.clone();
+        // SECURITY: a bounded number of requests at once; the rest are closed unanswered, so
+        // idle connections to this port cannot use up the daemon's file descriptors.
+        let open = std::rc::Rc::new(std::cell::Cell::new(0usize));
         ctx.spawn(
             async move {
                 loop {
                     match listener.accept().await {
                         Ok((stream, peer)) => {
-                            actix_rt::spawn(serve(stream, peer, routes.clone()));
+                            if open.get() >= MAX_ADMIN_CONNECTIONS {
+                                log::warn!("admin request from {peer} refused: too many at once");
+                                drop(stream);
+                                continue;
+                            }
+                            open.set(open.get() + 1);
+                            let open = open.clone();
+                            let routes = routes.clone();
+                            actix_rt::spawn(async move {
+                                serve(stream, peer, routes).await;
+                                open.set(open.get().saturating_sub(1));
+                            });
                         }
                         Err(e) => {
                             log::warn!("admin accept failed: {e}");

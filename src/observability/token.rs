@@ -58,7 +58,9 @@ impl AdminToken {
 
     /// Reads a token file (for `who`): whatever its owner and mode, the daemon checked those.
     pub fn read(path: &Path) -> Result<AdminToken, String> {
-        let text = read_small(path)?;
+        let file = std::fs::File::open(path)
+            .map_err(|e| format!("cannot read admin token file {}: {e}", path.display()))?;
+        let text = read_small(file, path)?;
         AdminToken::parse(&text).map_err(|e| format!("admin token file {}: {e}", path.display()))
     }
 
@@ -89,7 +91,16 @@ impl AdminToken {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(format!("cannot create admin token file {shown}: {e}")),
         }
-        let meta = std::fs::metadata(path).map_err(|e| format!("admin token file {shown}: {e}"))?;
+        // SECURITY: the checks and the read are made on one handle, opened without following a
+        // symlink, so a link planted at `path` cannot swap another file in between.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)
+            .map_err(|e| format!("cannot open admin token file {shown} (not a symlink): {e}"))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("admin token file {shown}: {e}"))?;
         if !meta.is_file() {
             return Err(format!("admin token file {shown} is not a regular file"));
         }
@@ -106,15 +117,14 @@ impl AdminToken {
                 meta.uid()
             ));
         }
-        AdminToken::read(path)
+        let text = read_small(file, path)?;
+        AdminToken::parse(&text).map_err(|e| format!("admin token file {shown}: {e}"))
     }
 }
 
-/// At most `MAX_TOKEN_LEN` and a line ending of a file, as text.
-fn read_small(path: &Path) -> Result<String, String> {
+/// At most `MAX_TOKEN_LEN` and a line ending of an open file, as text.
+fn read_small(f: std::fs::File, path: &Path) -> Result<String, String> {
     use std::io::Read;
-    let f = std::fs::File::open(path)
-        .map_err(|e| format!("cannot read admin token file {}: {e}", path.display()))?;
     let mut text = String::new();
     f.take(MAX_TOKEN_LEN as u64 + 2)
         .read_to_string(&mut text)

@@ -1,4 +1,4 @@
-"""ftplib scenarios beyond the basic session, driven by tests/python_ftplib_extras.rs and
+"""ftplib scenarios beyond the basic session, driven by tests/python_ftplib.rs and
 tests/abort_and_stat.rs.
 
 Usage:

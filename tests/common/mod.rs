@@ -8,6 +8,8 @@
 // Each test binary uses a different subset of the harness.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -358,7 +360,7 @@ fn for_each_line<R: Read>(r: R, mut f: impl FnMut(String)) {
 }
 
 /// TOML basic string with the characters TOML requires to be escaped.
-fn toml_string(s: &str) -> String {
+pub fn toml_string(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -372,6 +374,103 @@ fn toml_string(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Polls `cond` until it holds, failing the test after `timeout`. For conditions no event
+/// announces (a file removed, a descriptor count falling); the short pause between polls only
+/// leaves the CPU to the daemon, no outcome depends on its length.
+#[track_caller]
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {timeout:?} waiting until {what}"
+        );
+        thread::park_timeout(Duration::from_millis(10));
+    }
+}
+
+/// Polls `f` until it returns `Some`, failing the test after `timeout` (see [`wait_until`]).
+#[track_caller]
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let mut found = None;
+    wait_until(timeout, what, || {
+        found = f();
+        found.is_some()
+    });
+    found.expect("wait_until returned, so the value was found")
+}
+
+/// Whether `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// A temporary `--admin-token-file` path; the daemon creates the file.
+pub struct TokenFile {
+    dir: TempDir,
+}
+
+impl TokenFile {
+    pub fn new() -> TokenFile {
+        TokenFile {
+            dir: TempDir::new().expect("temporary directory for the admin token"),
+        }
+    }
+
+    pub fn path(&self) -> String {
+        self.dir
+            .path()
+            .join("admin-token")
+            .to_str()
+            .expect("temporary paths are UTF-8")
+            .to_owned()
+    }
+}
+
+/// A daemon serving alice (password `pw`, root `srv`) with the admin endpoint on
+/// 127.0.0.1:0 and `token` as its token file, and the endpoint's address.
+pub fn admin_daemon(token: &TokenFile, extra: &[&str]) -> (Daemon, SocketAddr) {
+    let path = token.path();
+    let mut args = vec![
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--admin-token-file",
+        path.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    let mut d = Daemon::start_with_args(&[("alice", "pw", "srv")], &args);
+    let admin = d.announced("actorftpd admin endpoint on ");
+    (d, admin)
+}
+
+/// Sends `request` as it is to an HTTP endpoint and returns whatever came back before the
+/// server closed (a server may answer and close before reading all of a huge request).
+pub fn http_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect_timeout(&addr, SOCKET_TIMEOUT)
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    set_timeouts(&s).expect("set HTTP socket timeouts");
+    let _ = s.write_all(request);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+/// `GET path` with `version` (`HTTP/1.0`, `HTTP/1.1`) and extra header lines (each ending in
+/// CRLF); the status line and the body.
+pub fn http_get(addr: SocketAddr, version: &str, path: &str, headers: &str) -> (String, String) {
+    let raw = http_exchange(
+        addr,
+        format!("GET {path} {version}\r\n{headers}\r\n").as_bytes(),
+    );
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer from {addr}: {raw:?}"));
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
 }
 
 /// Connects a suppaftp client to `addr` with read/write timeouts on the control connection and on
@@ -503,6 +602,27 @@ pub fn file_sha256(path: &Path) -> String {
         .collect()
 }
 
+/// Asserts that the file at `path` holds exactly `data` (compared by sha256, so a failure
+/// shows two hashes, not two megabytes).
+#[track_caller]
+pub fn assert_file_holds(path: &Path, data: &[u8], what: &str) {
+    assert_eq!(file_sha256(path), sha256_hex(data), "{what}");
+}
+
+/// Asserts that `got` and `want` are the same names, in any order.
+#[track_caller]
+pub fn assert_same_names<S: AsRef<str>>(
+    got: impl IntoIterator<Item = S>,
+    want: &[&str],
+    what: &str,
+) {
+    let mut got: Vec<String> = got.into_iter().map(|n| n.as_ref().to_owned()).collect();
+    got.sort();
+    let mut want: Vec<String> = want.iter().map(|n| n.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want, "{what}");
+}
+
 /// Human name of a test size, for messages.
 pub fn size_label(n: usize) -> String {
     match n {
@@ -576,20 +696,88 @@ impl ClientOutput {
 /// curl as `user` with verbose output (the tests read which commands it sent), IPv6 URL
 /// literals allowed (`-g`), and time limits on connect and on the whole transfer.
 pub fn curl_as(user: &str, pass: &str, args: &[&str]) -> ClientOutput {
+    curl_with(Some((user, pass)), true, args)
+}
+
+/// curl with `-sS -g`, time limits on connect and on the whole transfer, `--user` when `creds`
+/// are given, and `-v` (the commands sent and the replies, on stderr) when `verbose`.
+pub fn curl_with(creds: Option<(&str, &str)>, verbose: bool, args: &[&str]) -> ClientOutput {
     let mut cmd = Command::new("curl");
-    cmd.args([
-        "-sS",
-        "-v",
-        "-g",
-        "--max-time",
-        "60",
-        "--connect-timeout",
-        "10",
-    ])
-    .arg("--user")
-    .arg(format!("{user}:{pass}"))
-    .args(args);
+    cmd.args(["-sS", "-g", "--max-time", "60", "--connect-timeout", "10"]);
+    if verbose {
+        cmd.arg("-v");
+    }
+    if let Some((user, pass)) = creds {
+        cmd.arg("--user").arg(format!("{user}:{pass}"));
+    }
+    cmd.args(args);
     run_with_timeout(&mut cmd, CLIENT_DEADLINE + Duration::from_secs(10))
+}
+
+/// A temporary path as a command-line argument.
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Runs `mode` of a Python `ftplib` script in tests/clients/ (`ftplib_session.py`,
+/// `ftplib_extras.py`) as `script MODE HOST PORT USER PASS EXTRA...`, requires exit 0, and
+/// returns the TAB-separated records it printed.
+pub fn ftplib_script(
+    script: &str,
+    mode: &str,
+    d: &Daemon,
+    (user, pass): (&str, &str),
+    extra: &[&str],
+) -> Records {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let mut cmd = Command::new("python3");
+    cmd.arg(path)
+        .arg(mode)
+        .arg(d.addr().ip().to_string())
+        .arg(d.port().to_string())
+        .args([user, pass])
+        .args(extra)
+        .env("PYTHONIOENCODING", "utf-8");
+    let out = run_with_timeout(&mut cmd, CLIENT_DEADLINE);
+    out.assert_success(&format!("{script} {mode}"));
+    Records::parse(&out.stdout_text())
+}
+
+/// TAB-separated records (`key\tfield\tfield...`), one a line, as the ftplib scripts print them.
+#[derive(Debug)]
+pub struct Records(Vec<Vec<String>>);
+
+impl Records {
+    pub fn parse(text: &str) -> Records {
+        Records(
+            text.lines()
+                .map(|l| l.split('\t').map(str::to_string).collect())
+                .collect(),
+        )
+    }
+
+    /// Values of every record named `key` (fields after the key).
+    pub fn all(&self, key: &str) -> Vec<&[String]> {
+        self.0
+            .iter()
+            .filter(|r| r[0] == key)
+            .map(|r| &r[1..])
+            .collect()
+    }
+
+    /// First field of the single record named `key`.
+    #[track_caller]
+    pub fn one(&self, key: &str) -> &str {
+        let all = self.all(key);
+        assert_eq!(
+            all.len(),
+            1,
+            "expected one {key:?} record, got {all:?} in {self:?}"
+        );
+        all[0].first().map(String::as_str).unwrap_or("")
+    }
 }
 
 /// Runs `cmd` to completion with a hard deadline: `Child::wait` runs in a thread and the caller
@@ -856,6 +1044,24 @@ pub fn url_encode(segment: &str) -> String {
 }
 
 impl Daemon {
+    /// The address printed on a stdout line starting with `prefix` (the admin and metrics
+    /// endpoints announce themselves so).
+    pub fn announced(&mut self, prefix: &str) -> SocketAddr {
+        let line = self
+            .wait_for_stdout_line(|l| l.starts_with(prefix), STARTUP_DEADLINE)
+            .unwrap_or_else(|e| panic!("no {prefix:?} line: {e}"));
+        line[prefix.len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|a| {
+                a.trim_end_matches("/metrics")
+                    .trim_start_matches("http://")
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+    }
+
     /// The daemon's stderr lines read so far (the last 200), to check what it logged.
     pub fn stderr_lines(&self) -> Vec<String> {
         let tail = self.stderr_tail.lock().unwrap_or_else(|p| p.into_inner());

@@ -4,17 +4,20 @@
 //! Every socket has read and write timeouts ([`SOCKET_TIMEOUT`]), and every failure panics with
 //! the whole control-connection transcript so a failing test shows what was said.
 //!
-//! Used by the protocol, active-mode, ASCII and abort test binaries (each declares `mod common;`
-//! first, then `mod rawftp;`).
+//! Every reply line is checked as it arrives: CRLF-terminated, UTF-8, and free of control bytes,
+//! so client text can never be seen to forge or break a reply. Each test binary that uses it
+//! declares `mod common;` first, then `mod rawftp;`.
 
 // Each test binary uses a different subset of the client.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
+
+use socket2::{Domain, SockRef, Socket, Type};
 
 use crate::common::SOCKET_TIMEOUT;
 
@@ -82,10 +85,64 @@ pub fn tcp_connect(addr: SocketAddr) -> TcpStream {
     s
 }
 
+/// A TCP connection to `to` from `local` (any port), e.g. from 127.0.0.2: another client, as far
+/// as the daemon knows. Timeouts are set.
+pub fn connect_from(local: IpAddr, to: SocketAddr) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(to), Type::STREAM, None)?;
+    socket.bind(&SocketAddr::new(local, 0).into())?;
+    socket.connect_timeout(&to.into(), SOCKET_TIMEOUT)?;
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(SOCKET_TIMEOUT))?;
+    stream.set_write_timeout(Some(SOCKET_TIMEOUT))?;
+    Ok(stream)
+}
+
+/// Closes `stream` with a TCP RST instead of a FIN (SO_LINGER 0).
+pub fn reset(stream: TcpStream) {
+    let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    drop(stream);
+}
+
+/// Whether `e` says the peer reset or aborted the connection.
+pub fn is_reset(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+    )
+}
+
+/// Reads until EOF or an error: what arrived, and how it ended (`Ok` for EOF).
+pub fn drain(stream: &mut impl Read) -> (Vec<u8>, io::Result<()>) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (got, Ok(())),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return (got, Err(e)),
+        }
+    }
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(ErrorKind::InvalidData, msg)
+}
+
 impl Ctrl {
     /// Connects and reads the 220 greeting.
     pub fn connect(addr: SocketAddr) -> Ctrl {
-        let stream = tcp_connect(addr);
+        Ctrl::greeted(tcp_connect(addr))
+    }
+
+    /// Connects from `local` (e.g. 127.0.0.2) and reads the 220 greeting.
+    pub fn connect_from(local: IpAddr, addr: SocketAddr) -> Ctrl {
+        let stream =
+            connect_from(local, addr).unwrap_or_else(|e| panic!("connect {local} -> {addr}: {e}"));
+        Ctrl::greeted(stream)
+    }
+
+    fn greeted(stream: TcpStream) -> Ctrl {
         stream.set_nodelay(true).expect("nodelay");
         let writer = stream.try_clone().expect("clone control socket");
         let mut c = Ctrl {
@@ -100,10 +157,35 @@ impl Ctrl {
     /// Connects, logs in with USER/PASS and switches to TYPE I.
     pub fn login(addr: SocketAddr, user: &str, pass: &str) -> Ctrl {
         let mut c = Ctrl::connect(addr);
-        c.expect(&format!("USER {user}"), 331);
-        c.expect(&format!("PASS {pass}"), 230);
-        c.expect("TYPE I", 200);
+        c.log_in(user, pass);
         c
+    }
+
+    /// USER, PASS and TYPE I on a connected session.
+    #[track_caller]
+    pub fn log_in(&mut self, user: &str, pass: &str) {
+        self.expect(&format!("USER {user}"), 331);
+        self.expect(&format!("PASS {pass}"), 230);
+        self.expect("TYPE I", 200);
+    }
+
+    /// Closes the control connection with a TCP RST (both descriptors go at once).
+    pub fn reset(self) {
+        let Ctrl { reader, writer, .. } = self;
+        drop(reader);
+        reset(writer);
+    }
+
+    /// True when the server has closed the connection (EOF, or a reset) instead of sending
+    /// more; a byte that does arrive is lost.
+    pub fn closed(&mut self) -> bool {
+        let mut buf = [0u8; 1];
+        matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
+    }
+
+    /// Everything the server still sends until it closes the connection, and how it ended.
+    pub fn drain(&mut self) -> (Vec<u8>, io::Result<()>) {
+        drain(&mut self.reader)
     }
 
     /// The control socket (for socket options or urgent data).
@@ -151,44 +233,49 @@ impl Ctrl {
         }
     }
 
-    fn read_line(&mut self) -> String {
+    /// One reply line without its CRLF. Malformed framing or control bytes in a reply line are
+    /// `InvalidData`: the server must never let client text forge or break a reply.
+    fn try_read_line(&mut self) -> io::Result<String> {
         let mut buf = Vec::new();
-        match self.reader.read_until(b'\n', &mut buf) {
-            Ok(0) => self.fail("control connection closed while a reply was expected"),
-            Ok(_) => {}
-            Err(e) => self.fail(&format!("reading a reply: {e}")),
-        }
-        if !buf.ends_with(b"\r\n") {
-            self.fail(&format!(
-                "reply line not terminated by CRLF: {:?}",
-                String::from_utf8_lossy(&buf)
+        if self.reader.read_until(b'\n', &mut buf)? == 0 {
+            return Err(io::Error::new(
+                ErrorKind::UnexpectedEof,
+                "control connection closed while a reply was expected",
             ));
         }
-        buf.truncate(buf.len() - 2);
-        match String::from_utf8(buf) {
-            Ok(s) => {
-                self.transcript.push(format!("S: {s}"));
-                s
-            }
-            Err(e) => self.fail(&format!("reply line is not UTF-8: {e}")),
+        let Some(body) = buf.strip_suffix(b"\r\n") else {
+            return Err(invalid(format!(
+                "reply line not terminated by CRLF: {:?}",
+                String::from_utf8_lossy(&buf)
+            )));
+        };
+        if let Some(b) = body.iter().find(|&&b| b < 0x20 || b == 0x7f) {
+            return Err(invalid(format!(
+                "control byte {b:#04x} inside a reply line: {:?}",
+                String::from_utf8_lossy(body)
+            )));
         }
+        let line = String::from_utf8(body.to_vec())
+            .map_err(|e| invalid(format!("reply line is not UTF-8: {e}")))?;
+        self.transcript.push(format!("S: {line}"));
+        Ok(line)
     }
 
-    /// Reads one complete reply (RFC 959 §4.2 multi-line framing).
-    pub fn reply(&mut self) -> Resp {
-        let first = self.read_line();
+    /// Reads one complete reply (RFC 959 §4.2 multi-line framing); a closed connection or a
+    /// malformed reply is an error.
+    pub fn try_reply(&mut self) -> io::Result<Resp> {
+        let first = self.try_read_line()?;
         let code = match first.get(..3).and_then(|c| c.parse::<u16>().ok()) {
             Some(c) if (100..600).contains(&c) => c,
-            _ => self.fail(&format!("reply line without a code: {first:?}")),
+            _ => return Err(invalid(format!("reply line without a code: {first:?}"))),
         };
-        let sep = first.as_bytes().get(3).copied();
         let mut lines = vec![first.clone()];
-        match sep {
+        match first.as_bytes().get(3) {
             Some(b' ') => {}
             Some(b'-') => {
                 let end = format!("{code} ");
                 loop {
-                    let line = self.read_line();
+                    let line = self.try_read_line()?;
                     let done = line.starts_with(&end);
                     lines.push(line);
                     if done {
@@ -197,9 +284,18 @@ impl Ctrl {
                 }
             }
             // "200" alone is legal but this server always sends text.
-            _ => self.fail(&format!("bad separator after the code: {first:?}")),
+            _ => return Err(invalid(format!("bad separator after the code: {first:?}"))),
         }
-        Resp { code, lines }
+        Ok(Resp { code, lines })
+    }
+
+    /// Reads one complete reply, failing the test if there is none or it is malformed.
+    #[track_caller]
+    pub fn reply(&mut self) -> Resp {
+        match self.try_reply() {
+            Ok(r) => r,
+            Err(e) => self.fail(&format!("no well-formed reply: {e}")),
+        }
     }
 
     /// Sends `line` and returns its reply, whatever the code.
@@ -285,6 +381,68 @@ impl Ctrl {
             Ok(s) => s,
             Err(e) => self.fail(&format!("{command} listing is not UTF-8: {e}")),
         }
+    }
+}
+
+impl Ctrl {
+    /// PASV, then `command`; if the server opens the transfer (150) the data connection is made
+    /// and `upload` is sent, or everything is read. Any reply is accepted: see [`Transfer::code`].
+    #[track_caller]
+    pub fn transfer(&mut self, command: &str, upload: Option<&[u8]>) -> Transfer {
+        let data_addr = self.pasv_addr();
+        let first = self.cmd(command);
+        if first.code != 150 {
+            return Transfer {
+                first,
+                data: Vec::new(),
+                last: None,
+            };
+        }
+        let mut data = tcp_connect(data_addr);
+        let mut received = Vec::new();
+        match upload {
+            Some(bytes) => {
+                data.write_all(bytes)
+                    .unwrap_or_else(|e| self.fail(&format!("{command}: upload: {e}")));
+                data.shutdown(Shutdown::Write).expect("shutdown data");
+                // Wait for the server's close so the final reply is about a finished file.
+                let _ = data.read_to_end(&mut received);
+            }
+            None => {
+                data.read_to_end(&mut received)
+                    .unwrap_or_else(|e| self.fail(&format!("{command}: download: {e}")));
+            }
+        }
+        let last = self.reply();
+        Transfer {
+            first,
+            data: received,
+            last: Some(last),
+        }
+    }
+}
+
+/// What [`Ctrl::transfer`] saw: the first reply, the data, and the final reply after a 150.
+pub struct Transfer {
+    pub first: Resp,
+    pub data: Vec<u8>,
+    pub last: Option<Resp>,
+}
+
+impl Transfer {
+    /// The code that decides the outcome: the final reply after a 150, else the first.
+    pub fn code(&self) -> u16 {
+        self.last.as_ref().unwrap_or(&self.first).code
+    }
+
+    /// Every byte the client received: replies and data.
+    pub fn everything(&self) -> Vec<u8> {
+        let mut all = self.first.wire().into_bytes();
+        all.extend_from_slice(&self.data);
+        if let Some(l) = &self.last {
+            all.extend_from_slice(l.wire().as_bytes());
+        }
+        all
     }
 }
 
