@@ -1,6 +1,6 @@
 //! Actor tests: every command is gated by the permission that matches what it reveals or
-//! changes (the table in diagrams/SPEC.md), and an account that requires TLS is refused at USER,
-//! before any password. A Session with a channel as its reply sink, driven by synthetic
+//! changes (the table in diagrams/SPEC.md), and an account that requires TLS is refused in clear
+//! exactly like a wrong password, its password unchecked. A Session with a channel as its reply sink, driven by synthetic
 //! `Command` messages (tests/actor_harness/).
 
 #[allow(dead_code)] // The harness serves several test files; this one uses part of it.
@@ -151,14 +151,19 @@ async fn a_write_only_user_learns_nothing_about_files() {
 }
 
 #[actix::test]
-async fn an_account_that_requires_tls_is_refused_at_user_in_clear() {
+async fn an_account_that_requires_tls_is_refused_in_clear_exactly_like_a_wrong_password() {
     let mut h = Harness::start_with_user(config(), |u| u.require_tls = true).await;
-    let r = h.cmd(Command::User("alice".into()), 530).await;
-    assert!(r.text().contains("TLS"), "{r}");
-    // No password is taken: the right one and a wrong one get the same sequence error.
-    let right = h.cmd(Command::Pass("secret".into()), 503).await;
-    let wrong = h.cmd(Command::Pass("nope".into()), 503).await;
+    // USER tells nothing: the same 331 as a name that does not exist.
+    let alice = h.cmd(Command::User("alice".into()), 331).await;
+    assert_eq!(alice.text(), "Password required for alice");
+    // The right password and a wrong one get the same 530 (the password is not even checked).
+    let right = h.cmd(Command::Pass("secret".into()), 530).await;
+    h.cmd(Command::User("alice".into()), 331).await;
+    let wrong = h.cmd(Command::Pass("nope".into()), 530).await;
     assert_eq!(right, wrong);
-    // Other accounts are not affected.
-    h.cmd(Command::User("bob".into()), 331).await;
+    // ...and the same as a name that does not exist.
+    let nobody = h.cmd(Command::User("bob".into()), 331).await;
+    assert_eq!(nobody.text(), "Password required for bob");
+    let unknown = h.cmd(Command::Pass("secret".into()), 530).await;
+    assert_eq!(right, unknown);
 }

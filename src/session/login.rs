@@ -30,15 +30,8 @@ impl Session {
                 "Already logged in; cannot change user",
             ));
         }
-        // SECURITY: an account that requires TLS is refused here, in clear, before a password
-        // is sent: refusing it at PASS answered fast for the right password and after the
-        // failure delay for a wrong one, an oracle for guessing.
-        if !self.control_tls && self.services.users.requires_tls(&name) {
-            log::warn!("[{}] USER refused in clear: account requires TLS", self.tag);
-            return Err(FtpError::NotLoggedIn(
-                "This account requires TLS: send AUTH TLS first",
-            ));
-        }
+        // An account that requires TLS gets the same 331 as any other name (refusing it here
+        // would tell which names exist); PASS refuses it without checking the password.
         let text = if self.services.users.is_anonymous_name(&name) {
             "Anonymous login ok, send your e-mail address as password".to_owned()
         } else {
@@ -69,6 +62,17 @@ impl Session {
             source: Some(self.peer.remote.ip()),
         };
         let delay = self.services.config.login.failure_delay;
+        // SECURITY: an account that requires TLS, in clear, is refused without its password
+        // being checked, exactly as a wrong password is (same 530, same time, same count
+        // towards the limits): neither the password nor the account's existence shows.
+        let tls_only = !self.control_tls && self.services.users.requires_tls(&name);
+        if tls_only {
+            log::warn!(
+                "[{}] PASS for {name} refused unchecked: the account requires TLS and the \
+                 connection is in clear",
+                self.tag
+            );
+        }
         let gatekeeper = self.services.gatekeeper.clone();
         let ip = self.peer.remote.ip();
         let check = async move {
@@ -84,7 +88,11 @@ impl Session {
                 None => None,
             };
             // Argon2 is CPU-heavy: the Authenticator pool runs it, never this Arbiter.
-            let found = auth.send(ask).await.ok().flatten();
+            let found = if tls_only {
+                None
+            } else {
+                auth.send(ask).await.ok().flatten()
+            };
             if let Some(attempt) = attempt {
                 attempt.end(found.is_none());
             }
