@@ -57,5 +57,7 @@ pub mod reload;
 pub mod server;
 /// The Session actor: one per control connection, one file per job.
 pub mod session;
+/// `Shared<T>`: a value the daemon reads and SIGHUP replaces whole.
+pub mod swap;
 /// The TLS configuration (FTPS, RFC 4217).
 pub mod tls;

@@ -15,12 +15,14 @@ use actorftpd::observability::token::AdminToken;
 use actorftpd::printable::escape_controls;
 use actorftpd::privileges;
 use actorftpd::reload::Reloader;
+use actorftpd::swap::Shared;
 use actorftpd::tls::{self, TlsPolicy};
 use actorftpd::{cli, server};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Name of the one-off user of the embedded default.
@@ -145,7 +147,7 @@ fn run(settings: RunSettings, log_file: Option<AppendFile>) -> Result<(), String
     }
     if let Some(files) = &settings.tls {
         config.tls = Some(TlsPolicy {
-            config: tls::load_config(&files.cert, &files.key)?,
+            config: Arc::new(Shared::new(tls::load_config(&files.cert, &files.key)?)),
             require_control: files.require_control,
             require_data: files.require_data,
             require_session_reuse: files.require_session_reuse,
@@ -209,7 +211,7 @@ fn run(settings: RunSettings, log_file: Option<AppendFile>) -> Result<(), String
         privileges::drop_to(account)?;
         log::info!("running as {account}");
     }
-    let mut reloader = Reloader::new(settings.users.clone(), settings.tls.clone());
+    let reloader = Reloader::new(settings.users.clone(), settings.tls.clone());
 
     let grace = config.shutdown_grace;
     let system = actix_rt::System::new();
@@ -222,7 +224,14 @@ fn run(settings: RunSettings, log_file: Option<AppendFile>) -> Result<(), String
         let mut hangup = listen_for(SignalKind::hangup())?;
         let mut term = listen_for(SignalKind::terminate())?;
         let mut interrupt = listen_for(SignalKind::interrupt())?;
+        // What SIGHUP accepts is what new logins and new TLS sessions use.
+        let tls_cell = config.tls.as_ref().map(|t| t.config.clone());
         let running = server::start(config, users, sockets)?;
+        let users_cell = running.users.clone();
+        let mut reloader = reloader.on_users(move |db| users_cell.set(db));
+        if let Some(cell) = tls_cell {
+            reloader = reloader.on_tls(move |c| cell.set(c));
+        }
         if let Some(relay) = &mut xferlog {
             relay.start()?;
         }

@@ -1,7 +1,8 @@
 //! SIGHUP's re-reading of the users file and the TLS certificate: each is read and validated
 //! again as at start; a file with a mistake is refused with one log line and the one in force
-//! stays. What was accepted is handed to `Reloader::on_users` / `on_tls`, the hook the sessions'
-//! side installs (`Shared::set` on the value they read at each login or AUTH).
+//! stays. What was accepted is handed to `Reloader::on_users` / `on_tls`: `main` installs hooks
+//! that `Shared::set` the users file the Sessions and the Authenticator read at each login, and
+//! the TLS configuration read at each AUTH TLS and implicit-TLS connection (`crate::swap`).
 //!
 //! It never touches sessions: sessions that are running keep what they started with.
 
@@ -9,27 +10,7 @@ use crate::auth::UserDb;
 use crate::config_file::TlsFiles;
 use rustls::ServerConfig;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
-
-/// A value the daemon reads often and SIGHUP replaces whole: readers take the `Arc` in force
-/// (cheap), a reload swaps in a new one; nobody holds the lock across anything.
-#[derive(Debug)]
-pub struct Shared<T>(RwLock<Arc<T>>);
-
-impl<T> Shared<T> {
-    pub fn new(value: Arc<T>) -> Shared<T> {
-        Shared(RwLock::new(value))
-    }
-
-    /// The value in force now.
-    pub fn get(&self) -> Arc<T> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    pub fn set(&self, value: Arc<T>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = value;
-    }
-}
+use std::sync::Arc;
 
 type Hook<T> = Box<dyn Fn(Arc<T>) + Send + Sync>;
 

@@ -26,6 +26,8 @@ pub struct Running {
     /// The implicit-TLS listener, when one was asked for.
     pub implicit: Option<Addr<Listener>>,
     pub store: Addr<FileStore>,
+    /// The users file in force for new logins: SIGHUP's reload replaces it here.
+    pub users: Arc<crate::swap::Shared<UserDb>>,
     workers: Vec<Arbiter>,
 }
 
@@ -53,7 +55,7 @@ fn shared_services(
     recorders: Recorders,
     resolver: impl FnOnce(Addr<FileStore>) -> Addr<Resolver>,
 ) -> Services {
-    let users = Arc::new(users);
+    let users = Arc::new(crate::swap::Shared::new(Arc::new(users)));
     let pool = FileStore::start_pool(config.store_threads);
     let auth = Authenticator::start_pool(users.clone(), crate::config::default_workers());
     Services {
@@ -180,6 +182,7 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
     );
     services.gatekeeper = Some(gatekeeper.clone());
     let store = services.store.pool().clone();
+    let users = services.users.clone();
     // Both Listeners share the one Gatekeeper: limits and bans hold across ports.
     let implicit = implicit_tls.map(|l| {
         Listener::new(l, worker_set.clone(), services.clone(), gatekeeper.clone())
@@ -214,6 +217,7 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
         listener,
         implicit,
         store,
+        users,
         workers,
     })
 }

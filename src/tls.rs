@@ -19,8 +19,8 @@ const SESSION_CACHE: usize = 4096;
 /// TLS settings: the server configuration and the policies around it.
 #[derive(Debug, Clone)]
 pub struct TlsPolicy {
-    /// For control connections.
-    pub config: Arc<ServerConfig>,
+    /// For control connections; SIGHUP may replace it (new sessions take the new one).
+    pub config: Arc<crate::swap::Shared<ServerConfig>>,
     /// USER is refused on a plaintext control connection.
     pub require_control: bool,
     /// Data connections must use PROT P.
@@ -39,10 +39,11 @@ pub struct SessionTls {
 impl TlsPolicy {
     /// The configuration for one session's control connection.
     pub fn session_config(&self) -> Arc<ServerConfig> {
+        let config = self.config.get();
         if !self.require_session_reuse {
-            return self.config.clone();
+            return config;
         }
-        let mut own = (*self.config).clone();
+        let mut own = (*config).clone();
         own.session_storage = ServerSessionMemoryCache::new(32);
         // Tickets decrypt under any configuration that shares the ticketer: off, so resumption
         // proves the data connection came from this control connection's TLS client.
@@ -151,7 +152,7 @@ mod tests {
         let (cert, key) = write_pair(dir.path(), "a");
         let config = load_config(&cert, &key).expect("config");
         let shared = TlsPolicy {
-            config: config.clone(),
+            config: Arc::new(crate::swap::Shared::new(config.clone())),
             require_control: false,
             require_data: false,
             require_session_reuse: false,

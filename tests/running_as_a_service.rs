@@ -274,6 +274,37 @@ fn sighup_during_an_upload_reopens_the_logs_and_the_upload_completes() {
 }
 
 #[test]
+fn sighup_applies_a_new_users_file_to_new_logins_and_keeps_a_bad_one_out() {
+    let (d, log) = logged_daemon(&["--login-failure-delay-ms", "0"]);
+    let mut before = d.login("alice");
+    // The operator changes alice's password and adds bob, then sends SIGHUP.
+    users_file(d.tmp(), &[("alice", "new-pw"), ("bob", "bob-pw")]);
+    signal(&d, "HUP");
+    let text = wait_for_line(&log, "reloaded: 2 account(s)");
+    assert!(text.contains("users file"), "{text}");
+    // New logins use the new file; the session logged in before goes on.
+    let mut bob = d.connect();
+    bob.login("bob", "bob-pw")
+        .expect("bob, added by the reload");
+    assert!(
+        d.connect().login("alice", "pw").is_err(),
+        "old password still works"
+    );
+    d.connect()
+        .login("alice", "new-pw")
+        .expect("alice with her new password");
+    before.noop().expect("the earlier session still works");
+    // A users file with a mistake is refused, with its line, and the one in force stays.
+    std::fs::write(d.tmp().join("users.toml"), "[[user]]\nname = 1\n").expect("write");
+    signal(&d, "HUP");
+    let text = wait_for_line(&log, "refused, the previous one stays");
+    assert!(text.contains("line"), "{text}");
+    d.connect()
+        .login("bob", "bob-pw")
+        .expect("bob still logs in after the bad file");
+}
+
+#[test]
 fn a_second_sigterm_stops_at_once() {
     let (mut d, log) = logged_daemon(&["--shutdown-grace", "600"]);
     let mut ftp = d.login("alice");

@@ -439,7 +439,7 @@ async fn run(row: Row, cert: &std::path::Path, key: &std::path::Path) -> Result<
     config.login.failure_delay = Duration::ZERO;
     if row.tls {
         config.tls = Some(TlsPolicy {
-            config: load_config(cert, key)?,
+            config: std::sync::Arc::new(actorftpd::swap::Shared::new(load_config(cert, key)?)),
             require_control: false,
             require_data: false,
             require_session_reuse: false,

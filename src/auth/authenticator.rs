@@ -15,7 +15,8 @@ use std::sync::Arc;
 const NICE: i32 = 10;
 
 pub struct Authenticator {
-    users: Arc<UserDb>,
+    /// The users file in force (SIGHUP may replace it; each check takes the current one).
+    users: Arc<crate::swap::Shared<UserDb>>,
     /// Argon2's work area, allocated once per thread and reused.
     memory: Argon2Memory,
 }
@@ -24,8 +25,11 @@ impl Authenticator {
     /// Starts the pool: `threads` verifications at most run at once. Each thread allocates its
     /// Argon2 work area now (threads x 19 MiB with the default parameters, and nothing when no
     /// user has a hash), so the daemon's memory does not grow at the first logins.
-    pub fn start_pool(users: Arc<UserDb>, threads: usize) -> Addr<Authenticator> {
-        let blocks = users.argon2_blocks();
+    pub fn start_pool(
+        users: Arc<crate::swap::Shared<UserDb>>,
+        threads: usize,
+    ) -> Addr<Authenticator> {
+        let blocks = users.get().argon2_blocks();
         SyncArbiter::start(threads.max(1), move || Authenticator {
             users: users.clone(),
             memory: Argon2Memory::with_blocks(blocks),
@@ -59,7 +63,7 @@ impl Handler<Authenticate> for Authenticator {
     type Result = Option<Arc<User>>;
 
     fn handle(&mut self, msg: Authenticate, _: &mut SyncContext<Self>) -> Self::Result {
-        self.users.authenticate_with(
+        self.users.get().authenticate_with(
             &msg.name,
             msg.password.expose(),
             msg.source,

@@ -32,7 +32,7 @@ impl Session {
         }
         // An account that requires TLS gets the same 331 as any other name (refusing it here
         // would tell which names exist); PASS refuses it without checking the password.
-        let text = if self.services.users.is_anonymous_name(&name) {
+        let text = if self.services.users.get().is_anonymous_name(&name) {
             "Anonymous login ok, send your e-mail address as password".to_owned()
         } else {
             format!("Password required for {name}")
@@ -65,7 +65,7 @@ impl Session {
         // SECURITY: an account that requires TLS, in clear, is refused without its password
         // being checked, exactly as a wrong password is (same 530, same time, same count
         // towards the limits): neither the password nor the account's existence shows.
-        let tls_only = !self.control_tls && self.services.users.requires_tls(&name);
+        let tls_only = !self.control_tls && self.services.users.get().requires_tls(&name);
         if tls_only {
             log::warn!(
                 "[{}] PASS for {name} refused unchecked: the account requires TLS and the \

@@ -49,7 +49,7 @@ pub type ReplySink = mpsc::UnboundedSender<SinkItem>;
 #[derive(Clone)]
 pub struct Services {
     pub config: Arc<Config>,
-    pub users: Arc<UserDb>,
+    pub users: Arc<crate::swap::Shared<UserDb>>,
     /// The one door to the file store (through this worker's Resolver where that helps).
     pub store: Store,
     pub auth: Addr<Authenticator>,
