@@ -305,6 +305,48 @@ fn sighup_applies_a_new_users_file_to_new_logins_and_keeps_a_bad_one_out() {
 }
 
 #[test]
+fn sighup_applies_a_new_certificate_to_new_tls_connections() {
+    use common::tls::{client_config, make_cert, tls_client};
+    use std::io::Read;
+    let (old, new) = (make_cert(), make_cert());
+    let files = TempDir::new().expect("tmp");
+    let (cert, key) = (files.path().join("cert.pem"), files.path().join("key.pem"));
+    let install = |c: &common::tls::Cert| {
+        std::fs::copy(&c.cert, &cert).expect("cert");
+        std::fs::copy(&c.key, &key).expect("key");
+    };
+    install(&old);
+    let (mut d, log) = logged_daemon(&[
+        "--tls-cert",
+        cert.to_str().expect("utf-8"),
+        "--tls-key",
+        key.to_str().expect("utf-8"),
+        "--implicit-tls-listen",
+        "127.0.0.1:0",
+    ]);
+    let prefix = "actorftpd implicit TLS on ";
+    let line = d
+        .wait_for_stdout_line(|l| l.starts_with(prefix), DEADLINE)
+        .expect("implicit address");
+    let implicit: std::net::SocketAddr = line[prefix.len()..].trim().parse().expect("address");
+    // Whether a client that trusts only `c` completes a handshake and reads the 220.
+    let greets = |c: &common::tls::Cert| {
+        let sock = std::net::TcpStream::connect(implicit).expect("connect");
+        sock.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        let mut tls = tls_client(sock, client_config(c));
+        let mut greeting = [0u8; 4];
+        tls.read_exact(&mut greeting).is_ok() && &greeting == b"220 "
+    };
+    assert!(greets(&old) && !greets(&new));
+    install(&new);
+    signal(&d, "HUP");
+    let text = wait_for_line(&log, "reloaded for new connections");
+    assert!(text.contains("TLS certificate"), "{text}");
+    assert!(greets(&new), "the new certificate is not served");
+    assert!(!greets(&old), "the old certificate is still served");
+}
+
+#[test]
 fn a_second_sigterm_stops_at_once() {
     let (mut d, log) = logged_daemon(&["--shutdown-grace", "600"]);
     let mut ftp = d.login("alice");
