@@ -19,6 +19,8 @@
 //! socket down under the copy loop as `Abort` does.
 
 mod ascii;
+mod rate;
+pub use rate::{MinRate, SCARCE_MIN_RATE};
 mod connect;
 mod copy;
 
@@ -55,25 +57,6 @@ const MIN_BUFFER: usize = 8 * 1024;
 /// if the stall timeout is). A call that times out returns what it moved, so the byte count the
 /// watchdog reads is never older than this, and the loop looks at its deadlines this often.
 const SOCKET_TICK: Duration = Duration::from_secs(1);
-
-/// The least a transfer must move over a window, or it is ended with 426 (`0` bytes: off).
-/// Bytes count when the socket takes or gives them, in either direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MinRate {
-    pub bytes_per_sec: u64,
-    pub window: Duration,
-}
-
-impl MinRate {
-    /// Bytes a window must see; `None` when the check is off.
-    fn floor(&self) -> Option<u64> {
-        if self.bytes_per_sec == 0 || self.window.is_zero() {
-            return None;
-        }
-        let floor = u128::from(self.bytes_per_sec) * self.window.as_millis() / 1000;
-        Some(u64::try_from(floor).unwrap_or(u64::MAX).max(1))
-    }
-}
 
 /// Where the data connection comes from.
 #[derive(Debug)]
@@ -265,6 +248,8 @@ impl AbortSwitch {
 #[derive(Debug)]
 struct RateWatch {
     min: MinRate,
+    /// The daemon's copy-thread permits, to see whether they are scarce.
+    threads: Arc<Semaphore>,
     /// When the window began (tokio's clock, so paused-time tests move it) and the wire count then.
     window: Option<(tokio::time::Instant, u64)>,
 }
@@ -290,6 +275,7 @@ impl DataChannel {
             id: spec.id,
             rate: RateWatch {
                 min: spec.min_rate,
+                threads: spec.threads.clone(),
                 window: None,
             },
             spec: Some(spec),
@@ -306,7 +292,9 @@ impl DataChannel {
     /// the copy loop (426). A transfer still waiting for its data connection or a thread permit
     /// is under those deadlines instead.
     fn watch_rate(&mut self, ctx: &mut Context<Self>) {
-        let Some(floor) = self.rate.min.floor() else {
+        let holds_thread = self.switch.socket.get().is_some();
+        let free = self.rate.threads.available_permits();
+        let Some(floor) = self.rate.min.floor_now(holds_thread, free) else {
             return;
         };
         if self.result.is_some() || !self.switch.flowing.load(Ordering::SeqCst) {

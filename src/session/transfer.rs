@@ -416,6 +416,7 @@ impl Session {
             min_rate: MinRate {
                 bytes_per_sec: config.timeouts.data_min_rate,
                 window: config.timeouts.data_min_rate_window,
+                threads: config.limits.transfer_threads.max(1),
             },
             threads: self.services.transfer_threads.clone(),
         };
