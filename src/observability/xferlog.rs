@@ -47,10 +47,12 @@ fn ctime(secs: i64) -> String {
 }
 
 /// Fields are separated by single spaces, so whitespace inside a file or user name becomes
-/// `_` (as ProFTPD does); control characters are dropped so a name cannot forge a line.
+/// `_` (as ProFTPD does); control characters, bidi overrides and line separators are dropped
+/// (`printable::needs_escape`), so a name can neither forge a line nor reorder what a terminal
+/// shows of one.
 fn field(s: &str) -> String {
     s.chars()
-        .filter(|c| !c.is_control() || c.is_whitespace())
+        .filter(|&c| !crate::printable::needs_escape(c) || c.is_whitespace())
         .map(|c| if c.is_whitespace() { '_' } else { c })
         .collect()
 }
@@ -151,5 +153,16 @@ mod tests {
         assert_eq!(line.split_whitespace().count(), 18, "{line}");
         assert!(line.starts_with("Sun Nov  8 08:00:00 2026 "), "{line}");
         assert!(line.ends_with(" a _ i a anon_ymous ftp 0 * i"), "{line}");
+    }
+
+    #[test]
+    fn names_cannot_reorder_or_break_a_line() {
+        let r = XferRecord {
+            path: "/srv/\u{202e}txt.exe\u{1b}[2J\u{2028}x".into(),
+            ..record()
+        };
+        let line = format_line(&r);
+        assert!(line.contains(" /srv/txt.exe[2J_x b "), "{line}");
+        assert!(!line.chars().any(crate::printable::needs_escape), "{line}");
     }
 }
