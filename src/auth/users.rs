@@ -61,6 +61,18 @@ impl User {
         }
     }
 
+    /// The anonymous user (names `anonymous`, `ftp`): any password, its own root.
+    pub fn anonymous(root: PathBuf, permissions: Permissions) -> User {
+        let mut anon = User::new(
+            "anonymous",
+            Credential::Plain(Password::new("")),
+            root,
+            permissions,
+        );
+        anon.anonymous = true;
+        anon
+    }
+
     /// Opens the root now (start-up), so sessions share one handle and a root that cannot be
     /// opened stops the daemon instead of failing every login.
     pub fn open_root(mut self) -> Result<User, String> {
@@ -125,8 +137,9 @@ fn yes() -> bool {
     true
 }
 
-/// 1-based line of a byte offset in `text`.
-fn line_of(text: &str, offset: usize) -> usize {
+/// 1-based line of a byte offset in `text` (the users file and the configuration file name the
+/// line of a mistake with it).
+pub fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
         .filter(|&&b| b == b'\n')
@@ -169,14 +182,7 @@ impl UserDb {
 
     /// Adds anonymous access with `permissions` (callers pass read-only unless told otherwise).
     pub fn with_anonymous(mut self, root: PathBuf, permissions: Permissions) -> UserDb {
-        let mut anon = User::new(
-            "anonymous",
-            Credential::Plain(Password::new("")),
-            root,
-            permissions,
-        );
-        anon.anonymous = true;
-        self.anonymous = Some(Arc::new(anon));
+        self.anonymous = Some(Arc::new(User::anonymous(root, permissions)));
         self
     }
 
@@ -263,13 +269,7 @@ impl UserDb {
                     None => Permissions::READ_ONLY,
                     Some(names) => Permissions::from_names(&names).map_err(fail)?,
                 };
-                let mut anon = User::new(
-                    "anonymous",
-                    Credential::Plain(Password::new("")),
-                    root,
-                    permissions,
-                );
-                anon.anonymous = true;
+                let mut anon = User::anonymous(root, permissions);
                 anon.allowed_networks = parse_networks(&a.allowed_networks).map_err(fail)?;
                 Some(Arc::new(anon.open_root().map_err(fail)?))
             }

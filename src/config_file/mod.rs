@@ -85,14 +85,7 @@ impl FromFile for PathBuf {
     }
 }
 
-/// 1-based line of a byte offset in `text`.
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
+use crate::auth::users::line_of;
 
 /// Declares every option once: the merged `Options` (command line or file) and the file's
 /// format (`FileOptions`, unknown keys refused), so the two cannot drift apart.

@@ -111,13 +111,7 @@ impl Handler<OpenWrite> for FileStore {
                 let file = dir.open_with(&dest, &opts)?.into_std();
                 Ok(Upload {
                     file,
-                    target: UploadTarget {
-                        temp: None,
-                        dest,
-                        allow_overwrite,
-                        abandon: None,
-                        folder: None,
-                    },
+                    target: UploadTarget::in_place(dest),
                 })
             }
             WriteMode::At(offset) => {
@@ -131,13 +125,7 @@ impl Handler<OpenWrite> for FileStore {
                     .map_err(StoreError::from)?;
                 Ok(Upload {
                     file,
-                    target: UploadTarget {
-                        temp: None,
-                        dest,
-                        allow_overwrite,
-                        abandon: None,
-                        folder: None,
-                    },
+                    target: UploadTarget::in_place(dest),
                 })
             }
         }

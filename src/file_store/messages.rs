@@ -103,6 +103,19 @@ pub struct UploadTarget {
     pub(super) folder: Option<std::sync::Arc<cap_std::fs::Dir>>,
 }
 
+impl UploadTarget {
+    /// An APPE or REST+STOR upload: written where it goes, nothing to rename or remove after.
+    pub(super) fn in_place(dest: PathBuf) -> UploadTarget {
+        UploadTarget {
+            temp: None,
+            dest,
+            allow_overwrite: true,
+            abandon: None,
+            folder: None,
+        }
+    }
+}
+
 impl Drop for UploadTarget {
     fn drop(&mut self) {
         let (Some(temp), Some((store, jail))) = (self.temp.take(), self.abandon.take()) else {
