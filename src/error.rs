@@ -140,6 +140,11 @@ impl FtpError {
                     CantOpenDataConnection,
                     "Can't open data connection".to_owned(),
                 ),
+                TransferError::TlsHandshake(_) => (
+                    CantOpenDataConnection,
+                    "Can't open data connection: TLS handshake failed or not completed in time"
+                        .to_owned(),
+                ),
                 TransferError::Aborted => (TransferAborted, "Transfer aborted".to_owned()),
                 TransferError::ConnectionLost(_) => (
                     TransferAborted,
@@ -217,6 +222,10 @@ mod tests {
             (FtpError::Transfer(TransferError::NoSpace), 452),
             (FtpError::Transfer(TransferError::LocalIo("x".into())), 451),
             (FtpError::Transfer(TransferError::NameTaken), 553),
+            (
+                FtpError::Transfer(TransferError::TlsHandshake("x".into())),
+                425,
+            ),
             (FtpError::ProtectionRequired, 521),
             (FtpError::Internal, 451),
         ];

@@ -156,16 +156,22 @@ pub(super) fn copy_blocking(
                 sock.try_clone()
                     .map_err(|e| TransferError::NoConnection(format!("socket clone: {e}")))?,
             );
+            // SECURITY: the handshake is bounded by the data-connection timeout, not the stall
+            // timeout: a peer that connects and never finishes it (or trickles it) holds the
+            // transfer, and its thread, no longer than one that never connects.
+            let deadline = Instant::now() + job.handshake_timeout;
             while tls.conn.is_handshaking() {
+                if Instant::now() >= deadline {
+                    return Err(TransferError::TlsHandshake(format!(
+                        "not completed within {:?}",
+                        job.handshake_timeout
+                    )));
+                }
                 match tls.conn.complete_io(&mut tls.sock) {
                     Ok((got, sent)) => reporter.moved(got + sent),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) if timed_out(&e) => reporter.waited()?,
-                    Err(e) => {
-                        return Err(TransferError::NoConnection(format!(
-                            "data TLS handshake failed: {e}"
-                        )))
-                    }
+                    Err(e) => return Err(TransferError::TlsHandshake(e.to_string())),
                 }
             }
             // SECURITY: with session reuse required, a data connection must come from the TLS
@@ -217,6 +223,9 @@ pub(super) struct CopyJob {
     pub(super) ascii: bool,
     pub(super) buffer: usize,
     pub(super) tls: Option<DataTls>,
+    /// How long a protected data connection's TLS handshake may take (the data-connection
+    /// timeout: the connection is not usable before it completes).
+    pub(super) handshake_timeout: Duration,
 }
 
 pub(super) fn copy_payload<S: Read + Write>(

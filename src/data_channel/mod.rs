@@ -121,6 +121,9 @@ pub struct DataTls {
 pub enum TransferError {
     /// No data connection could be made (accept/connect failed or timed out): 425.
     NoConnection(String),
+    /// The protected data connection's TLS handshake failed or did not complete within the
+    /// data-connection timeout: 425, saying so.
+    TlsHandshake(String),
     /// ABOR, or the session ended: 426.
     Aborted,
     /// The peer closed or reset the data connection: 426.
@@ -442,6 +445,7 @@ async fn run_transfer(spec: TransferSpec, switch: Arc<AbortSwitch>) -> TransferR
         ascii: spec.ascii,
         buffer,
         tls: spec.tls,
+        handshake_timeout: spec.connect_timeout,
     };
     switch.flowing.store(true, Ordering::SeqCst);
     let job = tokio::task::spawn_blocking(move || {
