@@ -412,9 +412,8 @@ fn abor_during_a_stor_keeps_the_old_file_and_leaves_no_temporary_file() {
     c.expect_reply(226);
     drop(conn);
     assert_file_holds(&root.join("keep.bin"), &old, "");
-    let leftovers: Vec<String> = std::fs::read_dir(&root)
-        .expect("list root")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+    let leftovers: Vec<String> = dir_names(&root)
+        .into_iter()
         .filter(|n| n.contains(".part"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
@@ -443,9 +442,8 @@ fn stor_whose_data_connection_is_reset_gets_426_and_never_truncates_the_old_file
         &old,
         "a failed STOR left the old file intact",
     );
-    let leftovers: Vec<String> = std::fs::read_dir(&root)
-        .expect("list root")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+    let leftovers: Vec<String> = dir_names(&root)
+        .into_iter()
         .filter(|n| n.contains(".part"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");

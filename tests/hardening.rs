@@ -4,11 +4,10 @@
 mod common;
 mod rawftp;
 
-use common::{assert_file_holds, sha256_hex, Daemon};
+use common::{assert_file_holds, dir_names, sha256_hex, Daemon};
 use rawftp::{read_all, Ctrl};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -49,16 +48,6 @@ fn sigterm(d: &Daemon) {
         .status()
         .expect("run kill");
     assert!(status.success(), "kill -TERM failed");
-}
-
-fn dir_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]
@@ -569,11 +558,7 @@ fn replacing_and_deleting_large_files_leaves_exactly_the_new_state() {
     );
     common::expect_code(&mut ftp, "DELE link.bin", Status::RequestedFileActionOk);
 
-    let mut left: Vec<String> = std::fs::read_dir(&root)
-        .expect("read root")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    left.sort();
+    let left = dir_names(&root);
     assert!(left.is_empty(), "left in the root: {left:?}");
     // The session still works after the background closes.
     common::put(&mut ftp, "after.bin", b"ok");

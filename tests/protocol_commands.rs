@@ -394,9 +394,8 @@ fn rein_during_an_upload_still_completes_it() {
     c.expect("REIN", 220);
     write_all_close(conn, &data);
     c.expect_reply(226);
-    let leftovers: Vec<String> = std::fs::read_dir(&root)
-        .expect("list root")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+    let leftovers: Vec<String> = dir_names(&root)
+        .into_iter()
         .filter(|n| n.ends_with(".part"))
         .collect();
     assert!(
