@@ -17,12 +17,6 @@ const PASS: &str = "alice-pass";
 /// How long the server may take to connect to an active-mode listener.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(15);
 
-fn start() -> (Daemon, Ctrl) {
-    let d = Daemon::start(&[(USER, PASS)]);
-    let c = Ctrl::login(d.addr(), USER, PASS);
-    (d, c)
-}
-
 /// A listener for the server's active-mode connection, on `ip` and an ephemeral port.
 fn active_listener(ip: &str) -> (TcpListener, SocketAddr) {
     let l = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
@@ -81,19 +75,19 @@ fn active_round_trip(c: &mut Ctrl, d: &Daemon, ip: &str, setup: fn(SocketAddr) -
 
 #[test]
 fn port_active_retr_stor_list_are_byte_exact() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     active_round_trip(&mut c, &d, "127.0.0.1", port_command);
 }
 
 #[test]
 fn eprt_ipv4_active_retr_stor_list_are_byte_exact() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     active_round_trip(&mut c, &d, "127.0.0.1", eprt_command);
 }
 
 #[test]
 fn active_target_nobody_listens_on_gets_150_then_425_and_the_session_continues() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let data = random_bytes(10_000);
     write_file(&d.root(USER).join("f.bin"), &data);
     // A port that was just free: nothing listens there any more.
@@ -108,7 +102,7 @@ fn active_target_nobody_listens_on_gets_150_then_425_and_the_session_continues()
 
 #[test]
 fn a_later_port_replaces_an_earlier_pasv_and_the_other_way_round() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let data = random_bytes(20_000);
     write_file(&d.root(USER).join("f.bin"), &data);
     // PASV, then PORT: the transfer goes active.

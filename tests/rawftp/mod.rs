@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use socket2::{Domain, SockRef, Socket, Type};
 
-use crate::common::SOCKET_TIMEOUT;
+use crate::common::{Daemon, SOCKET_TIMEOUT};
 
 /// One reply: its code and every line as received (without CRLF).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -436,6 +436,13 @@ impl Ctrl {
             last: Some(last),
         }
     }
+}
+
+/// A daemon with one user, and a session logged in as that user (TYPE I).
+pub fn daemon_and_login(user: &str, pass: &str) -> (Daemon, Ctrl) {
+    let d = Daemon::start(&[(user, pass)]);
+    let c = Ctrl::login(d.addr(), user, pass);
+    (d, c)
 }
 
 /// What [`Ctrl::transfer`] saw: the first reply, the data, and the final reply after a 150.
