@@ -240,23 +240,11 @@ fn hash_password_output_logs_in() {
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path().join("r");
     std::fs::create_dir(&root).expect("root");
-    let users = tmp.path().join("users.toml");
-    std::fs::write(
-        &users,
-        format!(
-            "[[user]]\nname = \"bob\"\npassword_hash = \"{hash}\"\nroot = \"{}\"\n",
-            root.display()
-        ),
-    )
-    .expect("users");
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--users",
-        users.to_str().expect("utf8"),
-        "-q",
-    ];
-    let d = Daemon::start_custom(tmp, &args, vec![]);
+    let toml = format!(
+        "[[user]]\nname = \"bob\"\npassword_hash = \"{hash}\"\nroot = \"{}\"\n",
+        root.display()
+    );
+    let d = Daemon::start_with_users_file(tmp, &toml, &[], vec![]);
     Ctrl::login(d.addr(), "bob", "correct horse").expect("PWD", 257);
     let mut c = Ctrl::connect(d.addr());
     c.expect("USER bob", 331);
@@ -270,23 +258,12 @@ fn daemon_with_file(extra_toml: &str) -> Daemon {
         std::fs::create_dir(tmp.path().join(dir)).expect("root");
     }
     let hash = actorftpd::auth::hash_password("pw").expect("hash");
-    let users = tmp.path().join("users.toml");
-    std::fs::write(
-        &users,
-        format!("[[user]]\nname = \"alice\"\npassword_hash = \"{hash}\"\nroot = \"alice\"\n\n{extra_toml}"),
-    )
-    .expect("users");
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--users",
-        users.to_str().expect("utf8"),
-        "--login-failure-delay-ms",
-        "0",
-        "-q",
-    ];
+    let toml = format!(
+        "[[user]]\nname = \"alice\"\npassword_hash = \"{hash}\"\nroot = \"alice\"\n\n{extra_toml}"
+    );
     let root = tmp.path().join("alice");
-    Daemon::start_custom(tmp, &args, vec![("alice".into(), "pw".into(), root)])
+    let table = vec![("alice".into(), "pw".into(), root)];
+    Daemon::start_with_users_file(tmp, &toml, &["--login-failure-delay-ms", "0"], table)
 }
 
 #[test]

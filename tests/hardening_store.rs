@@ -49,27 +49,12 @@ fn daemon_with_permissions(permissions: &[&str]) -> Daemon {
     std::fs::create_dir(&root).expect("root");
     let hash = actorftpd::auth::hash_password("pw").expect("hash");
     let list: Vec<String> = permissions.iter().map(|p| format!("{p:?}")).collect();
-    let users = tmp.path().join("users.toml");
-    std::fs::write(
-        &users,
-        format!(
-            "[[user]]\nname = \"alice\"\npassword_hash = \"{hash}\"\nroot = \"srv\"\n\
-             permissions = [{}]\n",
-            list.join(", ")
-        ),
-    )
-    .expect("users");
-    let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--users",
-        users.to_str().expect("utf8"),
-    ];
-    if std::env::var_os("ACTORFTPD_TEST_LOG").is_none() {
-        args.push("-q");
-    }
-    let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
-    Daemon::start_custom(tmp, &args, vec![("alice".into(), "pw".into(), root)])
+    let toml = format!(
+        "[[user]]\nname = \"alice\"\npassword_hash = \"{hash}\"\nroot = \"srv\"\n\
+         permissions = [{}]\n",
+        list.join(", ")
+    );
+    Daemon::start_with_users_file(tmp, &toml, &[], vec![("alice".into(), "pw".into(), root)])
 }
 
 /// Hole 1: the permission was checked when the first STOR opened, and the name was free then;

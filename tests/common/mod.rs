@@ -117,6 +117,29 @@ impl Daemon {
         Daemon::start_custom(tmp, &args, table)
     }
 
+    /// Starts the daemon on `127.0.0.1:0` with `toml` as `<tmp>/users.toml` (user roots in it
+    /// are relative to `tmp`) and extra options; `users` as for [`Daemon::start_custom`].
+    pub fn start_with_users_file(
+        tmp: TempDir,
+        toml: &str,
+        extra: &[&str],
+        users: Vec<(String, String, PathBuf)>,
+    ) -> Daemon {
+        let users_file = tmp.path().join("users.toml");
+        std::fs::write(&users_file, toml).expect("write users file");
+        let mut args: Vec<OsString> = vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--users".into(),
+            users_file.into_os_string(),
+        ];
+        args.extend(extra.iter().map(OsString::from));
+        if std::env::var_os("ACTORFTPD_TEST_LOG").is_none() {
+            args.push("-q".into());
+        }
+        Daemon::start_custom(tmp, &args, users)
+    }
+
     /// Starts the binary with arbitrary arguments inside `tmp` (kept alive by the `Daemon`).
     /// `users` is what [`Daemon::root`] and [`Daemon::password`] answer from; pass an empty list
     /// when the daemon makes up its own user (the no-`--users` mode).
