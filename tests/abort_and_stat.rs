@@ -288,10 +288,9 @@ fn a_line_pipelined_before_an_urgent_abor_gets_both_replies() {
 
 #[test]
 fn python_ftplib_abort_sends_urgent_abor_during_a_large_retr_and_the_session_stays_usable() {
-    if !require_tool("python3") {
+    let Some(d) = daemon_if_tool("python3", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     write_file(&d.root(USER).join("big.bin"), &big_data());
     let small = random_bytes_seeded(43, 300 * KIB + 1);
     write_file(&d.root(USER).join("small.bin"), &small);

@@ -237,10 +237,9 @@ fn sent(logs: &str, verb: &str) -> usize {
 
 #[test]
 fn curl_active_mode_with_eprt_is_byte_exact() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let logs = curl_round_trip(&d, "127.0.0.1", &["-P", "127.0.0.1"]);
     assert_eq!(
         sent(&logs, "EPRT |1|127.0.0.1|"),
@@ -252,10 +251,9 @@ fn curl_active_mode_with_eprt_is_byte_exact() {
 
 #[test]
 fn curl_active_mode_with_disable_eprt_uses_port_and_is_byte_exact() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let logs = curl_round_trip(&d, "127.0.0.1", &["-P", "127.0.0.1", "--disable-eprt"]);
     assert_eq!(sent(&logs, "PORT 127,0,0,1,"), 3, "curl used PORT:\n{logs}");
     assert_eq!(sent(&logs, "EPRT"), 0, "{logs}");
@@ -263,10 +261,9 @@ fn curl_active_mode_with_disable_eprt_uses_port_and_is_byte_exact() {
 
 #[test]
 fn curl_ftp_pasv_is_byte_exact() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let logs = curl_round_trip(&d, "127.0.0.1", &["--ftp-pasv"]);
     assert_eq!(sent(&logs, "EPSV"), 3, "curl --ftp-pasv used EPSV:\n{logs}");
     let logs = curl_round_trip(&d, "127.0.0.1", &["--ftp-pasv", "--disable-epsv"]);

@@ -110,10 +110,9 @@ fn curl_round_trip_over_pasv_with_disable_epsv_is_byte_exact() {
 
 #[test]
 fn curl_round_trip_with_full_path_nocwd_is_byte_exact() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let data = random_bytes(200 * KIB + 1);
     write_file(&d.root(USER).join("deep/er/file.bin"), &data);
     let got = d.tmp().join("got.bin");
@@ -127,10 +126,9 @@ fn curl_round_trip_with_full_path_nocwd_is_byte_exact() {
 
 #[test]
 fn curl_lists_directory_with_trailing_slash() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let names = ["first.txt", "second file.bin", "third.dat"];
     for (i, name) in names.iter().enumerate() {
         write_file(
@@ -164,10 +162,9 @@ fn curl_lists_directory_with_trailing_slash() {
 
 #[test]
 fn curl_ftp_create_dirs_makes_nested_directories() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let data = random_bytes(123_457);
     let local = d.tmp().join("local.bin");
     write_file(&local, &data);
@@ -189,10 +186,9 @@ fn curl_ftp_create_dirs_makes_nested_directories() {
 
 #[test]
 fn curl_quote_commands_dele_mkd_rmd() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let root = d.root(USER);
     write_file(&root.join("x"), b"to be deleted");
     write_file(&root.join("keep.bin"), b"kept");
@@ -235,10 +231,9 @@ fn curl_quote_commands_dele_mkd_rmd() {
 
 #[test]
 fn curl_wrong_password_is_login_denied() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let out = curl_with(Some((USER, "wrong")), false, &[base_url(&d).as_str()]);
     assert_eq!(
         out.status.code(),
@@ -250,10 +245,9 @@ fn curl_wrong_password_is_login_denied() {
 
 #[test]
 fn curl_download_outside_root_is_refused() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let secret = b"outside every root";
     write_file(&d.tmp().join("roots/outside.txt"), secret);
     let got = d.tmp().join("got.bin");
@@ -365,10 +359,9 @@ fn default_mode_prints_url_that_works_with_curl() {
 
 #[test]
 fn curl_resumes_a_download_with_c_dash_using_rest() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let data = random_bytes_seeded(70, 3 * MIB + 99);
     write_file(&d.root(USER).join("resume me.bin"), &data);
     let cut = MIB + 7;
@@ -393,10 +386,9 @@ fn curl_resumes_a_download_with_c_dash_using_rest() {
 
 #[test]
 fn curl_resumes_an_upload_with_c_dash_using_size_and_appe() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let data = random_bytes_seeded(71, 4 * MIB + 5);
     let cut = 2 * MIB + 333;
     let remote = d.root(USER).join("up load.bin");
@@ -425,10 +417,9 @@ fn curl_resumes_an_upload_with_c_dash_using_size_and_appe() {
 
 #[test]
 fn curl_quote_rnfr_rnto_renames_before_and_after_the_transfer() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let root = d.root(USER);
     let data = random_bytes_seeded(72, 200_000);
     write_file(&root.join("a.bin"), &data);
@@ -495,10 +486,9 @@ fn curl_quote_rnfr_rnto_renames_before_and_after_the_transfer() {
 
 #[test]
 fn curl_quote_site_help_and_stat_are_accepted() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let base = base_url(&d);
     let out = curl_verbose(&[
         "-Q",

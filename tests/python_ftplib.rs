@@ -144,10 +144,9 @@ fn ftplib_storbinary_retrbinary_64_mib_is_byte_exact() {
 
 #[test]
 fn ftplib_wrong_password_raises_error_perm_530() {
-    if !require_tool("python3") {
+    let Some(d) = daemon_if_tool("python3", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let r = session_script(&d, "badlogin", USER, "wrong-pass", &[]);
     let msg = r.one("error_perm");
     assert!(
@@ -158,10 +157,9 @@ fn ftplib_wrong_password_raises_error_perm_530() {
 
 #[test]
 fn ftplib_mkd_cwd_pwd_delete_rmd_and_refusals() {
-    if !require_tool("python3") {
+    let Some(d) = daemon_if_tool("python3", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let outside: PathBuf = d.tmp().join("roots/outside.txt");
     write_file(&outside, b"outside the root");
     let r = session_script(&d, "dirs", USER, PASS, &[]);
@@ -220,10 +218,9 @@ fn ftplib_mkd_cwd_pwd_delete_rmd_and_refusals() {
 
 #[test]
 fn ftplib_mlsd_returns_every_entry_with_its_facts() {
-    if !require_tool("python3") {
+    let Some(d) = daemon_if_tool("python3", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let dir = d.root(USER).join("ml dir");
     let files = [("a.bin", 0usize), ("b c.bin", 4096 + 7), ("ünï.txt", 33)];
     for (i, (name, n)) in files.iter().enumerate() {
@@ -266,10 +263,9 @@ fn ftplib_mlsd_returns_every_entry_with_its_facts() {
 
 #[test]
 fn ftplib_storbinary_and_retrbinary_with_rest_resume_byte_exact() {
-    if !require_tool("python3") {
+    let Some(d) = daemon_if_tool("python3", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let full = random_bytes_seeded(61, 5 * MIB + 321);
     let stor_rest = 2 * MIB + 5;
     let retr_rest = 3 * MIB + 77;
@@ -306,10 +302,9 @@ fn ftplib_storbinary_and_retrbinary_with_rest_resume_byte_exact() {
 
 #[test]
 fn ftplib_sendcmd_site_help_is_214_and_site_foo_raises_502() {
-    if !require_tool("python3") {
+    let Some(d) = daemon_if_tool("python3", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let r = extras_script(&d, "site", &[]);
     let help: Vec<&str> = r.all("site_help").iter().map(|v| v[0].as_str()).collect();
     assert!(help.len() >= 2, "multi-line SITE HELP: {help:?}");

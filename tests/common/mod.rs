@@ -646,6 +646,12 @@ pub fn assert_same_names<S: AsRef<str>>(
     assert_eq!(got, want, "{what}");
 }
 
+/// A daemon with one user when `tool` is installed; `None` when it is not (the test is then
+/// skipped, as [`require_tool`] reports).
+pub fn daemon_if_tool(tool: &str, user: &str, pass: &str) -> Option<Daemon> {
+    require_tool(tool).then(|| Daemon::start(&[(user, pass)]))
+}
+
 /// Human name of a test size, for messages.
 pub fn size_label(n: usize) -> String {
     match n {
