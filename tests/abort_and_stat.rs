@@ -21,6 +21,10 @@ const PASS: &str = "alice-pass";
 const BIG: usize = 64 * MIB;
 /// How long a condition that depends on the server's progress reports may take to show.
 const PROGRESS_DEADLINE: Duration = Duration::from_secs(20);
+/// Telnet (RFC 854): Interpret As Command, Interrupt Process, Data Mark.
+const IAC: u8 = 255;
+const IP: u8 = 244;
+const DM: u8 = 242;
 
 /// 64 MiB quickly: one random MiB repeated, each copy stamped with its index so offsets differ.
 fn big_data() -> Vec<u8> {
@@ -108,6 +112,23 @@ fn drain(data: &mut TcpStream, got: &mut Vec<u8>) {
     }
 }
 
+/// Starts `RETR big.bin` over EPSV and reads its first `n` bytes.
+fn retr_big_first(c: &mut Ctrl, n: usize) -> (TcpStream, Vec<u8>) {
+    let mut conn = c.epsv();
+    c.expect("RETR big.bin", 150);
+    let mut got = Vec::new();
+    read_some(&mut conn, n, &mut got);
+    (conn, got)
+}
+
+/// Reads what the server still sends after an abort: less than the whole file, and its start.
+#[track_caller]
+fn assert_cut_short(mut conn: TcpStream, mut got: Vec<u8>, data: &[u8]) {
+    drain(&mut conn, &mut got);
+    assert!(got.len() < BIG, "the abort ended the transfer early");
+    assert_prefix(&got, data);
+}
+
 #[track_caller]
 fn assert_prefix(got: &[u8], data: &[u8]) {
     assert!(got.len() <= data.len(), "more bytes than the file has");
@@ -189,9 +210,7 @@ fn noop_and_stat_answer_during_a_large_retr_and_the_byte_count_grows() {
     c.send("ABOR");
     c.expect_reply(426);
     c.expect_reply(226);
-    drain(&mut conn, &mut got);
-    assert!(got.len() < BIG, "ABOR ended the transfer early");
-    assert_prefix(&got, &data);
+    assert_cut_short(conn, got, &data);
     let r = c.expect("STAT", 211);
     assert!(
         r.middle()
@@ -205,17 +224,12 @@ fn noop_and_stat_answer_during_a_large_retr_and_the_byte_count_grows() {
 #[test]
 fn plain_abor_during_a_retr_nobody_reads_is_426_then_226() {
     let (d, mut c, data) = start_with_big();
-    let mut conn = c.epsv();
-    c.expect("RETR big.bin", 150);
-    let mut got = Vec::new();
-    read_some(&mut conn, MIB, &mut got);
+    let (conn, got) = retr_big_first(&mut c, MIB);
     c.send("ABOR");
     let transfer = c.expect_reply(426);
     let abor = c.expect_reply(226);
     assert_ne!(transfer.lines, abor.lines);
-    drain(&mut conn, &mut got);
-    assert!(got.len() < BIG);
-    assert_prefix(&got, &data);
+    assert_cut_short(conn, got, &data);
     assert_session_usable(&mut c, &d.root(USER));
 }
 
@@ -232,14 +246,8 @@ fn abor_while_the_server_waits_for_the_data_connection_is_426_then_226() {
 
 #[test]
 fn urgent_abor_with_telnet_ip_and_synch_aborts_a_large_retr() {
-    const IAC: u8 = 255;
-    const IP: u8 = 244;
-    const DM: u8 = 242;
     let (d, mut c, data) = start_with_big();
-    let mut conn = c.epsv();
-    c.expect("RETR big.bin", 150);
-    let mut got = Vec::new();
-    read_some(&mut conn, MIB, &mut got);
+    let (conn, got) = retr_big_first(&mut c, MIB);
     // RFC 959 §4.1.3: Telnet IP, then Synch (IAC DM with DM as TCP urgent data), then ABOR.
     c.send_raw(&[IAC, IP]);
     let sent = socket2::SockRef::from(c.socket())
@@ -249,9 +257,7 @@ fn urgent_abor_with_telnet_ip_and_synch_aborts_a_large_retr() {
     c.send("ABOR");
     c.expect_reply(426);
     c.expect_reply(226);
-    drain(&mut conn, &mut got);
-    assert!(got.len() < BIG);
-    assert_prefix(&got, &data);
+    assert_cut_short(conn, got, &data);
     assert_session_usable(&mut c, &d.root(USER));
 }
 
@@ -260,9 +266,6 @@ fn urgent_abor_with_telnet_ip_and_synch_aborts_a_large_retr() {
 /// answered). Both urgent styles: Telnet Synch (lftp) and the whole ABOR line (ftplib).
 #[test]
 fn a_line_pipelined_before_an_urgent_abor_gets_both_replies() {
-    const IAC: u8 = 255;
-    const IP: u8 = 244;
-    const DM: u8 = 242;
     let d = Daemon::start(&[(USER, PASS)]);
     let mut c = Ctrl::login(d.addr(), USER, PASS);
     for round in 0..20 {
@@ -319,10 +322,7 @@ fn python_ftplib_abort_sends_urgent_abor_during_a_large_retr_and_the_session_sta
 #[test]
 fn client_closing_the_data_socket_mid_retr_gets_426_and_the_session_continues() {
     let (d, mut c, data) = start_with_big();
-    let mut conn = c.epsv();
-    c.expect("RETR big.bin", 150);
-    let mut got = Vec::new();
-    read_some(&mut conn, 2 * MIB, &mut got);
+    let (conn, got) = retr_big_first(&mut c, 2 * MIB);
     assert_prefix(&got, &data);
     drop(conn);
     c.expect_reply(426);
