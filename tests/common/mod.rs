@@ -99,22 +99,14 @@ impl Daemon {
             ));
             table.push((name.to_string(), pass.to_string(), root));
         }
-        let users_file = tmp.path().join("users.toml");
-        std::fs::write(&users_file, toml).expect("write users file");
-        let mut args: Vec<OsString> = vec![
-            "--listen".into(),
-            listen.into(),
-            "--root".into(),
-            table[0].2.clone().into_os_string(),
-            "--users".into(),
-            users_file.into_os_string(),
-        ];
-        args.extend(extra.iter().map(OsString::from));
-        // Set ACTORFTPD_TEST_LOG to get the daemon's full logs in a failing test's output.
-        if std::env::var_os("ACTORFTPD_TEST_LOG").is_none() {
-            args.push("-q".into());
-        }
-        Daemon::start_custom(tmp, &args, table)
+        let first_root = table[0]
+            .2
+            .to_str()
+            .expect("temporary path is UTF-8")
+            .to_owned();
+        let mut args = vec!["--root", first_root.as_str()];
+        args.extend_from_slice(extra);
+        Daemon::start_with_users_file_on(listen, tmp, &toml, &args, table)
     }
 
     /// Starts the daemon on `127.0.0.1:0` with `toml` as `<tmp>/users.toml` (user roots in it
@@ -125,15 +117,27 @@ impl Daemon {
         extra: &[&str],
         users: Vec<(String, String, PathBuf)>,
     ) -> Daemon {
+        Daemon::start_with_users_file_on("127.0.0.1:0", tmp, toml, extra, users)
+    }
+
+    /// [`Daemon::start_with_users_file`], listening on `listen`.
+    fn start_with_users_file_on(
+        listen: &str,
+        tmp: TempDir,
+        toml: &str,
+        extra: &[&str],
+        users: Vec<(String, String, PathBuf)>,
+    ) -> Daemon {
         let users_file = tmp.path().join("users.toml");
         std::fs::write(&users_file, toml).expect("write users file");
         let mut args: Vec<OsString> = vec![
             "--listen".into(),
-            "127.0.0.1:0".into(),
+            listen.into(),
             "--users".into(),
             users_file.into_os_string(),
         ];
         args.extend(extra.iter().map(OsString::from));
+        // Set ACTORFTPD_TEST_LOG to get the daemon's full logs in a failing test's output.
         if std::env::var_os("ACTORFTPD_TEST_LOG").is_none() {
             args.push("-q".into());
         }
@@ -806,6 +810,15 @@ impl Records {
             "expected one {key:?} record, got {all:?} in {self:?}"
         );
         all[0].first().map(String::as_str).unwrap_or("")
+    }
+    /// Asserts that the single reply record `key` has reply code `code`.
+    #[track_caller]
+    pub fn assert_code(&self, key: &str, code: u16) {
+        let reply = self.one(key);
+        assert!(
+            reply.starts_with(&code.to_string()),
+            "{key}: expected {code}, got {reply:?} in {self:?}"
+        );
     }
 }
 
