@@ -140,6 +140,24 @@ fn assert_prefix(got: &[u8], data: &[u8]) {
     );
 }
 
+/// Starts `STOR name` over EPSV and sends the first 2 MiB (random, from `seed`) of the upload.
+fn stor_part_sent(c: &mut Ctrl, name: &str, seed: u64) -> TcpStream {
+    let mut conn = c.epsv();
+    c.expect(&format!("STOR {name}"), 150);
+    conn.write_all(&random_bytes_seeded(seed, 2 * MIB))
+        .expect("part of the upload");
+    conn
+}
+
+#[track_caller]
+fn assert_no_temporary_file(root: &Path) {
+    let leftovers: Vec<String> = dir_names(root)
+        .into_iter()
+        .filter(|n| n.contains(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
 /// The session still works: NOOP, ABOR with nothing running, and a transfer sha-checked.
 fn assert_session_usable(c: &mut Ctrl, root: &Path) {
     c.expect("NOOP", 200);
@@ -394,10 +412,7 @@ fn abor_during_a_stor_keeps_the_old_file_and_leaves_no_temporary_file() {
     let old = random_bytes_seeded(46, 50_000);
     write_file(&root.join("keep.bin"), &old);
     let mut c = Ctrl::login(d.addr(), USER, PASS);
-    let mut conn = c.epsv();
-    c.expect("STOR keep.bin", 150);
-    conn.write_all(&random_bytes_seeded(47, 2 * MIB))
-        .expect("part of the upload");
+    let conn = stor_part_sent(&mut c, "keep.bin", 47);
     // STAT names the upload while it runs.
     let r = c.expect("STAT", 211);
     assert!(
@@ -411,11 +426,7 @@ fn abor_during_a_stor_keeps_the_old_file_and_leaves_no_temporary_file() {
     c.expect_reply(226);
     drop(conn);
     assert_file_holds(&root.join("keep.bin"), &old, "");
-    let leftovers: Vec<String> = dir_names(&root)
-        .into_iter()
-        .filter(|n| n.contains(".part"))
-        .collect();
-    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    assert_no_temporary_file(&root);
     assert_session_usable(&mut c, &root);
 }
 
@@ -426,10 +437,7 @@ fn stor_whose_data_connection_is_reset_gets_426_and_never_truncates_the_old_file
     let old = random_bytes_seeded(48, 3 * MIB);
     write_file(&root.join("precious.bin"), &old);
     let mut c = Ctrl::login(d.addr(), USER, PASS);
-    let mut conn = c.epsv();
-    c.expect("STOR precious.bin", 150);
-    conn.write_all(&random_bytes_seeded(49, 2 * MIB))
-        .expect("part of the upload");
+    let conn = stor_part_sent(&mut c, "precious.bin", 49);
     // An abortive close (RST), not a FIN: the upload failed, it did not end.
     socket2::SockRef::from(&conn)
         .set_linger(Some(Duration::ZERO))
@@ -441,10 +449,6 @@ fn stor_whose_data_connection_is_reset_gets_426_and_never_truncates_the_old_file
         &old,
         "a failed STOR left the old file intact",
     );
-    let leftovers: Vec<String> = dir_names(&root)
-        .into_iter()
-        .filter(|n| n.contains(".part"))
-        .collect();
-    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    assert_no_temporary_file(&root);
     assert_session_usable(&mut c, &root);
 }
