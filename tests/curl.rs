@@ -32,6 +32,13 @@ fn curl_verbose(args: &[&str]) -> ClientOutput {
     curl_with(Some((USER, PASS)), true, args)
 }
 
+/// curl failed on a `-Q` command (CURLE_QUOTE_ERROR) and reports the server's `reply` code.
+#[track_caller]
+fn assert_quote_refused(out: &ClientOutput, reply: &str, what: &str) {
+    out.assert_exit(CURLE_QUOTE_ERROR, what)
+        .assert_stderr_has(reply, &format!("curl reports the {reply}"));
+}
+
 /// Commands curl sent, from its verbose output (`> VERB ...`).
 fn sent(out: &ClientOutput) -> Vec<String> {
     out.stderr_text()
@@ -216,17 +223,7 @@ fn curl_quote_commands_dele_mkd_rmd() {
 
     // A failing quote command makes curl fail (550 → CURLE_QUOTE_ERROR).
     let out = curl(&["-Q", "DELE no-such-file", url.as_str()]);
-    assert_eq!(
-        out.status.code(),
-        Some(CURLE_QUOTE_ERROR),
-        "DELE of a missing file: curl stderr {}",
-        out.stderr_text()
-    );
-    assert!(
-        out.stderr_text().contains("550"),
-        "curl reports the 550: {}",
-        out.stderr_text()
-    );
+    assert_quote_refused(&out, "550", "DELE of a missing file");
 }
 
 #[test]
@@ -235,12 +232,7 @@ fn curl_wrong_password_is_login_denied() {
         return;
     };
     let out = curl_with(Some((USER, "wrong")), false, &[base_url(&d).as_str()]);
-    assert_eq!(
-        out.status.code(),
-        Some(CURLE_LOGIN_DENIED),
-        "curl with a wrong password: {}",
-        out.stderr_text()
-    );
+    out.assert_exit(CURLE_LOGIN_DENIED, "curl with a wrong password");
 }
 
 #[test]
@@ -340,21 +332,13 @@ fn default_mode_prints_url_that_works_with_curl() {
         false,
         &[base.as_str()],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(CURLE_LOGIN_DENIED),
-        "wrong password"
-    );
+    out.assert_exit(CURLE_LOGIN_DENIED, "wrong password");
     let out = curl_with(
         Some(("anonymous", "guest@example.com")),
         false,
         &[base.as_str()],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(CURLE_LOGIN_DENIED),
-        "anonymous login"
-    );
+    out.assert_exit(CURLE_LOGIN_DENIED, "anonymous login");
 }
 
 #[test]
@@ -450,13 +434,7 @@ fn curl_quote_rnfr_rnto_renames_before_and_after_the_transfer() {
         url.as_str(),
     ]);
     // The target directory does not exist: the post-quote RNTO fails with 550.
-    assert_eq!(
-        out.status.code(),
-        Some(CURLE_QUOTE_ERROR),
-        "RNTO into a missing directory: {}",
-        out.stderr_text()
-    );
-    assert!(out.stderr_text().contains("550"), "{}", out.stderr_text());
+    assert_quote_refused(&out, "550", "RNTO into a missing directory");
     assert_file_holds(&got, &data, "the download itself worked");
     assert!(
         root.join("b c.bin").exists(),
@@ -480,8 +458,7 @@ fn curl_quote_rnfr_rnto_renames_before_and_after_the_transfer() {
 
     // RNTO alone is a sequence error: curl reports the 503.
     let out = curl_verbose(&["-Q", "RNTO x.bin", base.as_str()]);
-    assert_eq!(out.status.code(), Some(CURLE_QUOTE_ERROR));
-    assert!(out.stderr_text().contains("503"), "{}", out.stderr_text());
+    assert_quote_refused(&out, "503", "RNTO alone");
 }
 
 #[test]
@@ -505,6 +482,5 @@ fn curl_quote_site_help_and_stat_are_accepted() {
     assert!(err.contains("< 211"), "{err}");
     assert!(err.contains("< 202"), "{err}");
     let out = curl_verbose(&["-Q", "SITE FOO", base.as_str()]);
-    assert_eq!(out.status.code(), Some(CURLE_QUOTE_ERROR));
-    assert!(out.stderr_text().contains("502"), "{}", out.stderr_text());
+    assert_quote_refused(&out, "502", "SITE FOO");
 }

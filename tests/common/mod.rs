@@ -714,14 +714,34 @@ impl ClientOutput {
     /// Panics (showing the command's output) unless it exited with status 0.
     #[track_caller]
     pub fn assert_success(&self, what: &str) -> &Self {
+        self.assert_status(self.status.success(), what, "failed with")
+    }
+
+    /// Panics (showing the command's output) unless it exited with status `code`.
+    #[track_caller]
+    pub fn assert_exit(&self, code: i32, what: &str) -> &Self {
+        let how = format!("should have exited with {code}, exited with");
+        self.assert_status(self.status.code() == Some(code), what, &how)
+    }
+
+    #[track_caller]
+    fn assert_status(&self, ok: bool, what: &str, how: &str) -> &Self {
         assert!(
-            self.status.success(),
-            "{what}: `{}` failed with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            ok,
+            "{what}: `{}` {how} {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.description,
             self.status,
             self.stdout_text(),
             self.stderr_text()
         );
+        self
+    }
+
+    /// Panics (showing stderr) unless the command's stderr contains `text`.
+    #[track_caller]
+    pub fn assert_stderr_has(&self, text: &str, what: &str) -> &Self {
+        let err = self.stderr_text();
+        assert!(err.contains(text), "{what}: no {text:?} in stderr:\n{err}");
         self
     }
 }
