@@ -5,7 +5,6 @@
 mod common;
 mod rawftp;
 
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
@@ -127,14 +126,10 @@ fn require_ipv6() -> bool {
     if TcpListener::bind("[::1]:0").is_ok() {
         return true;
     }
-    if std::env::var_os("CI").is_some() {
-        panic!("IPv6 loopback [::1] is required by this test (CI is set, so this is an error)");
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n=== SKIPPED: no IPv6 loopback ([::1]); this test did not run ===\n"
-    );
-    false
+    cannot_run(
+        "IPv6 loopback [::1] is required by this test",
+        "no IPv6 loopback ([::1])",
+    )
 }
 
 /// Starts the daemon on `[::1]:0` with user alice.

@@ -671,14 +671,24 @@ pub fn require_tool(name: &str) -> bool {
     if find_on_path(name).is_some() {
         return true;
     }
+    cannot_run(
+        &format!("{name} is required by this test but is not on PATH"),
+        &format!("{name} not installed"),
+    )
+}
+
+/// A test that cannot run on this machine (`required` says why, `missing` names what is not
+/// there): panics when `CI` is set, else prints a loud skip line. Returns false, so that the
+/// test can return early.
+pub fn cannot_run(required: &str, missing: &str) -> bool {
     if std::env::var_os("CI").is_some() {
-        panic!("{name} is required by this test but is not on PATH (CI is set, so this is an error, not a skip)");
+        panic!("{required} (CI is set, so this is an error, not a skip)");
     }
     // Written to the real stderr, not through eprintln!, which libtest captures and hides for
     // passing tests.
     let _ = writeln!(
         std::io::stderr(),
-        "\n=== SKIPPED: {name} not installed; this test did not run ===\n"
+        "\n=== SKIPPED: {missing}; this test did not run ===\n"
     );
     false
 }
