@@ -665,6 +665,20 @@ pub fn size_label(n: usize) -> String {
     }
 }
 
+/// The daemon refused to start (`status` not success) and said why in one line of `stderr`
+/// that contains `want`.
+#[track_caller]
+pub fn assert_refused_in_one_line(status: ExitStatus, stderr: &[u8], want: &str, what: &str) {
+    let err = String::from_utf8_lossy(stderr);
+    assert!(!status.success(), "{what}: the daemon started\n{err}");
+    assert!(err.contains(want), "{what}: no {want:?} in {err}");
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "{what}: not one clear line: {err}"
+    );
+}
+
 /// Whether the external program `name` is on PATH. If it is not: panics when `CI` is set, else
 /// prints a loud skip line and returns false so the test can return early.
 pub fn require_tool(name: &str) -> bool {
