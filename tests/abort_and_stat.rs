@@ -21,6 +21,10 @@ const PASS: &str = "alice-pass";
 const BIG: usize = 64 * MIB;
 /// How long a condition that depends on the server's progress reports may take to show.
 const PROGRESS_DEADLINE: Duration = Duration::from_secs(20);
+/// Telnet (RFC 854): Interpret As Command, Interrupt Process, Data Mark.
+const IAC: u8 = 255;
+const IP: u8 = 244;
+const DM: u8 = 242;
 
 /// 64 MiB quickly: one random MiB repeated, each copy stamped with its index so offsets differ.
 fn big_data() -> Vec<u8> {
@@ -108,6 +112,23 @@ fn drain(data: &mut TcpStream, got: &mut Vec<u8>) {
     }
 }
 
+/// Starts `RETR big.bin` over EPSV and reads its first `n` bytes.
+fn retr_big_first(c: &mut Ctrl, n: usize) -> (TcpStream, Vec<u8>) {
+    let mut conn = c.epsv();
+    c.expect("RETR big.bin", 150);
+    let mut got = Vec::new();
+    read_some(&mut conn, n, &mut got);
+    (conn, got)
+}
+
+/// Reads what the server still sends after an abort: less than the whole file, and its start.
+#[track_caller]
+fn assert_cut_short(mut conn: TcpStream, mut got: Vec<u8>, data: &[u8]) {
+    drain(&mut conn, &mut got);
+    assert!(got.len() < BIG, "the abort ended the transfer early");
+    assert_prefix(&got, data);
+}
+
 #[track_caller]
 fn assert_prefix(got: &[u8], data: &[u8]) {
     assert!(got.len() <= data.len(), "more bytes than the file has");
@@ -117,6 +138,24 @@ fn assert_prefix(got: &[u8], data: &[u8]) {
         "the {} bytes received are the start of the file",
         got.len()
     );
+}
+
+/// Starts `STOR name` over EPSV and sends the first 2 MiB (random, from `seed`) of the upload.
+fn stor_part_sent(c: &mut Ctrl, name: &str, seed: u64) -> TcpStream {
+    let mut conn = c.epsv();
+    c.expect(&format!("STOR {name}"), 150);
+    conn.write_all(&random_bytes_seeded(seed, 2 * MIB))
+        .expect("part of the upload");
+    conn
+}
+
+#[track_caller]
+fn assert_no_temporary_file(root: &Path) {
+    let leftovers: Vec<String> = dir_names(root)
+        .into_iter()
+        .filter(|n| n.contains(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
 /// The session still works: NOOP, ABOR with nothing running, and a transfer sha-checked.
@@ -189,9 +228,7 @@ fn noop_and_stat_answer_during_a_large_retr_and_the_byte_count_grows() {
     c.send("ABOR");
     c.expect_reply(426);
     c.expect_reply(226);
-    drain(&mut conn, &mut got);
-    assert!(got.len() < BIG, "ABOR ended the transfer early");
-    assert_prefix(&got, &data);
+    assert_cut_short(conn, got, &data);
     let r = c.expect("STAT", 211);
     assert!(
         r.middle()
@@ -205,17 +242,12 @@ fn noop_and_stat_answer_during_a_large_retr_and_the_byte_count_grows() {
 #[test]
 fn plain_abor_during_a_retr_nobody_reads_is_426_then_226() {
     let (d, mut c, data) = start_with_big();
-    let mut conn = c.epsv();
-    c.expect("RETR big.bin", 150);
-    let mut got = Vec::new();
-    read_some(&mut conn, MIB, &mut got);
+    let (conn, got) = retr_big_first(&mut c, MIB);
     c.send("ABOR");
     let transfer = c.expect_reply(426);
     let abor = c.expect_reply(226);
     assert_ne!(transfer.lines, abor.lines);
-    drain(&mut conn, &mut got);
-    assert!(got.len() < BIG);
-    assert_prefix(&got, &data);
+    assert_cut_short(conn, got, &data);
     assert_session_usable(&mut c, &d.root(USER));
 }
 
@@ -232,14 +264,8 @@ fn abor_while_the_server_waits_for_the_data_connection_is_426_then_226() {
 
 #[test]
 fn urgent_abor_with_telnet_ip_and_synch_aborts_a_large_retr() {
-    const IAC: u8 = 255;
-    const IP: u8 = 244;
-    const DM: u8 = 242;
     let (d, mut c, data) = start_with_big();
-    let mut conn = c.epsv();
-    c.expect("RETR big.bin", 150);
-    let mut got = Vec::new();
-    read_some(&mut conn, MIB, &mut got);
+    let (conn, got) = retr_big_first(&mut c, MIB);
     // RFC 959 §4.1.3: Telnet IP, then Synch (IAC DM with DM as TCP urgent data), then ABOR.
     c.send_raw(&[IAC, IP]);
     let sent = socket2::SockRef::from(c.socket())
@@ -249,9 +275,7 @@ fn urgent_abor_with_telnet_ip_and_synch_aborts_a_large_retr() {
     c.send("ABOR");
     c.expect_reply(426);
     c.expect_reply(226);
-    drain(&mut conn, &mut got);
-    assert!(got.len() < BIG);
-    assert_prefix(&got, &data);
+    assert_cut_short(conn, got, &data);
     assert_session_usable(&mut c, &d.root(USER));
 }
 
@@ -260,9 +284,6 @@ fn urgent_abor_with_telnet_ip_and_synch_aborts_a_large_retr() {
 /// answered). Both urgent styles: Telnet Synch (lftp) and the whole ABOR line (ftplib).
 #[test]
 fn a_line_pipelined_before_an_urgent_abor_gets_both_replies() {
-    const IAC: u8 = 255;
-    const IP: u8 = 244;
-    const DM: u8 = 242;
     let d = Daemon::start(&[(USER, PASS)]);
     let mut c = Ctrl::login(d.addr(), USER, PASS);
     for round in 0..20 {
@@ -288,10 +309,9 @@ fn a_line_pipelined_before_an_urgent_abor_gets_both_replies() {
 
 #[test]
 fn python_ftplib_abort_sends_urgent_abor_during_a_large_retr_and_the_session_stays_usable() {
-    if !require_tool("python3") {
+    let Some(d) = daemon_if_tool("python3", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     write_file(&d.root(USER).join("big.bin"), &big_data());
     let small = random_bytes_seeded(43, 300 * KIB + 1);
     write_file(&d.root(USER).join("small.bin"), &small);
@@ -309,21 +329,18 @@ fn python_ftplib_abort_sends_urgent_abor_during_a_large_retr_and_the_session_sta
         ],
     );
     assert_eq!(r.one("read_before_abort"), MIB.to_string());
-    assert!(r.one("abort_reply").starts_with("426"), "{r:?}");
-    assert!(r.one("abort_second").starts_with("226"), "{r:?}");
-    assert!(r.one("noop").starts_with("200"), "{r:?}");
-    assert!(r.one("retr_after").starts_with("226"), "{r:?}");
-    assert!(r.one("quit").starts_with("221"), "{r:?}");
+    r.assert_code("abort_reply", 426);
+    r.assert_code("abort_second", 226);
+    r.assert_code("noop", 200);
+    r.assert_code("retr_after", 226);
+    r.assert_code("quit", 221);
     assert_file_holds(&down, &small, "the download after abort() is byte-exact");
 }
 
 #[test]
 fn client_closing_the_data_socket_mid_retr_gets_426_and_the_session_continues() {
     let (d, mut c, data) = start_with_big();
-    let mut conn = c.epsv();
-    c.expect("RETR big.bin", 150);
-    let mut got = Vec::new();
-    read_some(&mut conn, 2 * MIB, &mut got);
+    let (conn, got) = retr_big_first(&mut c, 2 * MIB);
     assert_prefix(&got, &data);
     drop(conn);
     c.expect_reply(426);
@@ -395,10 +412,7 @@ fn abor_during_a_stor_keeps_the_old_file_and_leaves_no_temporary_file() {
     let old = random_bytes_seeded(46, 50_000);
     write_file(&root.join("keep.bin"), &old);
     let mut c = Ctrl::login(d.addr(), USER, PASS);
-    let mut conn = c.epsv();
-    c.expect("STOR keep.bin", 150);
-    conn.write_all(&random_bytes_seeded(47, 2 * MIB))
-        .expect("part of the upload");
+    let conn = stor_part_sent(&mut c, "keep.bin", 47);
     // STAT names the upload while it runs.
     let r = c.expect("STAT", 211);
     assert!(
@@ -412,12 +426,7 @@ fn abor_during_a_stor_keeps_the_old_file_and_leaves_no_temporary_file() {
     c.expect_reply(226);
     drop(conn);
     assert_file_holds(&root.join("keep.bin"), &old, "");
-    let leftovers: Vec<String> = std::fs::read_dir(&root)
-        .expect("list root")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".part"))
-        .collect();
-    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    assert_no_temporary_file(&root);
     assert_session_usable(&mut c, &root);
 }
 
@@ -428,10 +437,7 @@ fn stor_whose_data_connection_is_reset_gets_426_and_never_truncates_the_old_file
     let old = random_bytes_seeded(48, 3 * MIB);
     write_file(&root.join("precious.bin"), &old);
     let mut c = Ctrl::login(d.addr(), USER, PASS);
-    let mut conn = c.epsv();
-    c.expect("STOR precious.bin", 150);
-    conn.write_all(&random_bytes_seeded(49, 2 * MIB))
-        .expect("part of the upload");
+    let conn = stor_part_sent(&mut c, "precious.bin", 49);
     // An abortive close (RST), not a FIN: the upload failed, it did not end.
     socket2::SockRef::from(&conn)
         .set_linger(Some(Duration::ZERO))
@@ -443,11 +449,6 @@ fn stor_whose_data_connection_is_reset_gets_426_and_never_truncates_the_old_file
         &old,
         "a failed STOR left the old file intact",
     );
-    let leftovers: Vec<String> = std::fs::read_dir(&root)
-        .expect("list root")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".part"))
-        .collect();
-    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    assert_no_temporary_file(&root);
     assert_session_usable(&mut c, &root);
 }

@@ -5,7 +5,6 @@
 mod common;
 mod rawftp;
 
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
@@ -16,12 +15,6 @@ const USER: &str = "alice";
 const PASS: &str = "alice-pass";
 /// How long the server may take to connect to an active-mode listener.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(15);
-
-fn start() -> (Daemon, Ctrl) {
-    let d = Daemon::start(&[(USER, PASS)]);
-    let c = Ctrl::login(d.addr(), USER, PASS);
-    (d, c)
-}
 
 /// A listener for the server's active-mode connection, on `ip` and an ephemeral port.
 fn active_listener(ip: &str) -> (TcpListener, SocketAddr) {
@@ -81,19 +74,19 @@ fn active_round_trip(c: &mut Ctrl, d: &Daemon, ip: &str, setup: fn(SocketAddr) -
 
 #[test]
 fn port_active_retr_stor_list_are_byte_exact() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     active_round_trip(&mut c, &d, "127.0.0.1", port_command);
 }
 
 #[test]
 fn eprt_ipv4_active_retr_stor_list_are_byte_exact() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     active_round_trip(&mut c, &d, "127.0.0.1", eprt_command);
 }
 
 #[test]
 fn active_target_nobody_listens_on_gets_150_then_425_and_the_session_continues() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let data = random_bytes(10_000);
     write_file(&d.root(USER).join("f.bin"), &data);
     // A port that was just free: nothing listens there any more.
@@ -108,7 +101,7 @@ fn active_target_nobody_listens_on_gets_150_then_425_and_the_session_continues()
 
 #[test]
 fn a_later_port_replaces_an_earlier_pasv_and_the_other_way_round() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let data = random_bytes(20_000);
     write_file(&d.root(USER).join("f.bin"), &data);
     // PASV, then PORT: the transfer goes active.
@@ -133,14 +126,10 @@ fn require_ipv6() -> bool {
     if TcpListener::bind("[::1]:0").is_ok() {
         return true;
     }
-    if std::env::var_os("CI").is_some() {
-        panic!("IPv6 loopback [::1] is required by this test (CI is set, so this is an error)");
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n=== SKIPPED: no IPv6 loopback ([::1]); this test did not run ===\n"
-    );
-    false
+    cannot_run(
+        "IPv6 loopback [::1] is required by this test",
+        "no IPv6 loopback ([::1])",
+    )
 }
 
 /// Starts the daemon on `[::1]:0` with user alice.
@@ -243,10 +232,9 @@ fn sent(logs: &str, verb: &str) -> usize {
 
 #[test]
 fn curl_active_mode_with_eprt_is_byte_exact() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let logs = curl_round_trip(&d, "127.0.0.1", &["-P", "127.0.0.1"]);
     assert_eq!(
         sent(&logs, "EPRT |1|127.0.0.1|"),
@@ -258,10 +246,9 @@ fn curl_active_mode_with_eprt_is_byte_exact() {
 
 #[test]
 fn curl_active_mode_with_disable_eprt_uses_port_and_is_byte_exact() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let logs = curl_round_trip(&d, "127.0.0.1", &["-P", "127.0.0.1", "--disable-eprt"]);
     assert_eq!(sent(&logs, "PORT 127,0,0,1,"), 3, "curl used PORT:\n{logs}");
     assert_eq!(sent(&logs, "EPRT"), 0, "{logs}");
@@ -269,10 +256,9 @@ fn curl_active_mode_with_disable_eprt_uses_port_and_is_byte_exact() {
 
 #[test]
 fn curl_ftp_pasv_is_byte_exact() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let logs = curl_round_trip(&d, "127.0.0.1", &["--ftp-pasv"]);
     assert_eq!(sent(&logs, "EPSV"), 3, "curl --ftp-pasv used EPSV:\n{logs}");
     let logs = curl_round_trip(&d, "127.0.0.1", &["--ftp-pasv", "--disable-epsv"]);

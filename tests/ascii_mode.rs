@@ -17,12 +17,6 @@ use rawftp::*;
 const USER: &str = "alice";
 const PASS: &str = "alice-pass";
 
-fn start() -> (Daemon, Ctrl) {
-    let d = Daemon::start(&[(USER, PASS)]);
-    let c = Ctrl::login(d.addr(), USER, PASS);
-    (d, c)
-}
-
 /// The server's copy buffer for large files: reads and conversions happen in chunks of this size.
 fn buffer() -> usize {
     Limits::default().transfer_buffer
@@ -92,7 +86,7 @@ fn text_with_endings(len: usize, eol: &[u8], at: &[usize], seed: u64) -> Vec<u8>
 
 #[test]
 fn type_a_download_of_an_lf_file_arrives_with_crlf() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let mut disk = text_with_endings(300 * KIB, b"\n", &[], 31);
     // A lone CR, a CR at the very end, an empty line and a LF at the very start.
     disk.splice(0..0, b"\nfirst\r second\n\n".iter().copied());
@@ -114,7 +108,7 @@ fn type_a_download_of_an_lf_file_arrives_with_crlf() {
 
 #[test]
 fn type_a_download_of_a_crlf_file_is_never_doubled() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let disk = text_with_endings(200 * KIB, b"\r\n", &[], 32);
     write_file(&d.root(USER).join("dos.txt"), &disk);
     c.expect("TYPE A", 200);
@@ -132,7 +126,7 @@ fn type_a_download_of_a_crlf_file_is_never_doubled() {
 
 #[test]
 fn type_a_download_with_crlf_split_across_the_servers_read_buffers() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let b = buffer();
     // On disk: CRLF whose CR is the last byte of one file read and LF the first of the next;
     // and LF-only lines elsewhere, including a LF as the first byte of the third read.
@@ -151,7 +145,7 @@ fn type_a_download_with_crlf_split_across_the_servers_read_buffers() {
 
 #[test]
 fn type_a_upload_turns_crlf_into_lf_across_the_servers_read_buffers() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let b = buffer();
     // On the wire: CRLF pairs whose CR ends one server read buffer and LF starts the next.
     let mut wire = text_with_endings(3 * b + 777, b"\r\n", &[b - 1, 2 * b - 1], 34);
@@ -181,7 +175,7 @@ fn type_a_upload_turns_crlf_into_lf_across_the_servers_read_buffers() {
 
 #[test]
 fn type_a_upload_written_in_chunks_that_end_in_cr_lands_with_lf_only() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     // Many small writes, each ending right after a CR, the next starting with its LF; with
     // TCP_NODELAY each write leaves as its own segment, so the server sees the split pairs.
     let lines: Vec<Vec<u8>> = (0..2000)
@@ -216,7 +210,7 @@ fn type_a_upload_written_in_chunks_that_end_in_cr_lands_with_lf_only() {
 
 #[test]
 fn type_i_keeps_every_byte_including_cr_and_lf() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     // Random bytes, plus CRLF, lone CR and lone LF runs at the read-buffer boundary.
     let b = buffer();
     let mut data = random_bytes_seeded(35, 2 * b + 999);
@@ -240,7 +234,7 @@ fn type_i_keeps_every_byte_including_cr_and_lf() {
 
 #[test]
 fn listings_are_the_same_in_type_a_and_type_i() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     write_file(&d.root(USER).join("x.txt"), b"x\n");
     std::fs::create_dir_all(d.root(USER).join("d")).expect("mkdir");
     c.expect("TYPE I", 200);

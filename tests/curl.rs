@@ -32,6 +32,13 @@ fn curl_verbose(args: &[&str]) -> ClientOutput {
     curl_with(Some((USER, PASS)), true, args)
 }
 
+/// curl failed on a `-Q` command (CURLE_QUOTE_ERROR) and reports the server's `reply` code.
+#[track_caller]
+fn assert_quote_refused(out: &ClientOutput, reply: &str, what: &str) {
+    out.assert_exit(CURLE_QUOTE_ERROR, what)
+        .assert_stderr_has(reply, &format!("curl reports the {reply}"));
+}
+
 /// Commands curl sent, from its verbose output (`> VERB ...`).
 fn sent(out: &ClientOutput) -> Vec<String> {
     out.stderr_text()
@@ -110,10 +117,9 @@ fn curl_round_trip_over_pasv_with_disable_epsv_is_byte_exact() {
 
 #[test]
 fn curl_round_trip_with_full_path_nocwd_is_byte_exact() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let data = random_bytes(200 * KIB + 1);
     write_file(&d.root(USER).join("deep/er/file.bin"), &data);
     let got = d.tmp().join("got.bin");
@@ -127,10 +133,9 @@ fn curl_round_trip_with_full_path_nocwd_is_byte_exact() {
 
 #[test]
 fn curl_lists_directory_with_trailing_slash() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let names = ["first.txt", "second file.bin", "third.dat"];
     for (i, name) in names.iter().enumerate() {
         write_file(
@@ -164,10 +169,9 @@ fn curl_lists_directory_with_trailing_slash() {
 
 #[test]
 fn curl_ftp_create_dirs_makes_nested_directories() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let data = random_bytes(123_457);
     let local = d.tmp().join("local.bin");
     write_file(&local, &data);
@@ -189,10 +193,9 @@ fn curl_ftp_create_dirs_makes_nested_directories() {
 
 #[test]
 fn curl_quote_commands_dele_mkd_rmd() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let root = d.root(USER);
     write_file(&root.join("x"), b"to be deleted");
     write_file(&root.join("keep.bin"), b"kept");
@@ -220,40 +223,23 @@ fn curl_quote_commands_dele_mkd_rmd() {
 
     // A failing quote command makes curl fail (550 → CURLE_QUOTE_ERROR).
     let out = curl(&["-Q", "DELE no-such-file", url.as_str()]);
-    assert_eq!(
-        out.status.code(),
-        Some(CURLE_QUOTE_ERROR),
-        "DELE of a missing file: curl stderr {}",
-        out.stderr_text()
-    );
-    assert!(
-        out.stderr_text().contains("550"),
-        "curl reports the 550: {}",
-        out.stderr_text()
-    );
+    assert_quote_refused(&out, "550", "DELE of a missing file");
 }
 
 #[test]
 fn curl_wrong_password_is_login_denied() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let out = curl_with(Some((USER, "wrong")), false, &[base_url(&d).as_str()]);
-    assert_eq!(
-        out.status.code(),
-        Some(CURLE_LOGIN_DENIED),
-        "curl with a wrong password: {}",
-        out.stderr_text()
-    );
+    out.assert_exit(CURLE_LOGIN_DENIED, "curl with a wrong password");
 }
 
 #[test]
 fn curl_download_outside_root_is_refused() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let secret = b"outside every root";
     write_file(&d.tmp().join("roots/outside.txt"), secret);
     let got = d.tmp().join("got.bin");
@@ -346,29 +332,20 @@ fn default_mode_prints_url_that_works_with_curl() {
         false,
         &[base.as_str()],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(CURLE_LOGIN_DENIED),
-        "wrong password"
-    );
+    out.assert_exit(CURLE_LOGIN_DENIED, "wrong password");
     let out = curl_with(
         Some(("anonymous", "guest@example.com")),
         false,
         &[base.as_str()],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(CURLE_LOGIN_DENIED),
-        "anonymous login"
-    );
+    out.assert_exit(CURLE_LOGIN_DENIED, "anonymous login");
 }
 
 #[test]
 fn curl_resumes_a_download_with_c_dash_using_rest() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let data = random_bytes_seeded(70, 3 * MIB + 99);
     write_file(&d.root(USER).join("resume me.bin"), &data);
     let cut = MIB + 7;
@@ -393,10 +370,9 @@ fn curl_resumes_a_download_with_c_dash_using_rest() {
 
 #[test]
 fn curl_resumes_an_upload_with_c_dash_using_size_and_appe() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let data = random_bytes_seeded(71, 4 * MIB + 5);
     let cut = 2 * MIB + 333;
     let remote = d.root(USER).join("up load.bin");
@@ -425,10 +401,9 @@ fn curl_resumes_an_upload_with_c_dash_using_size_and_appe() {
 
 #[test]
 fn curl_quote_rnfr_rnto_renames_before_and_after_the_transfer() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let root = d.root(USER);
     let data = random_bytes_seeded(72, 200_000);
     write_file(&root.join("a.bin"), &data);
@@ -459,13 +434,7 @@ fn curl_quote_rnfr_rnto_renames_before_and_after_the_transfer() {
         url.as_str(),
     ]);
     // The target directory does not exist: the post-quote RNTO fails with 550.
-    assert_eq!(
-        out.status.code(),
-        Some(CURLE_QUOTE_ERROR),
-        "RNTO into a missing directory: {}",
-        out.stderr_text()
-    );
-    assert!(out.stderr_text().contains("550"), "{}", out.stderr_text());
+    assert_quote_refused(&out, "550", "RNTO into a missing directory");
     assert_file_holds(&got, &data, "the download itself worked");
     assert!(
         root.join("b c.bin").exists(),
@@ -489,16 +458,14 @@ fn curl_quote_rnfr_rnto_renames_before_and_after_the_transfer() {
 
     // RNTO alone is a sequence error: curl reports the 503.
     let out = curl_verbose(&["-Q", "RNTO x.bin", base.as_str()]);
-    assert_eq!(out.status.code(), Some(CURLE_QUOTE_ERROR));
-    assert!(out.stderr_text().contains("503"), "{}", out.stderr_text());
+    assert_quote_refused(&out, "503", "RNTO alone");
 }
 
 #[test]
 fn curl_quote_site_help_and_stat_are_accepted() {
-    if !require_tool("curl") {
+    let Some(d) = daemon_if_tool("curl", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let base = base_url(&d);
     let out = curl_verbose(&[
         "-Q",
@@ -515,6 +482,5 @@ fn curl_quote_site_help_and_stat_are_accepted() {
     assert!(err.contains("< 211"), "{err}");
     assert!(err.contains("< 202"), "{err}");
     let out = curl_verbose(&["-Q", "SITE FOO", base.as_str()]);
-    assert_eq!(out.status.code(), Some(CURLE_QUOTE_ERROR));
-    assert!(out.stderr_text().contains("502"), "{}", out.stderr_text());
+    assert_quote_refused(&out, "502", "SITE FOO");
 }

@@ -2,163 +2,44 @@
 //! past one rule and checks the reply and what happened on disk.
 
 mod common;
+mod rawftp;
 
-use common::{assert_file_holds, sha256_hex, Daemon};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use common::{assert_file_holds, assert_refused_in_one_line, dir_names, sha256_hex, Daemon};
+use rawftp::{read_all, Ctrl};
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(15);
 
-/// A control connection that shows exactly what the server sends.
-struct Raw {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Raw {
-    fn connect(addr: SocketAddr) -> Raw {
-        let s = TcpStream::connect(addr).expect("connect control");
-        s.set_read_timeout(Some(DEADLINE)).expect("timeout");
-        Raw {
-            reader: BufReader::new(s.try_clone().expect("clone")),
-            writer: s,
-        }
-    }
-
-    /// One complete reply (multi-line aware), or `None` at EOF.
-    fn reply(&mut self) -> Option<(u16, String)> {
-        let mut first = String::new();
-        if self.reader.read_line(&mut first).expect("read reply") == 0 {
-            return None;
-        }
-        let code: u16 = first
-            .get(..3)
-            .and_then(|c| c.parse().ok())
-            .expect("reply code");
-        let mut text = first.clone();
-        if first.as_bytes().get(3) == Some(&b'-') {
-            loop {
-                let mut line = String::new();
-                if self.reader.read_line(&mut line).expect("read") == 0 {
-                    break;
-                }
-                text.push_str(&line);
-                if line.starts_with(&format!("{code} ")) {
-                    break;
-                }
-            }
-        }
-        Some((code, text))
-    }
-
-    fn expect(&mut self, code: u16) -> String {
-        match self.reply() {
-            Some((c, text)) => {
-                assert_eq!(c, code, "unexpected reply {text:?}");
-                text
-            }
-            None => panic!("connection closed, expected {code}"),
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        self.writer
-            .write_all(format!("{line}\r\n").as_bytes())
-            .expect("send command");
-    }
-
-    fn cmd(&mut self, line: &str, code: u16) -> String {
-        self.send(line);
-        self.expect(code)
-    }
-
-    fn login(addr: SocketAddr, user: &str, pass: &str) -> Raw {
-        Raw::login_from("127.0.0.1", addr, user, pass)
-    }
-
-    /// `login` from another loopback address (another client, as far as the daemon knows).
-    fn login_from(from: &str, addr: SocketAddr, user: &str, pass: &str) -> Raw {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .expect("socket");
-        let src: SocketAddr = format!("{from}:0").parse().expect("addr");
-        s.bind(&src.into()).expect("bind source");
-        s.connect(&addr.into()).expect("connect control");
-        let s: TcpStream = s.into();
-        s.set_read_timeout(Some(DEADLINE)).expect("timeout");
-        let mut c = Raw {
-            reader: BufReader::new(s.try_clone().expect("clone")),
-            writer: s,
-        };
-        c.expect(220);
-        c.cmd(&format!("USER {user}"), 331);
-        c.cmd(&format!("PASS {pass}"), 230);
-        c
-    }
-
-    /// True when the server has closed the connection (EOF, or a reset).
-    fn closed(&mut self) -> bool {
-        let mut buf = [0u8; 1];
-        matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
-    }
-
-    /// EPSV, and the port it names.
-    fn epsv_port(&mut self) -> u16 {
-        let text = self.cmd("EPSV", 229);
-        text.split("|||")
-            .nth(1)
-            .and_then(|p| p.split('|').next())
-            .and_then(|p| p.parse().ok())
-            .expect("port in 229")
-    }
-
-    /// EPSV, and the address of the port it names.
-    fn epsv_target(&mut self) -> SocketAddr {
-        ([127, 0, 0, 1], self.epsv_port()).into()
-    }
-
-    /// EPSV, then a data socket to the port it names.
-    fn passive(&mut self, from: Option<&str>) -> TcpStream {
-        let target = self.epsv_target();
-        let sock = match from {
-            None => TcpStream::connect(target).expect("data connect"),
-            Some(ip) => {
-                let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-                    .expect("socket");
-                let src: SocketAddr = format!("{ip}:0").parse().expect("addr");
-                s.bind(&src.into()).expect("bind source");
-                s.connect(&target.into()).expect("data connect");
-                s.into()
-            }
-        };
-        sock.set_read_timeout(Some(DEADLINE)).expect("timeout");
-        sock
-    }
-
-    /// EPSV, then a data socket with a tiny receive buffer (the kernel's minimum), so the
-    /// server's writes stall until the test reads.
-    fn passive_narrow(&mut self) -> TcpStream {
-        let target = self.epsv_target();
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .expect("socket");
-        s.set_recv_buffer_size(1024).expect("SO_RCVBUF");
-        s.connect(&target.into()).expect("data connect");
-        let sock: TcpStream = s.into();
-        sock.set_read_timeout(Some(DEADLINE)).expect("timeout");
-        sock
-    }
-}
-
 fn one_user(extra: &[&str]) -> Daemon {
     Daemon::start_with_args(&[("alice", "pw", "srv")], extra)
 }
 
-fn read_to_end(mut s: TcpStream) -> Vec<u8> {
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).expect("read data");
-    buf
+/// Another loopback address: another client, as far as the daemon knows.
+fn loopback(last: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
+}
+
+/// EPSV, then a data socket from `local` to the port it names.
+fn epsv_from(c: &mut Ctrl, local: IpAddr) -> TcpStream {
+    let target = SocketAddr::new(c.server_addr().ip(), c.epsv_port());
+    rawftp::connect_from(local, target).expect("data connect")
+}
+
+/// EPSV, then a data socket with a tiny receive buffer (the kernel's minimum), so the
+/// server's writes stall until the test reads.
+fn epsv_narrow(c: &mut Ctrl) -> TcpStream {
+    let target = SocketAddr::new(c.server_addr().ip(), c.epsv_port());
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    s.set_recv_buffer_size(1024).expect("SO_RCVBUF");
+    s.connect_timeout(&target.into(), common::SOCKET_TIMEOUT)
+        .expect("data connect");
+    let sock: TcpStream = s.into();
+    rawftp::set_timeouts(&sock);
+    sock
 }
 
 fn sigterm(d: &Daemon) {
@@ -169,37 +50,21 @@ fn sigterm(d: &Daemon) {
     assert!(status.success(), "kill -TERM failed");
 }
 
-fn dir_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn connections_over_the_session_limit_get_421() {
     let d = one_user(&["--max-sessions", "3", "--max-sessions-per-ip", "100"]);
-    let mut held: Vec<Raw> = (0..3)
-        .map(|_| {
-            let mut c = Raw::connect(d.addr());
-            c.expect(220);
-            c
-        })
-        .collect();
-    let mut extra = Raw::connect(d.addr());
-    let text = extra.expect(421);
-    assert!(text.contains("Too many users"), "{text:?}");
+    let mut held: Vec<Ctrl> = (0..3).map(|_| Ctrl::connect(d.addr())).collect();
+    let mut extra = Ctrl::ungreeted(d.addr());
+    let reply = extra.expect_reply(421);
+    assert!(reply.text().contains("Too many users"), "{reply}");
     assert!(extra.closed());
     // A slot freed is a slot usable again (the Listener hears of it by message).
-    held[0].cmd("QUIT", 221);
+    held[0].expect("QUIT", 221);
     assert!(held[0].closed());
     let mut served = false;
     for _ in 0..100 {
-        let mut c = Raw::connect(d.addr());
-        if c.reply().is_some_and(|(code, _)| code == 220) {
+        let mut c = Ctrl::ungreeted(d.addr());
+        if c.try_reply().is_ok_and(|r| r.code == 220) {
             served = true;
             break;
         }
@@ -210,72 +75,66 @@ fn connections_over_the_session_limit_get_421() {
 #[test]
 fn connections_over_the_per_ip_limit_get_421() {
     let d = one_user(&["--max-sessions-per-ip", "2"]);
-    let mut a = Raw::connect(d.addr());
-    a.expect(220);
-    let mut b = Raw::connect(d.addr());
-    b.expect(220);
-    let mut c = Raw::connect(d.addr());
-    let text = c.expect(421);
-    assert!(text.contains("from your address"), "{text:?}");
-    a.cmd("NOOP", 200);
+    let mut a = Ctrl::connect(d.addr());
+    let _b = Ctrl::connect(d.addr());
+    let mut c = Ctrl::ungreeted(d.addr());
+    let reply = c.expect_reply(421);
+    assert!(reply.text().contains("from your address"), "{reply}");
+    a.expect("NOOP", 200);
 }
 
 #[test]
 fn failed_logins_close_the_connection_after_three() {
     let d = one_user(&["--login-failure-delay-ms", "0"]);
-    let mut c = Raw::connect(d.addr());
-    c.expect(220);
+    let mut c = Ctrl::connect(d.addr());
     for _ in 0..3 {
-        c.cmd("USER alice", 331);
-        c.cmd("PASS wrong", 530);
+        c.expect("USER alice", 331);
+        c.expect("PASS wrong", 530);
     }
-    c.expect(421);
+    c.expect_reply(421);
     assert!(c.closed());
 }
 
 #[test]
 fn failed_login_delay_does_not_hold_up_other_sessions() {
     let d = one_user(&["--login-failure-delay-ms", "3000"]);
-    let mut slow = Raw::connect(d.addr());
-    slow.expect(220);
-    slow.cmd("USER alice", 331);
+    let mut slow = Ctrl::connect(d.addr());
+    slow.expect("USER alice", 331);
     slow.send("PASS wrong");
     // While the failed login waits out its delay, another client logs in and works.
-    let mut other = Raw::login(d.addr(), "alice", "pw");
-    other.cmd("NOOP", 200);
-    slow.writer.set_nonblocking(true).expect("nonblocking");
+    let mut other = Ctrl::login(d.addr(), "alice", "pw");
+    other.expect("NOOP", 200);
+    slow.socket().set_nonblocking(true).expect("nonblocking");
     let mut peek = [0u8; 1];
-    let waiting =
-        matches!(slow.writer.peek(&mut peek), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
-    slow.writer.set_nonblocking(false).expect("blocking");
+    let waiting = matches!(slow.socket().peek(&mut peek), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    slow.socket().set_nonblocking(false).expect("blocking");
     assert!(
         waiting,
         "the 530 came before the delay, or the other session waited for it"
     );
-    slow.expect(530);
+    slow.expect_reply(530);
 }
 
 #[test]
 fn repeated_failures_ban_the_source_address() {
     let d = one_user(&["--login-failure-delay-ms", "0", "--ban-failures", "2"]);
-    let mut c = Raw::connect(d.addr());
-    c.expect(220);
-    c.cmd("USER alice", 331);
-    c.cmd("PASS wrong", 530);
-    c.cmd("USER nobody", 331);
-    c.cmd("PASS wrong", 530);
+    let mut c = Ctrl::connect(d.addr());
+    c.expect("USER alice", 331);
+    c.expect("PASS wrong", 530);
+    c.expect("USER nobody", 331);
+    c.expect("PASS wrong", 530);
     // The ban is recorded by message; a new connection sees it once the Listener has it.
     let mut banned = false;
     for _ in 0..100 {
-        let mut n = Raw::connect(d.addr());
+        let mut n = Ctrl::ungreeted(d.addr());
         match n.reply() {
-            Some((421, text)) => {
-                assert!(text.contains("failed logins"), "{text:?}");
+            r if r.code == 421 => {
+                assert!(r.text().contains("failed logins"), "{r}");
                 banned = true;
                 break;
             }
-            Some((220, _)) => continue,
-            other => panic!("unexpected {other:?}"),
+            r if r.code == 220 => continue,
+            other => panic!("unexpected {other}"),
         }
     }
     assert!(banned, "source was never banned");
@@ -290,23 +149,18 @@ fn http_and_smtp_clients_are_disconnected_silently() {
         "HELO mail.example",
         "EHLO x",
     ] {
-        let mut c = Raw::connect(d.addr());
-        c.expect(220);
+        let mut c = Ctrl::connect(d.addr());
         c.send(first);
-        assert!(
-            c.reply().is_none(),
-            "{first:?} got a reply instead of a close"
-        );
+        assert!(c.closed(), "{first:?} got a reply instead of a close");
     }
     // An unknown FTP-looking first word is only a 500, and the connection stays.
-    let mut c = Raw::connect(d.addr());
-    c.expect(220);
-    c.cmd("FOO", 500);
-    c.cmd("NOOP", 200);
+    let mut c = Ctrl::connect(d.addr());
+    c.expect("FOO", 500);
+    c.expect("NOOP", 200);
     // GET later in a session is an ordinary unknown command.
-    let mut c = Raw::login(d.addr(), "alice", "pw");
-    c.cmd("GET /", 500);
-    c.cmd("NOOP", 200);
+    let mut c = Ctrl::login(d.addr(), "alice", "pw");
+    c.expect("GET /", 500);
+    c.expect("NOOP", 200);
 }
 
 #[test]
@@ -343,13 +197,9 @@ fn bad_users_files_stop_the_daemon_with_one_clear_line() {
             .stdin(Stdio::null())
             .output()
             .expect("run daemon");
+        assert_refused_in_one_line(out.status, &out.stderr, want, file);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{file}: daemon started");
-        assert_eq!(stderr.trim().lines().count(), 1, "{file}: {stderr}");
-        assert!(
-            stderr.contains(file) && stderr.contains(want),
-            "{file}: {stderr}"
-        );
+        assert!(stderr.contains(file), "{file}: {stderr}");
     }
     let missing = tmp.path().join("missing.toml");
     let out = Command::new(env!("CARGO_BIN_EXE_actorftpd"))
@@ -386,28 +236,15 @@ fn hash_password_output_logs_in() {
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path().join("r");
     std::fs::create_dir(&root).expect("root");
-    let users = tmp.path().join("users.toml");
-    std::fs::write(
-        &users,
-        format!(
-            "[[user]]\nname = \"bob\"\npassword_hash = \"{hash}\"\nroot = \"{}\"\n",
-            root.display()
-        ),
-    )
-    .expect("users");
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--users",
-        users.to_str().expect("utf8"),
-        "-q",
-    ];
-    let d = Daemon::start_custom(tmp, &args, vec![]);
-    Raw::login(d.addr(), "bob", "correct horse").cmd("PWD", 257);
-    let mut c = Raw::connect(d.addr());
-    c.expect(220);
-    c.cmd("USER bob", 331);
-    c.cmd("PASS correct horsE", 530);
+    let toml = format!(
+        "[[user]]\nname = \"bob\"\npassword_hash = \"{hash}\"\nroot = \"{}\"\n",
+        root.display()
+    );
+    let d = Daemon::start_with_users_file(tmp, &toml, &[], vec![]);
+    Ctrl::login(d.addr(), "bob", "correct horse").expect("PWD", 257);
+    let mut c = Ctrl::connect(d.addr());
+    c.expect("USER bob", 331);
+    c.expect("PASS correct horsE", 530);
 }
 
 /// A users file with one normal user and extra TOML, served from `tmp`.
@@ -417,32 +254,20 @@ fn daemon_with_file(extra_toml: &str) -> Daemon {
         std::fs::create_dir(tmp.path().join(dir)).expect("root");
     }
     let hash = actorftpd::auth::hash_password("pw").expect("hash");
-    let users = tmp.path().join("users.toml");
-    std::fs::write(
-        &users,
-        format!("[[user]]\nname = \"alice\"\npassword_hash = \"{hash}\"\nroot = \"alice\"\n\n{extra_toml}"),
-    )
-    .expect("users");
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--users",
-        users.to_str().expect("utf8"),
-        "--login-failure-delay-ms",
-        "0",
-        "-q",
-    ];
+    let toml = format!(
+        "[[user]]\nname = \"alice\"\npassword_hash = \"{hash}\"\nroot = \"alice\"\n\n{extra_toml}"
+    );
     let root = tmp.path().join("alice");
-    Daemon::start_custom(tmp, &args, vec![("alice".into(), "pw".into(), root)])
+    let table = vec![("alice".into(), "pw".into(), root)];
+    Daemon::start_with_users_file(tmp, &toml, &["--login-failure-delay-ms", "0"], table)
 }
 
 #[test]
 fn anonymous_is_off_unless_configured() {
     let d = daemon_with_file("");
-    let mut c = Raw::connect(d.addr());
-    c.expect(220);
-    c.cmd("USER anonymous", 331);
-    c.cmd("PASS guest@example.org", 530);
+    let mut c = Ctrl::connect(d.addr());
+    c.expect("USER anonymous", 331);
+    c.expect("PASS guest@example.org", 530);
 }
 
 #[test]
@@ -451,22 +276,21 @@ fn anonymous_is_read_only_and_jailed() {
     let pub_root = d.tmp().join("pub");
     let data = common::random_bytes(100_000);
     std::fs::write(pub_root.join("file.bin"), &data).expect("fixture");
-    let mut c = Raw::connect(d.addr());
-    c.expect(220);
-    let prompt = c.cmd("USER anonymous", 331);
-    assert!(prompt.contains("e-mail"), "{prompt:?}");
-    c.cmd("PASS guest@example.org", 230);
-    c.cmd("TYPE I", 200);
-    let data_sock = c.passive(None);
-    c.cmd("RETR file.bin", 150);
-    assert_eq!(sha256_hex(&read_to_end(data_sock)), sha256_hex(&data));
-    c.expect(226);
-    let _data = c.passive(None);
-    c.cmd("STOR new.bin", 550);
-    c.cmd("DELE file.bin", 550);
-    c.cmd("MKD d", 550);
-    c.cmd("RNFR file.bin", 550);
-    c.cmd("CWD ../alice", 550);
+    let mut c = Ctrl::connect(d.addr());
+    let prompt = c.expect("USER anonymous", 331);
+    assert!(prompt.text().contains("e-mail"), "{prompt}");
+    c.expect("PASS guest@example.org", 230);
+    c.expect("TYPE I", 200);
+    let data_sock = c.epsv();
+    c.expect("RETR file.bin", 150);
+    assert_eq!(sha256_hex(&read_all(data_sock)), sha256_hex(&data));
+    c.expect_reply(226);
+    let _data = c.epsv();
+    c.expect("STOR new.bin", 550);
+    c.expect("DELE file.bin", 550);
+    c.expect("MKD d", 550);
+    c.expect("RNFR file.bin", 550);
+    c.expect("CWD ../alice", 550);
     assert_eq!(dir_names(&pub_root), vec!["file.bin".to_owned()]);
 }
 
@@ -480,34 +304,31 @@ fn disabled_users_and_other_networks_get_the_same_530() {
     ));
     let mut texts = Vec::new();
     for user in ["off", "far", "alice-typo"] {
-        let mut c = Raw::connect(d.addr());
-        c.expect(220);
-        c.cmd(&format!("USER {user}"), 331);
-        texts.push(c.cmd("PASS pw", 530));
+        let mut c = Ctrl::connect(d.addr());
+        c.expect(&format!("USER {user}"), 331);
+        texts.push(c.expect("PASS pw", 530));
     }
-    let mut c = Raw::connect(d.addr());
-    c.expect(220);
-    c.cmd("USER alice", 331);
-    texts.push(c.cmd("PASS wrong", 530));
+    let mut c = Ctrl::connect(d.addr());
+    c.expect("USER alice", 331);
+    texts.push(c.expect("PASS wrong", 530));
     assert!(
         texts.windows(2).all(|w| w[0] == w[1]),
         "replies differ: {texts:?}"
     );
-    Raw::login(d.addr(), "near", "pw").cmd("NOOP", 200);
+    Ctrl::login(d.addr(), "near", "pw").expect("NOOP", 200);
 }
 
 #[test]
 fn shutdown_tells_idle_sessions_421_and_lets_transfers_finish() {
     let mut d = one_user(&["--shutdown-grace", "30"]);
-    let mut idle = Raw::login(d.addr(), "alice", "pw");
-    let mut busy = Raw::login(d.addr(), "alice", "pw");
-    busy.cmd("TYPE I", 200);
-    let mut data = busy.passive(None);
-    busy.cmd("STOR up.bin", 150);
+    let mut idle = Ctrl::login(d.addr(), "alice", "pw");
+    let mut busy = Ctrl::login(d.addr(), "alice", "pw");
+    let mut data = busy.epsv();
+    busy.expect("STOR up.bin", 150);
     let payload = common::random_bytes(3 * 1024 * 1024);
     data.write_all(&payload[..1024 * 1024]).expect("first part");
     sigterm(&d);
-    idle.expect(421);
+    idle.expect_reply(421);
     assert!(idle.closed());
     // New connections are no longer accepted.
     assert!(TcpStream::connect(d.addr())
@@ -519,8 +340,8 @@ fn shutdown_tells_idle_sessions_421_and_lets_transfers_finish() {
         .unwrap_or(true));
     data.write_all(&payload[1024 * 1024..]).expect("rest");
     drop(data);
-    busy.expect(226);
-    busy.expect(421);
+    busy.expect_reply(226);
+    busy.expect_reply(421);
     let root = d.root("alice");
     assert_file_holds(&root.join("up.bin"), &payload, "");
     let status = d
@@ -534,14 +355,13 @@ fn shutdown_aborts_unfinished_uploads_after_the_grace_period() {
     let mut d = one_user(&["--shutdown-grace", "1"]);
     let root = d.root("alice");
     std::fs::write(root.join("old.bin"), b"old").expect("fixture");
-    let mut busy = Raw::login(d.addr(), "alice", "pw");
-    busy.cmd("TYPE I", 200);
-    let mut data = busy.passive(None);
-    busy.cmd("STOR old.bin", 150);
+    let mut busy = Ctrl::login(d.addr(), "alice", "pw");
+    let mut data = busy.epsv();
+    busy.expect("STOR old.bin", 150);
     data.write_all(&[7u8; 100_000]).expect("part");
     sigterm(&d);
-    busy.expect(426);
-    busy.expect(421);
+    busy.expect_reply(426);
+    busy.expect_reply(421);
     assert_eq!(
         std::fs::read(root.join("old.bin")).expect("old file"),
         b"old"
@@ -559,33 +379,31 @@ fn fxp_switch_allows_data_connections_from_elsewhere() {
     let d = one_user(&["--allow-fxp"]);
     let data = common::random_bytes(50_000);
     std::fs::write(d.root("alice").join("f"), &data).expect("fixture");
-    let mut c = Raw::login(d.addr(), "alice", "pw");
-    c.cmd("TYPE I", 200);
-    let sock = c.passive(Some("127.0.0.2"));
-    c.cmd("RETR f", 150);
-    assert_eq!(sha256_hex(&read_to_end(sock)), sha256_hex(&data));
-    c.expect(226);
+    let mut c = Ctrl::login(d.addr(), "alice", "pw");
+    let sock = epsv_from(&mut c, loopback(2));
+    c.expect("RETR f", 150);
+    assert_eq!(sha256_hex(&read_all(sock)), sha256_hex(&data));
+    c.expect_reply(226);
 }
 
 #[test]
 fn nat_address_is_not_given_to_local_peers() {
     let d = one_user(&["--passive-address", "203.0.113.7"]);
-    let mut c = Raw::login(d.addr(), "alice", "pw");
-    let text = c.cmd("PASV", 227);
-    assert!(text.contains("(127,0,0,1,"), "{text:?}");
+    let mut c = Ctrl::login(d.addr(), "alice", "pw");
+    let reply = c.expect("PASV", 227);
+    assert!(reply.text().contains("(127,0,0,1,"), "{reply}");
 }
 
 #[test]
 fn idle_and_login_timeouts_close_with_421() {
     let d = one_user(&["--idle-timeout", "1", "--login-timeout", "1"]);
-    let mut logged_in = Raw::login(d.addr(), "alice", "pw");
-    let text = logged_in.expect(421);
-    assert!(text.contains("Idle timeout"), "{text:?}");
+    let mut logged_in = Ctrl::login(d.addr(), "alice", "pw");
+    let reply = logged_in.expect_reply(421);
+    assert!(reply.text().contains("Idle timeout"), "{reply}");
     assert!(logged_in.closed());
-    let mut anonymous = Raw::connect(d.addr());
-    anonymous.expect(220);
-    let text = anonymous.expect(421);
-    assert!(text.contains("Login timeout"), "{text:?}");
+    let mut anonymous = Ctrl::connect(d.addr());
+    let reply = anonymous.expect_reply(421);
+    assert!(reply.text().contains("Login timeout"), "{reply}");
 }
 
 #[test]
@@ -596,15 +414,14 @@ fn a_transfer_that_stalls_is_ended_with_426() {
         common::random_bytes(64 * 1024 * 1024),
     )
     .expect("fixture");
-    let mut c = Raw::login(d.addr(), "alice", "pw");
-    c.cmd("TYPE I", 200);
+    let mut c = Ctrl::login(d.addr(), "alice", "pw");
     // The client connects and never reads: the server's writes stop making progress.
-    let data = c.passive(None);
-    c.cmd("RETR big.bin", 150);
-    let text = c.expect(426);
-    assert!(text.contains("stalled"), "{text:?}");
+    let data = c.epsv();
+    c.expect("RETR big.bin", 150);
+    let reply = c.expect_reply(426);
+    assert!(reply.text().contains("stalled"), "{reply}");
     drop(data);
-    c.cmd("NOOP", 200);
+    c.expect("NOOP", 200);
 }
 
 /// A FIFO (or device file) placed in a user's root is never opened for sending: RETR gets 550
@@ -623,18 +440,17 @@ fn retr_of_a_fifo_in_the_root_gets_550_and_nothing_hangs() {
     )
     .expect("mkfifo in the root");
     std::fs::write(root.join("after.txt"), b"still served\n").expect("write file");
-    let mut c = Raw::login(d.addr(), "alice", "pw");
-    c.cmd("TYPE I", 200);
+    let mut c = Ctrl::login(d.addr(), "alice", "pw");
     // More attempts than the FileStore has threads: a blocking open would exhaust the pool.
     for _ in 0..6 {
-        let _data = c.passive(None);
-        c.cmd("RETR pipe", 550);
+        let _data = c.epsv();
+        c.expect("RETR pipe", 550);
     }
-    c.cmd("SIZE pipe", 550);
-    let data = c.passive(None);
-    c.cmd("RETR after.txt", 150);
-    assert_eq!(read_to_end(data), b"still served\n");
-    c.expect(226);
+    c.expect("SIZE pipe", 550);
+    let data = c.epsv();
+    c.expect("RETR after.txt", 150);
+    assert_eq!(read_all(data), b"still served\n");
+    c.expect_reply(226);
 }
 
 /// Small files and listings are written straight into the data socket, and only a write that
@@ -658,19 +474,18 @@ fn small_file_and_big_listing_reach_a_client_that_reads_only_after_the_150() {
         std::fs::write(dir.join(&name), b"").expect("create entry");
         names.insert(name);
     }
-    let mut c = Raw::login(d.addr(), "alice", "pw");
-    c.cmd("TYPE I", 200);
+    let mut c = Ctrl::login(d.addr(), "alice", "pw");
     for _ in 0..2 {
         // Twice: the second RETR finds the file in the page cache (read on the Session's thread).
-        let data = c.passive_narrow();
-        c.cmd("RETR small.bin", 150);
-        assert_eq!(sha256_hex(&read_to_end(data)), sha256_hex(&small));
-        c.expect(226);
+        let data = epsv_narrow(&mut c);
+        c.expect("RETR small.bin", 150);
+        assert_eq!(sha256_hex(&read_all(data)), sha256_hex(&small));
+        c.expect_reply(226);
     }
-    let data = c.passive_narrow();
-    c.cmd("NLST many", 150);
-    let listing = String::from_utf8(read_to_end(data)).expect("UTF-8 listing");
-    c.expect(226);
+    let data = epsv_narrow(&mut c);
+    c.expect("NLST many", 150);
+    let listing = String::from_utf8(read_all(data)).expect("UTF-8 listing");
+    c.expect_reply(226);
     let got: std::collections::BTreeSet<String> = listing
         .split("\r\n")
         .filter(|l| !l.is_empty())
@@ -716,11 +531,7 @@ fn replacing_and_deleting_large_files_leaves_exactly_the_new_state() {
     );
     common::expect_code(&mut ftp, "DELE link.bin", Status::RequestedFileActionOk);
 
-    let mut left: Vec<String> = std::fs::read_dir(&root)
-        .expect("read root")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    left.sort();
+    let left = dir_names(&root);
     assert!(left.is_empty(), "left in the root: {left:?}");
     // The session still works after the background closes.
     common::put(&mut ftp, "after.bin", b"ok");
@@ -758,9 +569,9 @@ fn passive_ports_stay_in_the_range_and_an_exhausted_range_gets_425() {
     let d = one_user(&["--passive-ports", &range]);
     std::fs::write(d.root("alice").join("f.bin"), common::random_bytes(5000)).expect("write");
     // Three clients (one address may hold only an eighth of the range: the next test).
-    let mut sessions: Vec<Raw> = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
-        .iter()
-        .map(|from| Raw::login_from(from, d.addr(), "alice", "pw"))
+    let mut sessions: Vec<Ctrl> = [1, 2, 3]
+        .into_iter()
+        .map(|last| Ctrl::login_from(loopback(last), d.addr(), "alice", "pw"))
         .collect();
     let mut ports: Vec<u16> = sessions.iter_mut().map(|c| c.epsv_port()).collect();
     ports.sort_unstable();
@@ -770,32 +581,23 @@ fn passive_ports_stay_in_the_range_and_an_exhausted_range_gets_425() {
         "each session got its own port of the range"
     );
 
-    let mut extra = Raw::login_from("127.0.0.4", d.addr(), "alice", "pw");
-    let text = extra.cmd("EPSV", 425);
+    let mut extra = Ctrl::login_from(loopback(4), d.addr(), "alice", "pw");
+    let reply = extra.expect("EPSV", 425);
     assert!(
-        text.contains("Cannot open a passive port"),
-        "425 says why: {text:?}"
+        reply.text().contains("Cannot open a passive port"),
+        "425 says why: {reply}"
     );
-    extra.cmd("PASV", 425);
+    extra.expect("PASV", 425);
 
     // One session uses its port: a transfer through it, then the port is free again.
     let first = &mut sessions[0];
     let port = first.epsv_port();
     assert!((lo..=hi).contains(&port));
-    let data = TcpStream::connect(("127.0.0.1", port)).expect("data connect");
-    first.cmd("TYPE I", 200);
-    first.cmd("RETR f.bin", 150);
-    assert_eq!(read_to_end(data), common::random_bytes(5000));
-    first.expect(226);
-    let text = extra.cmd("PASV", 227);
-    let nums: Vec<u16> = text
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    let n = nums.len();
-    assert!(n >= 6, "227 has h1..p2: {text:?}");
-    let pasv_port = nums[n - 2] * 256 + nums[n - 1];
+    let data = rawftp::tcp_connect(SocketAddr::new(first.server_addr().ip(), port));
+    first.expect("RETR f.bin", 150);
+    assert_eq!(read_all(data), common::random_bytes(5000));
+    first.expect_reply(226);
+    let pasv_port = extra.pasv_addr().port();
     assert!(
         (lo..=hi).contains(&pasv_port),
         "PASV port {pasv_port} outside {range}"
@@ -810,33 +612,32 @@ fn one_address_holds_at_most_its_share_of_the_passive_range() {
     let (lo, hi) = free_port_range();
     let d = one_user(&["--passive-ports", &format!("{lo}-{hi}")]);
     std::fs::write(d.root("alice").join("f.bin"), common::random_bytes(3000)).expect("write");
-    let mut first = Raw::login(d.addr(), "alice", "pw");
+    let mut first = Ctrl::login(d.addr(), "alice", "pw");
     let port = first.epsv_port();
     assert!((lo..=hi).contains(&port));
     // Its share of three ports is one: a second session of the same address is refused.
-    let mut second = Raw::login(d.addr(), "alice", "pw");
-    let text = second.cmd("EPSV", 425);
-    assert!(text.contains("from your address"), "425 says why: {text:?}");
-    second.cmd("PASV", 425);
+    let mut second = Ctrl::login(d.addr(), "alice", "pw");
+    let reply = second.expect("EPSV", 425);
+    assert!(
+        reply.text().contains("from your address"),
+        "425 says why: {reply}"
+    );
+    second.expect("PASV", 425);
     // Another address still gets a port.
-    let mut other = Raw::login_from("127.0.0.2", d.addr(), "alice", "pw");
+    let mut other = Ctrl::login_from(loopback(2), d.addr(), "alice", "pw");
     assert!((lo..=hi).contains(&other.epsv_port()));
     // A new PASV of the same session replaces its port rather than taking another.
     let port = first.epsv_port();
     // The transfer ends, the port is given back, and the second session can have one.
-    let data = TcpStream::connect(("127.0.0.1", port)).expect("data connect");
-    first.cmd("TYPE I", 200);
-    first.cmd("RETR f.bin", 150);
-    assert_eq!(read_to_end(data), common::random_bytes(3000));
-    first.expect(226);
-    first.cmd("NOOP", 200);
+    let data = rawftp::tcp_connect(SocketAddr::new(first.server_addr().ip(), port));
+    first.expect("RETR f.bin", 150);
+    assert_eq!(read_all(data), common::random_bytes(3000));
+    first.expect_reply(226);
+    first.expect("NOOP", 200);
     let mut given = false;
     for _ in 0..50 {
         // The lease is given back by message: the first tries may still find it held.
-        let (code, _) = {
-            second.send("EPSV");
-            second.reply().expect("a reply")
-        };
+        let code = second.cmd("EPSV").code;
         if code == 229 {
             given = true;
             break;

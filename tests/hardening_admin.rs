@@ -239,10 +239,7 @@ fn admin_endpoint_without_a_token_file_or_with_a_readable_one_does_not_start() {
     std::fs::write(&file, "0123456789abcdef0123456789\n").expect("write");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let out = run(&["--admin-token-file", file.to_str().expect("utf8")]);
-    assert!(!out.status.success(), "started with a world-readable token");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("chmod 600"), "{err}");
-    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+    assert_refused_in_one_line(out.status, &out.stderr, "chmod 600", "world-readable token");
 }
 
 #[test]
@@ -262,10 +259,12 @@ fn a_token_file_that_is_a_symlink_is_refused() {
             .args(["--admin-token-file", link.to_str().expect("utf8")]),
         DEADLINE,
     );
-    assert!(!out.status.success(), "took its token through a symlink");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("symlink"), "{err}");
-    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+    assert_refused_in_one_line(
+        out.status,
+        &out.stderr,
+        "symlink",
+        "token through a symlink",
+    );
 }
 
 #[test]

@@ -6,7 +6,9 @@
 mod common;
 mod rawftp;
 
-use common::{assert_file_holds, file_sha256, random_bytes_seeded, sha256_hex, Daemon, KIB, MIB};
+use common::{
+    assert_file_holds, dir_names, file_sha256, random_bytes_seeded, sha256_hex, Daemon, KIB, MIB,
+};
 use rawftp::{write_all_close, Ctrl};
 use std::io::Write;
 use std::os::unix::fs::symlink;
@@ -19,16 +21,6 @@ const TEMP: &str = ".actorftpd-upload-0123456789abcdef.part";
 /// The reply to an upload whose name was taken while it ran, by a user who may not overwrite:
 /// 553, file name not allowed (RFC 959), as STOR onto an existing name is refused.
 const NAME_TAKEN_MEANWHILE: [u16; 1] = [553];
-
-/// The names in `dir`, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
 
 /// Upload temporary files anywhere under `dir`.
 fn temp_files(dir: &Path) -> Vec<PathBuf> {
@@ -57,27 +49,12 @@ fn daemon_with_permissions(permissions: &[&str]) -> Daemon {
     std::fs::create_dir(&root).expect("root");
     let hash = actorftpd::auth::hash_password("pw").expect("hash");
     let list: Vec<String> = permissions.iter().map(|p| format!("{p:?}")).collect();
-    let users = tmp.path().join("users.toml");
-    std::fs::write(
-        &users,
-        format!(
-            "[[user]]\nname = \"alice\"\npassword_hash = \"{hash}\"\nroot = \"srv\"\n\
-             permissions = [{}]\n",
-            list.join(", ")
-        ),
-    )
-    .expect("users");
-    let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--users",
-        users.to_str().expect("utf8"),
-    ];
-    if std::env::var_os("ACTORFTPD_TEST_LOG").is_none() {
-        args.push("-q");
-    }
-    let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
-    Daemon::start_custom(tmp, &args, vec![("alice".into(), "pw".into(), root)])
+    let toml = format!(
+        "[[user]]\nname = \"alice\"\npassword_hash = \"{hash}\"\nroot = \"srv\"\n\
+         permissions = [{}]\n",
+        list.join(", ")
+    );
+    Daemon::start_with_users_file(tmp, &toml, &[], vec![("alice".into(), "pw".into(), root)])
 }
 
 /// Hole 1: the permission was checked when the first STOR opened, and the name was free then;
@@ -109,7 +86,7 @@ fn upload_without_overwrite_never_replaces_a_file_stored_meanwhile() {
         &second,
         "x still holds the second session's upload",
     );
-    assert_eq!(names(&root), ["x"], "no temporary file is left");
+    assert_eq!(dir_names(&root), ["x"], "no temporary file is left");
 
     // The early answer still comes at the open, and both sessions carry on.
     let _ = s1.epsv_port();
@@ -192,7 +169,7 @@ fn upload_temp_files_are_invisible_to_every_command() {
         "sub".into(),
     ];
     want.sort();
-    assert_eq!(names(&root), want);
+    assert_eq!(dir_names(&root), want);
     assert_file_holds(&root.join("real.bin"), &real, "");
 }
 
@@ -222,7 +199,7 @@ fn a_killed_upload_leaves_no_temp_file_once_the_daemon_restarts() {
 
     let d = Daemon::start_with_roots(&users);
     assert_eq!(temp_files(&root), Vec::<PathBuf>::new(), "swept at start");
-    assert_eq!(names(&root.join("sub")), ["x"]);
+    assert_eq!(dir_names(&root.join("sub")), ["x"]);
     assert_file_holds(&root.join("sub/x"), &original, "");
     let mut c = Ctrl::login(d.addr(), "alice", &d.password("alice"));
     assert_eq!(sha256_hex(&c.download("RETR sub/x")), sha256_hex(&original));
@@ -277,7 +254,7 @@ fn a_full_disk_gets_452_and_leaves_the_original_and_no_temp_file() {
     drop(data);
     c.expect_reply(452);
     assert_file_holds(&root.join("x"), &original, "");
-    assert_eq!(names(&root), ["x"]);
+    assert_eq!(dir_names(&root), ["x"]);
     c.expect("NOOP", 200);
 }
 

@@ -157,10 +157,9 @@ fn lftp_put_then_get_is_byte_exact_over_epsv() {
 
 #[test]
 fn lftp_ls_and_nlist_show_uploaded_names() {
-    if !require_tool("lftp") {
+    let Some(d) = daemon_if_tool("lftp", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let names = ["plain.txt", "with space.bin", "x"];
     for (i, name) in names.iter().enumerate() {
         write_file(&d.root(USER).join(name), &random_bytes_seeded(i as u64, 10));
@@ -191,10 +190,9 @@ fn lftp_ls_and_nlist_show_uploaded_names() {
 
 #[test]
 fn lftp_mkdir_rm_rmdir_change_the_tree() {
-    if !require_tool("lftp") {
+    let Some(d) = daemon_if_tool("lftp", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let root = d.root(USER);
     let local = d.tmp().join("f.bin");
     let data = random_bytes(4321);
@@ -333,10 +331,9 @@ fn lftp_mirror_reverse_uploads_tree_with_non_ascii_names() {
 
 #[test]
 fn lftp_wrong_password_fails_with_530() {
-    if !require_tool("lftp") {
+    let Some(d) = daemon_if_tool("lftp", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let out = lftp_run(
         &d,
         Run {
@@ -380,10 +377,9 @@ fn tree_inodes(dir: &Path) -> Vec<(String, u64)> {
 
 #[test]
 fn lftp_mirror_continue_resumes_a_partial_download_with_rest() {
-    if !require_tool("lftp") {
+    let Some(d) = daemon_if_tool("lftp", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let remote = d.root(USER).join("tree ü");
     let mut files = sample_tree(true);
     let big = random_bytes_seeded(80, 3 * MIB + 21);
@@ -418,10 +414,9 @@ fn lftp_mirror_continue_resumes_a_partial_download_with_rest() {
 
 #[test]
 fn lftp_second_mirror_reverse_of_an_unchanged_tree_uploads_nothing() {
-    if !require_tool("lftp") {
+    let Some(d) = daemon_if_tool("lftp", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let local = d.tmp().join("local ü tree");
     let files = sample_tree(true);
     let expected = write_tree(&local, &files);
@@ -466,10 +461,9 @@ fn lftp_second_mirror_reverse_of_an_unchanged_tree_uploads_nothing() {
 
 #[test]
 fn lftp_listing_with_use_mlsd_true_comes_from_mlsd_with_exact_facts() {
-    if !require_tool("lftp") {
+    let Some(d) = daemon_if_tool("lftp", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let dir = d.root(USER).join("lst");
     let files = [
         ("plain.bin", 1234usize),

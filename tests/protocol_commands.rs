@@ -18,12 +18,6 @@ use rawftp::*;
 const USER: &str = "alice";
 const PASS: &str = "alice-pass";
 
-fn start() -> (Daemon, Ctrl) {
-    let d = Daemon::start(&[(USER, PASS)]);
-    let c = Ctrl::login(d.addr(), USER, PASS);
-    (d, c)
-}
-
 /// Sets the modification time of `path` to `secs` after the epoch.
 fn set_mtime(path: &Path, secs: u64) {
     let f = File::options()
@@ -69,7 +63,7 @@ fn feat_lists_every_extension_with_exact_framing_before_and_after_login() {
 
 #[test]
 fn opts_utf8_on_is_200_and_unknown_option_is_501() {
-    let (_d, mut c) = start();
+    let (_d, mut c) = daemon_and_login(USER, PASS);
     c.expect("OPTS UTF8 ON", 200);
     c.expect("OPTS UTF8", 200);
     c.expect("OPTS NOSUCH ON", 501);
@@ -77,7 +71,7 @@ fn opts_utf8_on_is_200_and_unknown_option_is_501() {
 
 #[test]
 fn appe_appends_to_an_existing_file_and_creates_a_missing_one() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let root = d.root(USER);
     let first = random_bytes_seeded(1, 300 * KIB + 3);
     let second = random_bytes_seeded(2, 200 * KIB + 9);
@@ -114,7 +108,7 @@ fn appe_appends_to_an_existing_file_and_creates_a_missing_one() {
 
 #[test]
 fn stou_names_the_new_file_in_its_150_reply_and_never_overwrites() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let root = d.root(USER);
     write_file(&root.join("existing.bin"), b"keep me");
     let mut names = Vec::new();
@@ -152,7 +146,7 @@ fn stou_names_the_new_file_in_its_150_reply_and_never_overwrites() {
 
 #[test]
 fn rest_then_retr_resumes_at_the_offset_and_rest_survives_non_transfer_commands() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let data = random_bytes_seeded(3, 2 * MIB + 333);
     write_file(&d.root(USER).join("big.bin"), &data);
 
@@ -199,7 +193,7 @@ fn rest_then_retr_resumes_at_the_offset_and_rest_survives_non_transfer_commands(
 
 #[test]
 fn rest_then_stor_resumes_an_upload_in_place() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let root = d.root(USER);
     let data = random_bytes_seeded(4, 3 * MIB + 5);
     let cut = MIB + 12_345;
@@ -238,7 +232,7 @@ fn rest_then_stor_resumes_an_upload_in_place() {
 
 #[test]
 fn rest_past_the_end_of_the_file_is_554_at_retr_and_stor_and_changes_nothing() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let root = d.root(USER);
     let data = random_bytes_seeded(6, 10_000);
     write_file(&root.join("f.bin"), &data);
@@ -262,7 +256,7 @@ fn rest_past_the_end_of_the_file_is_554_at_retr_and_stor_and_changes_nothing() {
 
 #[test]
 fn rest_past_the_end_of_a_missing_file_is_554_and_creates_nothing() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     c.expect("REST 10", 350);
     let _data_conn = c.epsv();
     c.expect("STOR missing.bin", 554);
@@ -274,7 +268,7 @@ fn rest_past_the_end_of_a_missing_file_is_554_and_creates_nothing() {
 
 #[test]
 fn rest_with_an_offset_in_type_a_is_501_and_rest_0_is_accepted() {
-    let (_d, mut c) = start();
+    let (_d, mut c) = daemon_and_login(USER, PASS);
     c.expect("TYPE A", 200);
     c.expect("REST 5", 501);
     c.expect("REST 0", 350);
@@ -287,7 +281,7 @@ fn rest_with_an_offset_in_type_a_is_501_and_rest_0_is_accepted() {
 
 #[test]
 fn rnfr_rnto_renames_files_and_directories_and_rnto_needs_rnfr() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let root = d.root(USER);
     let data = random_bytes_seeded(7, 12_345);
     write_file(&root.join("old name.bin"), &data);
@@ -337,7 +331,7 @@ fn rnfr_rnto_renames_files_and_directories_and_rnto_needs_rnfr() {
 
 #[test]
 fn allo_and_acct_are_superfluous_202() {
-    let (_d, mut c) = start();
+    let (_d, mut c) = daemon_and_login(USER, PASS);
     assert_eq!(c.expect("ALLO 1000000", 202).lines.len(), 1);
     c.expect("ALLO", 202);
     c.expect("ACCT billing", 202);
@@ -345,7 +339,7 @@ fn allo_and_acct_are_superfluous_202() {
 
 #[test]
 fn rein_logs_out_resets_the_session_and_a_new_login_works() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     write_file(&d.root(USER).join("sub/f.bin"), b"12345");
     c.expect("CWD sub", 250);
     c.expect("OPTS MLST type;", 200);
@@ -385,7 +379,7 @@ fn rein_logs_out_resets_the_session_and_a_new_login_works() {
 
 #[test]
 fn rein_during_an_upload_still_completes_it() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let root = d.root(USER);
     write_file(&root.join("keep.bin"), b"old");
     let data = random_bytes_seeded(8, 100_000);
@@ -394,9 +388,8 @@ fn rein_during_an_upload_still_completes_it() {
     c.expect("REIN", 220);
     write_all_close(conn, &data);
     c.expect_reply(226);
-    let leftovers: Vec<String> = std::fs::read_dir(&root)
-        .expect("list root")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+    let leftovers: Vec<String> = dir_names(&root)
+        .into_iter()
         .filter(|n| n.ends_with(".part"))
         .collect();
     assert!(
@@ -412,7 +405,7 @@ fn rein_during_an_upload_still_completes_it() {
 
 #[test]
 fn site_help_is_214_multiline_and_other_site_commands_are_502() {
-    let (_d, mut c) = start();
+    let (_d, mut c) = daemon_and_login(USER, PASS);
     let help = c.expect("SITE HELP", 214);
     assert!(help.is_multi(), "{help}");
     assert!(help.lines[0].starts_with("214-"), "{help}");
@@ -432,13 +425,13 @@ fn site_help_is_214_multiline_and_other_site_commands_are_502() {
 
 #[test]
 fn smnt_is_502() {
-    let (_d, mut c) = start();
+    let (_d, mut c) = daemon_and_login(USER, PASS);
     c.expect("SMNT /mnt", 502);
 }
 
 #[test]
 fn stat_without_argument_is_a_211_multiline_status() {
-    let (_d, mut c) = start();
+    let (_d, mut c) = daemon_and_login(USER, PASS);
     let r = c.expect("STAT", 211);
     assert!(r.lines.len() >= 3, "{r}");
     assert!(r.lines[0].starts_with("211-"), "{r}");
@@ -460,7 +453,7 @@ fn stat_without_argument_is_a_211_multiline_status() {
 
 #[test]
 fn stat_with_a_path_is_a_213_listing_over_the_control_connection() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let root = d.root(USER);
     write_file(&root.join("dir/a file.bin"), &random_bytes(1234));
     write_file(&root.join("dir/b.txt"), b"hello");
@@ -505,7 +498,7 @@ fn stat_with_a_path_is_a_213_listing_over_the_control_connection() {
 
 #[test]
 fn size_is_213_in_type_i_and_550_in_type_a_or_for_directories() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     write_file(&d.root(USER).join("s.bin"), &random_bytes(123_457));
     std::fs::create_dir_all(d.root(USER).join("dir")).expect("mkdir");
     let r = c.expect("SIZE s.bin", 213);
@@ -518,7 +511,7 @@ fn size_is_213_in_type_i_and_550_in_type_a_or_for_directories() {
 
 #[test]
 fn mdtm_is_yyyymmddhhmmss_in_utc() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let root = d.root(USER);
     write_file(&root.join("old.bin"), b"x");
     set_mtime(&root.join("old.bin"), OLD_MTIME);
@@ -561,7 +554,7 @@ fn fact<'a>(facts: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 #[test]
 fn mlst_replies_250_with_one_fact_line_that_starts_with_one_space() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let root = d.root(USER);
     write_file(&root.join("m file.bin"), &random_bytes(4242));
     set_mtime(&root.join("m file.bin"), OLD_MTIME);
@@ -603,7 +596,7 @@ fn mlst_replies_250_with_one_fact_line_that_starts_with_one_space() {
 
 #[test]
 fn mlsd_lists_every_entry_with_terminated_facts_and_one_space_before_the_name() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let root = d.root(USER);
     let files = [
         ("a.bin", 0usize),
@@ -669,7 +662,7 @@ fn mlsd_lists_every_entry_with_terminated_facts_and_one_space_before_the_name() 
 
 #[test]
 fn opts_mlst_selects_the_facts_that_mlst_and_mlsd_show() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     write_file(&d.root(USER).join("f.bin"), &random_bytes(99));
     let r = c.expect("OPTS MLST type;size;", 200);
     assert_eq!(r.lines, vec!["200 MLST OPTS type;size;"]);
@@ -689,7 +682,7 @@ fn opts_mlst_selects_the_facts_that_mlst_and_mlsd_show() {
 
 #[test]
 fn mlsd_on_a_file_is_501_and_on_a_missing_path_is_550() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     write_file(&d.root(USER).join("f.bin"), b"x");
     let _conn = c.epsv();
     c.expect("MLSD f.bin", 501);
@@ -701,7 +694,7 @@ fn mlsd_on_a_file_is_501_and_on_a_missing_path_is_550() {
 
 #[test]
 fn epsv_all_refuses_port_pasv_and_eprt_with_503_but_epsv_still_works() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let data = random_bytes(50_000);
     write_file(&d.root(USER).join("f.bin"), &data);
     c.expect("EPSV ALL", 200);
@@ -714,7 +707,7 @@ fn epsv_all_refuses_port_pasv_and_eprt_with_503_but_epsv_still_works() {
 
 #[test]
 fn port_and_eprt_to_another_ip_or_a_privileged_port_are_501() {
-    let (_d, mut c) = start();
+    let (_d, mut c) = daemon_and_login(USER, PASS);
     c.expect("PORT 127,0,0,2,200,10", 501);
     c.expect("PORT 10,0,0,1,200,10", 501);
     c.expect("PORT 127,0,0,1,0,80", 501);
@@ -732,7 +725,7 @@ fn port_and_eprt_to_another_ip_or_a_privileged_port_are_501() {
 
 #[test]
 fn data_commands_without_pasv_or_port_get_425_and_touch_nothing() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     write_file(&d.root(USER).join("f.bin"), b"content");
     for cmd in [
         "RETR f.bin",
@@ -766,7 +759,7 @@ fn refused(addr: SocketAddr) -> bool {
 
 #[test]
 fn a_new_pasv_replaces_the_previous_listener() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let data = random_bytes(77_777);
     write_file(&d.root(USER).join("f.bin"), &data);
 
@@ -806,7 +799,7 @@ fn a_new_pasv_replaces_the_previous_listener() {
 
 #[test]
 fn pasv_reply_names_the_control_address() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let addr = c.pasv_addr();
     assert_eq!(
         addr.ip(),
@@ -828,7 +821,7 @@ fn pasv_reply_names_the_control_address() {
 
 #[test]
 fn names_with_spaces_quotes_and_non_ascii_round_trip() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let root = d.root(USER);
     let names = [
         "two  spaces.bin",
@@ -956,7 +949,7 @@ fn parse_ls(line: &str) -> LsLine {
 
 #[test]
 fn list_lines_look_like_ls_l_and_options_are_accepted() {
-    let (d, mut c) = start();
+    let (d, mut c) = daemon_and_login(USER, PASS);
     let root = d.root(USER);
     write_file(&root.join("dir/recent file.bin"), &random_bytes(5000));
     write_file(&root.join("dir/old.bin"), &random_bytes(10));
@@ -1075,7 +1068,7 @@ fn names_of(list: &str) -> Vec<String> {
 
 #[test]
 fn help_answers_214_and_unknown_commands_get_500() {
-    let (_d, mut c) = start();
+    let (_d, mut c) = daemon_and_login(USER, PASS);
     let help = c.expect("HELP", 214);
     assert!(help.is_multi(), "{help}");
     c.expect("HELP RETR", 214);
@@ -1085,7 +1078,7 @@ fn help_answers_214_and_unknown_commands_get_500() {
 
 #[test]
 fn help_knows_every_implemented_verb() {
-    let (_d, mut c) = start();
+    let (_d, mut c) = daemon_and_login(USER, PASS);
     for verb in ["MLSD", "MLST", "SITE", "REIN", "ACCT"] {
         c.expect(&format!("HELP {verb}"), 214);
     }

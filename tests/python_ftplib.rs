@@ -45,16 +45,8 @@ fn ftplib_round_trip(remote_dir: &str, files: &[(&str, usize)]) {
     extra.extend(&names);
     let r = session_script(&d, "session", USER, PASS, &extra);
 
-    assert!(
-        r.one("welcome").starts_with("220"),
-        "greeting: {}",
-        r.one("welcome")
-    );
-    assert!(
-        r.one("login").starts_with("230"),
-        "login: {}",
-        r.one("login")
-    );
+    r.assert_code("welcome", 220);
+    r.assert_code("login", 230);
     let want_pwd = if remote_dir == "/" {
         "/".to_string()
     } else {
@@ -67,8 +59,8 @@ fn ftplib_round_trip(remote_dir: &str, files: &[(&str, usize)]) {
     for retr in r.all("retr") {
         assert!(retr[1].starts_with("226"), "retrbinary {retr:?}");
     }
-    assert!(r.one("list_reply").starts_with("226"), "LIST reply");
-    assert!(r.one("quit").starts_with("221"), "QUIT reply");
+    r.assert_code("list_reply", 226);
+    r.assert_code("quit", 221);
 
     let mut nlst: Vec<String> = r
         .all("nlst")
@@ -144,10 +136,9 @@ fn ftplib_storbinary_retrbinary_64_mib_is_byte_exact() {
 
 #[test]
 fn ftplib_wrong_password_raises_error_perm_530() {
-    if !require_tool("python3") {
+    let Some(d) = daemon_if_tool("python3", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let r = session_script(&d, "badlogin", USER, "wrong-pass", &[]);
     let msg = r.one("error_perm");
     assert!(
@@ -158,19 +149,14 @@ fn ftplib_wrong_password_raises_error_perm_530() {
 
 #[test]
 fn ftplib_mkd_cwd_pwd_delete_rmd_and_refusals() {
-    if !require_tool("python3") {
+    let Some(d) = daemon_if_tool("python3", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let outside: PathBuf = d.tmp().join("roots/outside.txt");
     write_file(&outside, b"outside the root");
     let r = session_script(&d, "dirs", USER, PASS, &[]);
     assert_eq!(r.one("pwd_in"), "/py dir", "pwd() after cwd('py dir')");
-    assert!(
-        r.one("cwd").starts_with("250"),
-        "cwd reply {}",
-        r.one("cwd")
-    );
+    r.assert_code("cwd", 250);
     // RFC 959 lists 200 for CDUP; 250 is what most servers send. Both are fine.
     let cdup = r.one("cdup");
     assert!(
@@ -185,32 +171,12 @@ fn ftplib_mkd_cwd_pwd_delete_rmd_and_refusals() {
         .collect();
     assert_eq!(nlst, vec!["hello.txt".to_string()], "nlst('py dir')");
     assert_eq!(r.one("pwd_after_dotdot"), "/", "cwd('..') at / stays at /");
-    assert!(
-        r.one("retr_missing").starts_with("550"),
-        "RETR missing: {}",
-        r.one("retr_missing")
-    );
-    assert!(
-        r.one("retr_outside").starts_with("550"),
-        "RETR ../outside.txt: {}",
-        r.one("retr_outside")
-    );
-    assert!(
-        r.one("delete").starts_with("250"),
-        "delete reply {}",
-        r.one("delete")
-    );
-    assert!(
-        r.one("rmd").starts_with("250"),
-        "rmd reply {}",
-        r.one("rmd")
-    );
-    assert!(
-        r.one("delete_missing").starts_with("550"),
-        "delete missing: {}",
-        r.one("delete_missing")
-    );
-    assert!(r.one("quit").starts_with("221"), "quit reply");
+    r.assert_code("retr_missing", 550);
+    r.assert_code("retr_outside", 550);
+    r.assert_code("delete", 250);
+    r.assert_code("rmd", 250);
+    r.assert_code("delete_missing", 550);
+    r.assert_code("quit", 221);
     assert!(
         !d.root("alice").join("py dir").exists(),
         "py dir removed on disk"
@@ -220,10 +186,9 @@ fn ftplib_mkd_cwd_pwd_delete_rmd_and_refusals() {
 
 #[test]
 fn ftplib_mlsd_returns_every_entry_with_its_facts() {
-    if !require_tool("python3") {
+    let Some(d) = daemon_if_tool("python3", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let dir = d.root(USER).join("ml dir");
     let files = [("a.bin", 0usize), ("b c.bin", 4096 + 7), ("ünï.txt", 33)];
     for (i, (name, n)) in files.iter().enumerate() {
@@ -261,15 +226,14 @@ fn ftplib_mlsd_returns_every_entry_with_its_facts() {
             "only the requested facts after OPTS MLST: {v:?}"
         );
     }
-    assert!(r.one("quit").starts_with("221"));
+    r.assert_code("quit", 221);
 }
 
 #[test]
 fn ftplib_storbinary_and_retrbinary_with_rest_resume_byte_exact() {
-    if !require_tool("python3") {
+    let Some(d) = daemon_if_tool("python3", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let full = random_bytes_seeded(61, 5 * MIB + 321);
     let stor_rest = 2 * MIB + 5;
     let retr_rest = 3 * MIB + 77;
@@ -289,9 +253,9 @@ fn ftplib_storbinary_and_retrbinary_with_rest_resume_byte_exact() {
             down.to_str().expect("utf-8"),
         ],
     );
-    assert!(r.one("stor").starts_with("226"), "{r:?}");
+    r.assert_code("stor", 226);
     assert_eq!(r.one("size"), full.len().to_string());
-    assert!(r.one("retr").starts_with("226"), "{r:?}");
+    r.assert_code("retr", 226);
     assert_eq!(
         file_sha256(&d.root(USER).join("resumed.bin")),
         sha256_hex(&full),
@@ -306,15 +270,14 @@ fn ftplib_storbinary_and_retrbinary_with_rest_resume_byte_exact() {
 
 #[test]
 fn ftplib_sendcmd_site_help_is_214_and_site_foo_raises_502() {
-    if !require_tool("python3") {
+    let Some(d) = daemon_if_tool("python3", USER, PASS) else {
         return;
-    }
-    let d = Daemon::start(&[(USER, PASS)]);
+    };
     let r = extras_script(&d, "site", &[]);
     let help: Vec<&str> = r.all("site_help").iter().map(|v| v[0].as_str()).collect();
     assert!(help.len() >= 2, "multi-line SITE HELP: {help:?}");
     assert!(help[0].starts_with("214-"), "{help:?}");
     assert!(help.last().expect("last").starts_with("214 "), "{help:?}");
-    assert!(r.one("site_foo").starts_with("502"), "{r:?}");
-    assert!(r.one("quit").starts_with("221"));
+    r.assert_code("site_foo", 502);
+    r.assert_code("quit", 221);
 }

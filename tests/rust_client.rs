@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use suppaftp::types::{FileType, FormatControl};
-use suppaftp::{Mode, Status};
+use suppaftp::{FtpStream, Mode, Status};
 
 const ALICE: (&str, &str) = ("alice", "alice-pass");
 
@@ -127,27 +127,28 @@ fn login_with_correct_password_succeeds() {
     ftp.noop().expect("NOOP after login");
 }
 
-#[test]
-fn login_with_wrong_password_is_refused_with_530() {
-    let d = alice();
+/// A connection whose first login, with a wrong password, got 530.
+fn refused_once(d: &Daemon) -> FtpStream {
     let mut ftp = d.connect();
     assert_reply(
         ftp.login("alice", "not-the-password"),
         530,
         "wrong password",
     );
+    ftp
+}
+
+#[test]
+fn login_with_wrong_password_is_refused_with_530() {
+    let d = alice();
+    let mut ftp = refused_once(&d);
     assert_reply(ftp.pwd(), 530, "PWD after a failed login");
 }
 
 #[test]
 fn failed_login_can_be_retried_on_the_same_connection() {
     let d = alice();
-    let mut ftp = d.connect();
-    assert_reply(
-        ftp.login("alice", "not-the-password"),
-        530,
-        "wrong password",
-    );
+    let mut ftp = refused_once(&d);
     ftp.login("alice", "alice-pass")
         .expect("login with the right password after one failed attempt");
     assert_eq!(ftp.pwd().expect("PWD"), "/");

@@ -93,6 +93,26 @@ impl Harness {
         );
     }
 
+    /// Pauses time and moves it on by `secs`: the session must send 421, then close.
+    async fn closed_with_421_after_paused(&mut self, secs: u64) {
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_secs(secs)).await;
+        self.expect_spin(421).await;
+        assert_eq!(self.next_spin().await, SinkItem::Close);
+    }
+
+    /// With time paused and a data setup nobody completes: RETR f.bin gets 150, nothing more
+    /// within 29 s, 425 once the 30 s data timeout has passed, and the session is free again.
+    async fn retr_gets_425_after_the_data_timeout(&mut self) {
+        self.cmd_spin(Command::Retr("f.bin".into()), 150).await;
+        tokio::time::advance(Duration::from_secs(29)).await;
+        self.cmd_spin(Command::Noop, 200).await;
+        self.assert_quiet("before the data timeout");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        self.expect_spin(425).await;
+        self.cmd_spin(Command::Noop, 200).await;
+    }
+
     /// No reply is queued right now.
     fn assert_quiet(&mut self, what: &str) {
         if let Ok(out) = self.replies.try_recv() {
@@ -189,14 +209,7 @@ async fn retr_whose_data_connection_never_comes_gets_425_after_the_data_timeout(
     write(&h.root, "f.bin", b"data");
     tokio::time::pause();
     h.cmd_spin(Command::Epsv(EpsvArg::Any), 229).await; // nobody connects
-    h.cmd_spin(Command::Retr("f.bin".into()), 150).await;
-    tokio::time::advance(Duration::from_secs(29)).await;
-    h.cmd_spin(Command::Noop, 200).await;
-    h.assert_quiet("before the data timeout");
-    tokio::time::advance(Duration::from_secs(2)).await;
-    h.expect_spin(425).await;
-    // The session is free again.
-    h.cmd_spin(Command::Noop, 200).await;
+    h.retr_gets_425_after_the_data_timeout().await;
     h.cmd_spin(Command::Abor, 225).await;
 }
 
@@ -225,32 +238,20 @@ async fn active_target_that_never_accepts_gets_425_after_the_data_timeout() {
     }
     tokio::time::pause();
     h.cmd_spin(Command::Port(addr), 200).await;
-    h.cmd_spin(Command::Retr("f.bin".into()), 150).await;
-    tokio::time::advance(Duration::from_secs(29)).await;
-    h.cmd_spin(Command::Noop, 200).await;
-    h.assert_quiet("before the data timeout");
-    tokio::time::advance(Duration::from_secs(2)).await;
-    h.expect_spin(425).await;
-    h.cmd_spin(Command::Noop, 200).await;
+    h.retr_gets_425_after_the_data_timeout().await;
     drop(fillers);
 }
 
 #[actix::test]
 async fn idle_timeout_closes_a_logged_in_session_with_421_under_paused_time() {
     let mut h = Harness::logged_in(config(300, 60, 30)).await;
-    tokio::time::pause();
-    tokio::time::advance(Duration::from_secs(301)).await;
-    h.expect_spin(421).await;
-    assert_eq!(h.next_spin().await, SinkItem::Close);
+    h.closed_with_421_after_paused(301).await;
 }
 
 #[actix::test]
 async fn login_timeout_closes_an_unauthenticated_session_with_421_under_paused_time() {
     let mut h = Harness::start(config(300, 60, 30)).await;
-    tokio::time::pause();
-    tokio::time::advance(Duration::from_secs(61)).await;
-    h.expect_spin(421).await;
-    assert_eq!(h.next_spin().await, SinkItem::Close);
+    h.closed_with_421_after_paused(61).await;
 }
 
 #[actix::test]

@@ -11,11 +11,10 @@
 mod common;
 mod rawftp;
 
-use common::{sha256_hex, Daemon, MIB};
+use common::{dir_names, sha256_hex, Daemon, MIB};
 use rawftp::{read_all, Ctrl};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -29,16 +28,6 @@ const TRICKLE_PAUSE: Duration = Duration::from_millis(250);
 
 fn daemon(extra: &[&str]) -> Daemon {
     Daemon::start_with_args(&[("alice", "pw", "srv")], extra)
-}
-
-fn dir_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// A client that moves a few bytes on its data connection, pauses, and again, until stopped

@@ -99,13 +99,40 @@ impl Daemon {
             ));
             table.push((name.to_string(), pass.to_string(), root));
         }
+        let first_root = table[0]
+            .2
+            .to_str()
+            .expect("temporary path is UTF-8")
+            .to_owned();
+        let mut args = vec!["--root", first_root.as_str()];
+        args.extend_from_slice(extra);
+        Daemon::start_with_users_file_on(listen, tmp, &toml, &args, table)
+    }
+
+    /// Starts the daemon on `127.0.0.1:0` with `toml` as `<tmp>/users.toml` (user roots in it
+    /// are relative to `tmp`) and extra options; `users` as for [`Daemon::start_custom`].
+    pub fn start_with_users_file(
+        tmp: TempDir,
+        toml: &str,
+        extra: &[&str],
+        users: Vec<(String, String, PathBuf)>,
+    ) -> Daemon {
+        Daemon::start_with_users_file_on("127.0.0.1:0", tmp, toml, extra, users)
+    }
+
+    /// [`Daemon::start_with_users_file`], listening on `listen`.
+    fn start_with_users_file_on(
+        listen: &str,
+        tmp: TempDir,
+        toml: &str,
+        extra: &[&str],
+        users: Vec<(String, String, PathBuf)>,
+    ) -> Daemon {
         let users_file = tmp.path().join("users.toml");
         std::fs::write(&users_file, toml).expect("write users file");
         let mut args: Vec<OsString> = vec![
             "--listen".into(),
             listen.into(),
-            "--root".into(),
-            table[0].2.clone().into_os_string(),
             "--users".into(),
             users_file.into_os_string(),
         ];
@@ -114,7 +141,7 @@ impl Daemon {
         if std::env::var_os("ACTORFTPD_TEST_LOG").is_none() {
             args.push("-q".into());
         }
-        Daemon::start_custom(tmp, &args, table)
+        Daemon::start_custom(tmp, &args, users)
     }
 
     /// Starts the binary with arbitrary arguments inside `tmp` (kept alive by the `Daemon`).
@@ -623,6 +650,12 @@ pub fn assert_same_names<S: AsRef<str>>(
     assert_eq!(got, want, "{what}");
 }
 
+/// A daemon with one user when `tool` is installed; `None` when it is not (the test is then
+/// skipped, as [`require_tool`] reports).
+pub fn daemon_if_tool(tool: &str, user: &str, pass: &str) -> Option<Daemon> {
+    require_tool(tool).then(|| Daemon::start(&[(user, pass)]))
+}
+
 /// Human name of a test size, for messages.
 pub fn size_label(n: usize) -> String {
     match n {
@@ -632,20 +665,44 @@ pub fn size_label(n: usize) -> String {
     }
 }
 
+/// The daemon refused to start (`status` not success) and said why in one line of `stderr`
+/// that contains `want`.
+#[track_caller]
+pub fn assert_refused_in_one_line(status: ExitStatus, stderr: &[u8], want: &str, what: &str) {
+    let err = String::from_utf8_lossy(stderr);
+    assert!(!status.success(), "{what}: the daemon started\n{err}");
+    assert!(err.contains(want), "{what}: no {want:?} in {err}");
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "{what}: not one clear line: {err}"
+    );
+}
+
 /// Whether the external program `name` is on PATH. If it is not: panics when `CI` is set, else
 /// prints a loud skip line and returns false so the test can return early.
 pub fn require_tool(name: &str) -> bool {
     if find_on_path(name).is_some() {
         return true;
     }
+    cannot_run(
+        &format!("{name} is required by this test but is not on PATH"),
+        &format!("{name} not installed"),
+    )
+}
+
+/// A test that cannot run on this machine (`required` says why, `missing` names what is not
+/// there): panics when `CI` is set, else prints a loud skip line. Returns false, so that the
+/// test can return early.
+pub fn cannot_run(required: &str, missing: &str) -> bool {
     if std::env::var_os("CI").is_some() {
-        panic!("{name} is required by this test but is not on PATH (CI is set, so this is an error, not a skip)");
+        panic!("{required} (CI is set, so this is an error, not a skip)");
     }
     // Written to the real stderr, not through eprintln!, which libtest captures and hides for
     // passing tests.
     let _ = writeln!(
         std::io::stderr(),
-        "\n=== SKIPPED: {name} not installed; this test did not run ===\n"
+        "\n=== SKIPPED: {missing}; this test did not run ===\n"
     );
     false
 }
@@ -681,14 +738,34 @@ impl ClientOutput {
     /// Panics (showing the command's output) unless it exited with status 0.
     #[track_caller]
     pub fn assert_success(&self, what: &str) -> &Self {
+        self.assert_status(self.status.success(), what, "failed with")
+    }
+
+    /// Panics (showing the command's output) unless it exited with status `code`.
+    #[track_caller]
+    pub fn assert_exit(&self, code: i32, what: &str) -> &Self {
+        let how = format!("should have exited with {code}, exited with");
+        self.assert_status(self.status.code() == Some(code), what, &how)
+    }
+
+    #[track_caller]
+    fn assert_status(&self, ok: bool, what: &str, how: &str) -> &Self {
         assert!(
-            self.status.success(),
-            "{what}: `{}` failed with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            ok,
+            "{what}: `{}` {how} {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.description,
             self.status,
             self.stdout_text(),
             self.stderr_text()
         );
+        self
+    }
+
+    /// Panics (showing stderr) unless the command's stderr contains `text`.
+    #[track_caller]
+    pub fn assert_stderr_has(&self, text: &str, what: &str) -> &Self {
+        let err = self.stderr_text();
+        assert!(err.contains(text), "{what}: no {text:?} in stderr:\n{err}");
         self
     }
 }
@@ -777,6 +854,15 @@ impl Records {
             "expected one {key:?} record, got {all:?} in {self:?}"
         );
         all[0].first().map(String::as_str).unwrap_or("")
+    }
+    /// Asserts that the single reply record `key` has reply code `code`.
+    #[track_caller]
+    pub fn assert_code(&self, key: &str, code: u16) {
+        let reply = self.one(key);
+        assert!(
+            reply.starts_with(&code.to_string()),
+            "{key}: expected {code}, got {reply:?} in {self:?}"
+        );
     }
 }
 
@@ -871,6 +957,19 @@ pub fn write_file(path: &Path, data: &[u8]) {
             .unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
     }
     std::fs::write(path, data).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// The names in `dir`, sorted.
+pub fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
+        .map(|e| {
+            let e = e.unwrap_or_else(|e| panic!("entry of {}: {e}", dir.display()));
+            e.file_name().to_string_lossy().into_owned()
+        })
+        .collect();
+    names.sort();
+    names
 }
 
 /// All regular files under `dir`, as (path relative to `dir`, sha256), sorted.

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use socket2::{Domain, SockRef, Socket, Type};
 
-use crate::common::SOCKET_TIMEOUT;
+use crate::common::{Daemon, SOCKET_TIMEOUT};
 
 /// One reply: its code and every line as received (without CRLF).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,21 +142,37 @@ impl Ctrl {
         Ctrl::greeted(stream)
     }
 
+    /// Connects without reading the greeting: for tests whose first reply may be a 421.
+    pub fn ungreeted(addr: SocketAddr) -> Ctrl {
+        Ctrl::wrap(tcp_connect(addr))
+    }
+
     fn greeted(stream: TcpStream) -> Ctrl {
+        let mut c = Ctrl::wrap(stream);
+        c.expect_reply(220);
+        c
+    }
+
+    fn wrap(stream: TcpStream) -> Ctrl {
         stream.set_nodelay(true).expect("nodelay");
         let writer = stream.try_clone().expect("clone control socket");
-        let mut c = Ctrl {
+        Ctrl {
             reader: BufReader::new(stream),
             writer,
             transcript: Vec::new(),
-        };
-        c.expect_reply(220);
-        c
+        }
     }
 
     /// Connects, logs in with USER/PASS and switches to TYPE I.
     pub fn login(addr: SocketAddr, user: &str, pass: &str) -> Ctrl {
         let mut c = Ctrl::connect(addr);
+        c.log_in(user, pass);
+        c
+    }
+
+    /// [`Ctrl::login`] from `local` (e.g. 127.0.0.2): another client, as far as the daemon knows.
+    pub fn login_from(local: IpAddr, addr: SocketAddr, user: &str, pass: &str) -> Ctrl {
+        let mut c = Ctrl::connect_from(local, addr);
         c.log_in(user, pass);
         c
     }
@@ -420,6 +436,13 @@ impl Ctrl {
             last: Some(last),
         }
     }
+}
+
+/// A daemon with one user, and a session logged in as that user (TYPE I).
+pub fn daemon_and_login(user: &str, pass: &str) -> (Daemon, Ctrl) {
+    let d = Daemon::start(&[(user, pass)]);
+    let c = Ctrl::login(d.addr(), user, pass);
+    (d, c)
 }
 
 /// What [`Ctrl::transfer`] saw: the first reply, the data, and the final reply after a 150.
