@@ -365,7 +365,6 @@ fn rein_logs_out_resets_the_session_and_a_new_login_works() {
         pwd.text().starts_with("\"/\" "),
         "cwd back at / after REIN: {pwd}"
     );
-    c.expect("SIZE sub/f.bin", 550); // TYPE is back to A
     c.expect("TYPE I", 200);
     c.expect("SIZE sub/f.bin", 213);
     c.expect("RETR sub/f.bin", 425); // the EPSV listener from before REIN is gone
@@ -497,16 +496,31 @@ fn stat_with_a_path_is_a_213_listing_over_the_control_connection() {
 }
 
 #[test]
-fn size_is_213_in_type_i_and_550_in_type_a_or_for_directories() {
+fn size_is_the_size_as_transferred_in_either_type_and_550_for_directories() {
     let (d, mut c) = daemon_and_login(USER, PASS);
-    write_file(&d.root(USER).join("s.bin"), &random_bytes(123_457));
+    // Random bytes hold bare LFs and CR LFs; TYPE A sends each bare LF as CR LF.
+    let data = random_bytes(123_457);
+    write_file(&d.root(USER).join("s.bin"), &data);
     std::fs::create_dir_all(d.root(USER).join("dir")).expect("mkdir");
     let r = c.expect("SIZE s.bin", 213);
     assert_eq!(r.lines, vec!["213 123457"]);
     c.expect("SIZE dir", 550);
     c.expect("SIZE missing", 550);
+    // RFC 3659 §4: in TYPE A, SIZE is what RETR in TYPE A sends (ftplib's size() after nlst()).
     c.expect("TYPE A", 200);
-    c.expect("SIZE s.bin", 550);
+    let ascii: u64 = c
+        .expect("SIZE s.bin", 213)
+        .text()
+        .parse()
+        .expect("a number");
+    let sent = c.download("RETR s.bin");
+    assert_eq!(
+        ascii,
+        sent.len() as u64,
+        "SIZE in TYPE A and RETR in TYPE A disagree"
+    );
+    assert!(ascii > data.len() as u64, "no line ending was counted");
+    c.expect("SIZE dir", 550);
 }
 
 #[test]

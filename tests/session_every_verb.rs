@@ -205,7 +205,7 @@ fn rows() -> Vec<Row> {
         row("CDUP", Success, Command::Cdup, Reply(250)),
         row("CDUP", Failure, Command::Cdup, Reply(530)).logged_out(),
         row("SIZE", Success, Command::Size(s("f.txt")), Reply(213)).after(vec![binary()]),
-        row("SIZE", Failure, Command::Size(s("f.txt")), Reply(550)),
+        row("SIZE", Failure, Command::Size(s("missing.txt")), Reply(550)),
         row("MDTM", Success, Command::Mdtm(s("f.txt")), Reply(213)),
         row("MDTM", Failure, Command::Mdtm(s("nope")), Reply(550)),
         row("DELE", Success, Command::Dele(s("f.txt")), Reply(250)),

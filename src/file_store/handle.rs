@@ -6,8 +6,8 @@
 //! travels is decided here, once, not in every handler. This module holds no file-system code.
 
 use super::{
-    FileStore, FinishUpload, Jail, List, MakeDir, OpenJail, OpenRead, OpenWrite, ReadHandle,
-    RemoveDir, RemoveFile, Rename, Resolver, Stat, Upload,
+    AsciiSize, FileStore, FinishUpload, Jail, List, MakeDir, OpenJail, OpenRead, OpenWrite,
+    ReadHandle, RemoveDir, RemoveFile, Rename, Resolver, Stat, Upload,
 };
 use crate::error::StoreError;
 use crate::listing::EntryInfo;
@@ -87,6 +87,7 @@ route!(resolver: Resolver, Stat => EntryInfo, OpenRead => ReadHandle);
 // Everything that changes the disk, reads a directory or opens for writing: the pool.
 route!(pool: FileStore,
     OpenJail => Jail,
+    AsciiSize => Option<u64>,
     List => Vec<u8>,
     OpenWrite => Upload,
     FinishUpload => (),

@@ -75,6 +75,19 @@ pub struct OpenRead {
     pub offset: u64,
 }
 
+/// SIZE in TYPE A (RFC 3659 §4): the file's size as it would be transferred, every LF not
+/// already preceded by CR counted as two bytes. `None` for a file over `ASCII_SIZE_LIMIT`, whose
+/// scan would tie up a pool thread.
+#[derive(Message)]
+#[rtype(result = "Result<Option<u64>, StoreError>")]
+pub struct AsciiSize {
+    pub jail: Jail,
+    pub path: VirtualPath,
+}
+
+/// The largest file SIZE in TYPE A scans (the pool reads it once, in 64 KiB chunks).
+pub const ASCII_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteMode {
     /// STOR: write a temporary file beside the target, renamed over it on success.

@@ -36,8 +36,9 @@ use actix::prelude::*;
 use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
 pub use handle::{Request, Store};
 pub use messages::{
-    Dispose, FinishUpload, List, ListFormat, MakeDir, OpenJail, OpenRead, OpenWrite, ReadHandle,
-    ReadSource, RemoveDir, RemoveFile, Rename, Stat, Upload, UploadTarget, WriteMode, SMALL_FILE,
+    AsciiSize, Dispose, FinishUpload, List, ListFormat, MakeDir, OpenJail, OpenRead, OpenWrite,
+    ReadHandle, ReadSource, RemoveDir, RemoveFile, Rename, Stat, Upload, UploadTarget, WriteMode,
+    ASCII_SIZE_LIMIT, SMALL_FILE,
 };
 pub use resolver::Resolver;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -340,5 +341,50 @@ impl Handler<OpenRead> for FileStore {
 
     fn handle(&mut self, msg: OpenRead, _: &mut SyncContext<Self>) -> Self::Result {
         open_read(&msg.jail, &msg.path, msg.offset)
+    }
+}
+
+impl Handler<AsciiSize> for FileStore {
+    type Result = Result<Option<u64>, StoreError>;
+
+    fn handle(&mut self, msg: AsciiSize, _: &mut SyncContext<Self>) -> Self::Result {
+        // The same open as RETR: only regular files, inside the jail, upload files invisible.
+        let handle = open_read(&msg.jail, &msg.path, 0)?;
+        if handle.size > ASCII_SIZE_LIMIT {
+            return Ok(None);
+        }
+        let mut counter = AsciiCounter::default();
+        match handle.source {
+            ReadSource::Bytes(bytes) => counter.add(&bytes),
+            ReadSource::File(mut file) => {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match file.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => counter.add(&buf[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        Ok(Some(counter.size))
+    }
+}
+
+/// Counts bytes as TYPE A sends them (`data_channel::lf_to_crlf`): an LF not preceded by CR
+/// becomes CR LF.
+#[derive(Default)]
+struct AsciiCounter {
+    size: u64,
+    prev_cr: bool,
+}
+
+impl AsciiCounter {
+    fn add(&mut self, chunk: &[u8]) {
+        for &b in chunk {
+            self.size += if b == b'\n' && !self.prev_cr { 2 } else { 1 };
+            self.prev_cr = b == b'\r';
+        }
     }
 }

@@ -8,7 +8,8 @@ use super::Session;
 use crate::auth::Permissions;
 use crate::error::{FtpError, StoreError};
 use crate::file_store::{
-    Jail, List, ListFormat, MakeDir, RemoveDir, RemoveFile, Rename, Stat, VirtualPath,
+    AsciiSize, Jail, List, ListFormat, MakeDir, RemoveDir, RemoveFile, Rename, Stat, VirtualPath,
+    ASCII_SIZE_LIMIT,
 };
 use crate::listing::{mlsx_line, CivilTime, EntryKind, PermFact};
 use crate::protocol::{quote_path, Reply, ReplyCode, TransferType};
@@ -53,14 +54,21 @@ impl Session {
     }
 
     pub(super) fn cmd_size(&mut self, path: VirtualPath) -> Handled {
-        if self.transfer_type == TransferType::Ascii {
-            // RFC 3659 §4: in ASCII mode SIZE would have to count converted line endings.
-            return reply(
-                ReplyCode::FileUnavailable,
-                "SIZE not allowed in ASCII mode; use TYPE I",
-            );
-        }
         let jail = self.permitted_jail(|p| p.read)?;
+        if self.transfer_type == TransferType::Ascii {
+            // RFC 3659 §4: the size as transferred, counting the line endings TYPE A adds; the
+            // pool scans the file (up to ASCII_SIZE_LIMIT) so that RETR's count agrees.
+            return self.ask(AsciiSize { jail, path }, |_, res, _| match res? {
+                Some(size) => Ok(Reply::new(ReplyCode::FileStatus, size.to_string())),
+                None => Ok(Reply::new(
+                    ReplyCode::FileUnavailable,
+                    format!(
+                        "SIZE in ASCII mode is given for files up to {} MiB; use TYPE I",
+                        ASCII_SIZE_LIMIT / (1024 * 1024)
+                    ),
+                )),
+            });
+        }
         self.ask(Stat { jail, path }, |_, res, _| {
             let info = res?;
             if info.kind != EntryKind::File {
