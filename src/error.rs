@@ -140,6 +140,12 @@ impl FtpError {
                     CantOpenDataConnection,
                     "Can't open data connection".to_owned(),
                 ),
+                TransferError::TlsNotResumed => (
+                    CantOpenDataConnection,
+                    "Can't open data connection: it must resume the control connection's TLS \
+                     session (this server requires TLS session reuse)"
+                        .to_owned(),
+                ),
                 TransferError::TlsHandshake(_) => (
                     CantOpenDataConnection,
                     "Can't open data connection: TLS handshake failed or not completed in time"
@@ -222,6 +228,7 @@ mod tests {
             (FtpError::Transfer(TransferError::NoSpace), 452),
             (FtpError::Transfer(TransferError::LocalIo("x".into())), 451),
             (FtpError::Transfer(TransferError::NameTaken), 553),
+            (FtpError::Transfer(TransferError::TlsNotResumed), 425),
             (
                 FtpError::Transfer(TransferError::TlsHandshake("x".into())),
                 425,

@@ -425,6 +425,27 @@ fn session_reuse_policy_admits_resuming_clients_only() {
         .expect("RETR with resumption")
         .into_inner();
     assert_eq!(sha256_hex(&back), sha256_hex(&data));
+    // curl (OpenSSL) resumes the control session on its data connections, with TLS 1.2 and
+    // 1.3 alike: admitted.
+    if require_tool("curl") {
+        let url = format!("ftp://alice:pw@127.0.0.1:{}/f.bin", d.port());
+        for version in ["1.2", "1.3"] {
+            let min = format!("--tlsv{version}");
+            let got = curl(&[
+                "--ssl-reqd",
+                "--cacert",
+                cert.cert_arg(),
+                &min,
+                "--tls-max",
+                version,
+                &url,
+            ]);
+            got.assert_success(&format!(
+                "curl over TLS {version} with session reuse required"
+            ));
+            assert_eq!(sha256_hex(&got.stdout), sha256_hex(&data), "TLS {version}");
+        }
+    }
     // Python's ftplib does not reuse the session: its data connection is refused with 425.
     if let Some(out) = ftplib(&d, &cert, "reuse") {
         assert!(out.contains("refused 425"), "{out}");

@@ -179,9 +179,7 @@ pub(super) fn copy_blocking(
             if require_resumption
                 && tls.conn.handshake_kind() != Some(rustls::HandshakeKind::Resumed)
             {
-                return Err(TransferError::NoConnection(
-                    "data connection did not resume the control connection's TLS session".into(),
-                ));
+                return Err(TransferError::TlsNotResumed);
             }
             if !upload {
                 cork(&sock, true);

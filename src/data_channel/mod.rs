@@ -124,6 +124,10 @@ pub enum TransferError {
     /// The protected data connection's TLS handshake failed or did not complete within the
     /// data-connection timeout: 425, saying so.
     TlsHandshake(String),
+    /// With `--require-tls-session-reuse`, the data connection did not resume the control
+    /// connection's TLS session (a client that does not reuse sessions, or another client): 425,
+    /// saying so.
+    TlsNotResumed,
     /// ABOR, or the session ended: 426.
     Aborted,
     /// The peer closed or reset the data connection: 426.
