@@ -99,11 +99,7 @@ impl IpNet {
 
     /// SECURITY: IPv4-mapped IPv6 peers compare as IPv4, so `::ffff:10.0.0.1` is in `10.0.0.0/8`.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
+        match (self.addr, crate::data_channel::canonical_ip(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let mask = u32::MAX
                     .checked_shl(32 - u32::from(self.prefix))

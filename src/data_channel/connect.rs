@@ -87,7 +87,10 @@ pub fn same_ip(a: IpAddr, b: IpAddr) -> bool {
     canonical_ip(a) == canonical_ip(b)
 }
 
-pub(super) fn canonical_ip(ip: IpAddr) -> IpAddr {
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as its IPv4 form; any other as it is. Every
+/// place that compares or counts client addresses goes through this, so a dual-stack socket
+/// cannot make one client look like two.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,

@@ -25,8 +25,8 @@ mod connect;
 mod copy;
 
 pub use ascii::{crlf_to_lf, lf_to_crlf};
-pub use connect::same_ip;
 use connect::{accept_from, connect_to};
+pub use connect::{canonical_ip, same_ip};
 use copy::{copy_blocking, socket_error, CopyJob, ProgressReporter};
 
 use actix::prelude::*;

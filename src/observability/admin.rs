@@ -259,11 +259,7 @@ fn host_allowed(host: Option<&str>, local: IpAddr) -> bool {
         (false, Ok(IpAddr::V4(v4))) => IpAddr::V4(v4),
         _ => return false,
     };
-    let canonical = |ip: IpAddr| match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    ip.is_loopback() || canonical(ip) == canonical(local)
+    ip.is_loopback() || crate::data_channel::same_ip(ip, local)
 }
 
 /// SECURITY: `Authorization: Bearer TOKEN` with the right token (scheme case-insensitive,
