@@ -236,14 +236,10 @@ impl Handler<Admit> for Gatekeeper {
         if self.open >= self.limits.max_sessions {
             return Err("Too many users, try again later");
         }
-        let count = self.per_source.entry(key).or_default();
-        if *count >= self.limits.max_sessions_per_ip {
-            if *count == 0 {
-                self.per_source.remove(&key);
-            }
+        if self.per_source.get(&key).copied().unwrap_or(0) >= self.limits.max_sessions_per_ip {
             return Err("Too many connections from your address");
         }
-        *count += 1;
+        *self.per_source.entry(key).or_default() += 1;
         self.open += 1;
         Ok(())
     }
