@@ -84,15 +84,9 @@ pub struct Fit {
 }
 
 /// The sessions that fit in `limit` descriptors (`None`: unlimited) after `fixed` for the
-/// daemon itself and `SLACK`, at `FDS_PER_SESSION` each, shared by `listeners` listening
-/// addresses (each counts `--max-sessions` on its own). Never more than `requested`, never
-/// less than one.
-pub fn sessions_that_fit(
-    limit: Option<u64>,
-    fixed: u64,
-    listeners: usize,
-    requested: usize,
-) -> Fit {
+/// daemon itself and `SLACK`, at `FDS_PER_SESSION` each (`--max-sessions` counts the sessions
+/// of every listening address together). Never more than `requested`, never less than one.
+pub fn sessions_that_fit(limit: Option<u64>, fixed: u64, requested: usize) -> Fit {
     let Some(limit) = limit else {
         return Fit {
             max_sessions: requested,
@@ -101,8 +95,7 @@ pub fn sessions_that_fit(
     };
     let reserved = fixed.saturating_add(SLACK);
     let room = limit.saturating_sub(reserved);
-    let per_listener = room / FDS_PER_SESSION / (listeners.max(1) as u64);
-    let fits = usize::try_from(per_listener).unwrap_or(usize::MAX);
+    let fits = usize::try_from(room / FDS_PER_SESSION).unwrap_or(usize::MAX);
     if fits >= requested {
         return Fit {
             max_sessions: requested,
@@ -110,15 +103,10 @@ pub fn sessions_that_fit(
         };
     }
     let max_sessions = fits.max(1);
-    let listeners_note = if listeners > 1 {
-        format!(" on each of {listeners} listening addresses")
-    } else {
-        String::new()
-    };
     Fit {
         max_sessions,
         note: Some(format!(
-            "--max-sessions lowered from {requested} to {max_sessions}{listeners_note}: the \
+            "--max-sessions lowered from {requested} to {max_sessions}: the \
              open-file limit (RLIMIT_NOFILE) of {limit}, less {reserved} kept for the daemon, \
              leaves room for {fits} sessions of up to {FDS_PER_SESSION} descriptors each; raise \
              the hard limit (ulimit -Hn, LimitNOFILE=) to serve more"
@@ -205,34 +193,30 @@ mod tests {
 
     #[test]
     fn sessions_that_fit_the_descriptor_limit() {
-        // (limit, fixed, listeners, requested) -> max_sessions, lowered?
+        // (limit, fixed, requested) -> max_sessions, lowered?
         let cases = [
-            (Some(1_048_576), 40, 1, 2000, 2000, false),
-            (None, 40, 1, 2000, 2000, false),
+            (Some(1_048_576), 40, 2000, 2000, false),
+            (None, 40, 2000, 2000, false),
             // 120 - (40 + 32) = 48 free: 6 sessions of 7.
-            (Some(120), 40, 1, 2000, 6, true),
-            (Some(120), 40, 2, 2000, 3, true),
+            (Some(120), 40, 2000, 6, true),
             // Exactly enough: 72 + 7 * 10.
-            (Some(142), 40, 1, 10, 10, false),
-            (Some(141), 40, 1, 10, 9, true),
+            (Some(142), 40, 10, 10, false),
+            (Some(141), 40, 10, 9, true),
             // Nothing left: still one session, and a note.
-            (Some(50), 40, 1, 2000, 1, true),
-            (Some(u64::MAX), u64::MAX, 1, 2000, 1, true),
-            (Some(u64::MAX), 0, 3, 2000, 2000, false),
+            (Some(50), 40, 2000, 1, true),
+            (Some(u64::MAX), u64::MAX, 2000, 1, true),
+            (Some(u64::MAX), 0, 2000, 2000, false),
         ];
-        for (limit, fixed, listeners, requested, want, lowered) in cases {
-            let fit = sessions_that_fit(limit, fixed, listeners, requested);
-            assert_eq!(
-                fit.max_sessions, want,
-                "{limit:?} {fixed} {listeners} {requested}"
-            );
+        for (limit, fixed, requested, want, lowered) in cases {
+            let fit = sessions_that_fit(limit, fixed, requested);
+            assert_eq!(fit.max_sessions, want, "{limit:?} {fixed} {requested}");
             assert_eq!(fit.note.is_some(), lowered, "{fit:?}");
         }
     }
 
     #[test]
     fn the_note_is_one_line_naming_both_numbers_and_the_limit() {
-        let fit = sessions_that_fit(Some(120), 40, 1, 2000);
+        let fit = sessions_that_fit(Some(120), 40, 2000);
         let note = fit.note.expect("lowered");
         assert!(!note.contains('\n'), "{note}");
         assert!(

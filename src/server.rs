@@ -102,7 +102,7 @@ pub struct Sockets {
 /// the limit, sessions get 421 instead of logged-in ones failing to open data connections and
 /// new clients waiting on an accept that cannot succeed. Call before any thread is started:
 /// what is open now counts as the daemon's own.
-pub fn fit_descriptor_limit(mut config: Config, listeners: usize) -> Config {
+pub fn fit_descriptor_limit(mut config: Config) -> Config {
     let raised = fdlimit::raise_soft_limit();
     let show = |l: Option<u64>| l.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
     if raised.now != raised.before {
@@ -115,7 +115,7 @@ pub fn fit_descriptor_limit(mut config: Config, listeners: usize) -> Config {
     // Without /proc, assume the standard streams and a few listening sockets.
     let open_now = fdlimit::open_descriptors().unwrap_or(16);
     let fixed = fdlimit::fixed_descriptors(open_now, config.workers.max(1), config.store_threads);
-    let fit = fdlimit::sessions_that_fit(raised.now, fixed, listeners, config.limits.max_sessions);
+    let fit = fdlimit::sessions_that_fit(raised.now, fixed, config.limits.max_sessions);
     if let Some(note) = fit.note {
         log::warn!("{note}");
     }
@@ -133,8 +133,7 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
         admin,
         metrics: metrics_socket,
     } = sockets;
-    // One Gatekeeper counts --max-sessions for every listening address together.
-    let config = fit_descriptor_limit(config, 1);
+    let config = fit_descriptor_limit(config);
     let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
     let async_socket =

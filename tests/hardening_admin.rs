@@ -271,7 +271,7 @@ fn a_token_file_that_is_a_symlink_is_refused() {
 fn idle_connections_to_the_admin_endpoint_cannot_pile_up() {
     let (d, admin, token) = admin_daemon(&[]);
     // Idle connections up to the cap are held; the next ones are closed at once, unanswered.
-    let held: Vec<_> = (0..actorftpd::observability::admin::MAX_ADMIN_CONNECTIONS)
+    let held: Vec<_> = (0..actorftpd::fdlimit::ENDPOINT_REQUESTS_AT_ONCE)
         .map(|_| std::net::TcpStream::connect(admin).expect("connect"))
         .collect();
     let mut refused = 0;

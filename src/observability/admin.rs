@@ -20,6 +20,8 @@
 //!   exist. The metrics-only endpoint (`--metrics-listen`) serves counters without names or
 //!   addresses and asks for no token.
 
+// Requests served at once by one endpoint: counted in the descriptors the daemon keeps.
+use crate::fdlimit::ENDPOINT_REQUESTS_AT_ONCE;
 use crate::listener::{ListSessions, Listener};
 use crate::observability::metrics::{Metrics, RenderMetrics};
 use crate::observability::token::AdminToken;
@@ -36,9 +38,6 @@ const MAX_REQUEST: usize = 8 * 1024;
 /// A client gets this long to send its request and read the answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Requests served at once by one endpoint (each is one socket, counted in the descriptors the
-/// daemon keeps for itself: `fdlimit`).
-pub const MAX_ADMIN_CONNECTIONS: usize = crate::fdlimit::ENDPOINT_REQUESTS_AT_ONCE;
 /// How long one Session may take to describe itself.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -82,7 +81,7 @@ impl Actor for AdminEndpoint {
                 loop {
                     match listener.accept().await {
                         Ok((stream, peer)) => {
-                            if open.get() >= MAX_ADMIN_CONNECTIONS {
+                            if open.get() >= ENDPOINT_REQUESTS_AT_ONCE {
                                 log::warn!("admin request from {peer} refused: too many at once");
                                 drop(stream);
                                 continue;
