@@ -117,11 +117,12 @@ impl Session {
         };
         Ok(Answer::Later(Box::pin(check.into_actor(self).map(
             move |outcome, act, _| match outcome {
+                // Reached only when a SIGHUP reload made the account TLS-only between the check
+                // above and the password check: refused like any wrong password, so even then
+                // the reply does not tell that the password was right.
                 Ok((user, Ok(_))) if user.require_tls && !act.control_tls => {
                     log::warn!("[{}] {} refused: account requires TLS", act.tag, user.name);
-                    Err(FtpError::NotLoggedIn(
-                        "This account requires TLS: send AUTH TLS first",
-                    ))
+                    act.login_failed(&name)
                 }
                 Ok((user, Ok(jail))) => {
                     log::info!("[{}] login ok as {}", act.tag, user.name);
