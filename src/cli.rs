@@ -34,6 +34,13 @@ struct Opt {
     #[structopt(long, value_name = "DIR", parse(from_os_str))]
     root: Option<PathBuf>,
 
+    /// Serve this S3 bucket (s3://BUCKET/PREFIX) with the one-off user instead of a folder.
+    /// Credentials, region and endpoint come from the environment (AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL) or the shared
+    /// credentials file, never from the command line.
+    #[structopt(long, value_name = "URL")]
+    storage: Option<String>,
+
     /// Users file (TOML: [[user]] tables with name, password_hash, root, permissions,
     /// allowed_networks, enabled, require_tls; an optional [anonymous] table).
     #[structopt(long, value_name = "FILE", parse(from_os_str))]
@@ -340,6 +347,7 @@ fn from_opt(opt: Opt) -> Result<Invocation, String> {
     let cli = Options {
         listen: given("listen", opt.listen),
         root: given("root", opt.root),
+        storage: given("storage", opt.storage),
         users: given("users", opt.users),
         passive_ports: given("passive_ports", opt.passive_ports),
         workers: given("workers", opt.workers),

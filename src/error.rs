@@ -24,6 +24,12 @@ pub enum StoreError {
     BadOffset,
     /// Anything else; the text is for the log only.
     Io(String),
+    /// The storage back-end (object storage) is unreachable, timing out or throttling after
+    /// retries; the text is ours, safe to show the client.
+    Unavailable(String),
+    /// Something this back-end cannot do (renaming a non-empty folder on object storage); the
+    /// text says what, for the client.
+    Unsupported(&'static str),
 }
 
 impl From<io::Error> for StoreError {
@@ -62,6 +68,8 @@ impl fmt::Display for StoreError {
             StoreError::NoSpace => "Insufficient storage space",
             StoreError::BadOffset => "Restart offset is past the end of the file",
             StoreError::Io(_) => "Local error in processing",
+            StoreError::Unavailable(why) => return write!(f, "Storage unavailable: {why}"),
+            StoreError::Unsupported(what) => return write!(f, "{what}"),
         })
     }
 }
@@ -125,7 +133,7 @@ impl FtpError {
                     StoreError::NoSpace => InsufficientStorage,
                     // RFC 3659 §5.5 (and RFC 1123 §4.1.3.4): an unusable REST offset is 554.
                     StoreError::BadOffset => InvalidRestParameter,
-                    StoreError::Io(_) => LocalError,
+                    StoreError::Io(_) | StoreError::Unavailable(_) => LocalError,
                     _ => FileUnavailable,
                 },
                 s.to_string(),
@@ -210,6 +218,11 @@ mod tests {
             (FtpError::Store(StoreError::NoSpace), 452),
             (FtpError::Store(StoreError::BadOffset), 554),
             (FtpError::Store(StoreError::Io("disk on fire".into())), 451),
+            (
+                FtpError::Store(StoreError::Unavailable("no answer in time".into())),
+                451,
+            ),
+            (FtpError::Store(StoreError::Unsupported("not here")), 550),
             (FtpError::NotLoggedIn("Please login"), 530),
             (FtpError::BadSequence("RNFR first"), 503),
             (FtpError::NotImplemented("SMNT"), 502),

@@ -9,6 +9,7 @@ use actorftpd::auth::{
     hash_password, random_password, Credential, Password, Permissions, User, UserDb,
 };
 use actorftpd::config_file::{self, RunSettings};
+use actorftpd::file_store::object::{uploads_in_flight, Location};
 use actorftpd::listener::{OpenSessions, Shutdown};
 use actorftpd::logging::{self, AppendFile, XferRelay};
 use actorftpd::observability::token::AdminToken;
@@ -88,9 +89,13 @@ fn print_hash() -> Result<(), String> {
     writeln!(out, "{hash}").map_err(|e| e.to_string())
 }
 
+/// How long a stop waits for uploads to object storage to be completed or aborted.
+const ABORT_WAIT: Duration = Duration::from_secs(10);
+
 /// The one-off user: how to connect is printed once the address is known.
 struct OneOff {
-    root: PathBuf,
+    /// The folder, or `s3://BUCKET/PREFIX`, as shown.
+    serving: String,
     password: String,
 }
 
@@ -114,25 +119,34 @@ fn run(settings: RunSettings, log_file: Option<AppendFile>) -> Result<(), String
     let (users, one_off) = match &settings.users {
         Some(path) => (config_file::load_users(path, tls_on)?, None),
         None => {
-            let root = match &settings.root {
-                Some(r) => r.clone(),
-                None => default_root()?,
-            };
-            if !root.is_dir() {
-                return Err(format!("root {} is not a directory", root.display()));
-            }
-            let root = root
-                .canonicalize()
-                .map_err(|e| format!("root {}: {e}", root.display()))?;
             let password = random_password(16)?;
-            let user = User::new(
-                DEFAULT_USER,
-                Credential::Plain(Password::new(password.clone())),
-                root.clone(),
-                Permissions::ALL,
-            )
-            .open_root()?;
-            (UserDb::single(user), Some(OneOff { root, password }))
+            let credential = Credential::Plain(Password::new(password.clone()));
+            let (user, serving) = match &settings.storage {
+                Some(url) => {
+                    let mut user =
+                        User::new(DEFAULT_USER, credential, PathBuf::new(), Permissions::ALL);
+                    let location = Location::parse(url)?;
+                    let serving = location.url();
+                    user.storage = Some(location);
+                    (user.open_root()?, serving)
+                }
+                None => {
+                    let root = match &settings.root {
+                        Some(r) => r.clone(),
+                        None => default_root()?,
+                    };
+                    if !root.is_dir() {
+                        return Err(format!("root {} is not a directory", root.display()));
+                    }
+                    let root = root
+                        .canonicalize()
+                        .map_err(|e| format!("root {}: {e}", root.display()))?;
+                    let serving = show(&root);
+                    let user = User::new(DEFAULT_USER, credential, root, Permissions::ALL);
+                    (user.open_root()?, serving)
+                }
+            };
+            (UserDb::single(user), Some(OneOff { serving, password }))
         }
     };
     // Upload temporary files a crash left behind (no upload of this process is in flight yet).
@@ -211,6 +225,12 @@ fn run(settings: RunSettings, log_file: Option<AppendFile>) -> Result<(), String
         privileges::drop_to(account)?;
         log::info!("running as {account}");
     }
+    // After the switch: the S3 client's threads start here, as the final user. A bucket that
+    // cannot be reached stops the daemon with one line, before it says it is serving.
+    for bucket in users.buckets() {
+        bucket.check()?;
+        log::info!("storage {} is reachable", bucket.location().url());
+    }
     let reloader = Reloader::new(settings.users.clone(), settings.tls.clone());
 
     let grace = config.shutdown_grace;
@@ -279,6 +299,12 @@ fn run(settings: RunSettings, log_file: Option<AppendFile>) -> Result<(), String
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // Uploads to object storage that the sessions left are aborted by now, or being
+            // aborted: wait for S3 to confirm, so no multipart upload outlives the daemon.
+            let deadline = Instant::now() + ABORT_WAIT;
+            while uploads_in_flight() > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         };
         // A second SIGTERM/SIGINT stops at once (uploads' temporary files are swept at the next
@@ -470,7 +496,7 @@ fn announce(local: SocketAddr, endpoints: &Endpoints, tls: bool, one_off: Option
         let _ = writeln!(
             out,
             "serving {} as user {DEFAULT_USER} with a one-off password (new at every start)",
-            show(&o.root)
+            o.serving
         );
         let _ = writeln!(out, "  url:  {url}");
         // With FTPS on, the commands ask for TLS (and accept a self-signed certificate).

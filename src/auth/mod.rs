@@ -7,6 +7,7 @@
 pub mod authenticator;
 pub mod password;
 pub mod permissions;
+mod roots;
 pub mod users;
 
 pub use authenticator::{Authenticate, Authenticator};

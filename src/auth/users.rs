@@ -11,6 +11,8 @@
 
 use super::password::{check_cost, decoy_like, Argon2Memory, Credential, Password};
 use super::permissions::{IpNet, Permissions};
+use super::roots::{root_or_storage, StorageEntry};
+use crate::file_store::object::{Bucket, Location};
 use crate::file_store::Jail;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -26,7 +28,10 @@ pub const ANONYMOUS_NAMES: [&str; 2] = ["anonymous", "ftp"];
 pub struct User {
     pub name: String,
     pub credential: Credential,
+    /// The root folder on the local disk; unused when `storage` is set.
     pub root: PathBuf,
+    /// The root in object storage (`storage = "s3://BUCKET/PREFIX"`), instead of a folder.
+    pub storage: Option<Location>,
     pub permissions: Permissions,
     /// Source networks this user may log in from; empty means any.
     pub allowed_networks: Vec<IpNet>,
@@ -52,6 +57,7 @@ impl User {
             name: name.to_owned(),
             credential,
             root,
+            storage: None,
             permissions,
             allowed_networks: Vec::new(),
             enabled: true,
@@ -75,9 +81,13 @@ impl User {
 
     /// Opens the root now (start-up), so sessions share one handle and a root that cannot be
     /// opened stops the daemon instead of failing every login.
+    /// A root in object storage makes its client here; `UserDb::check_storage` reaches it.
     pub fn open_root(mut self) -> Result<User, String> {
-        let jail = Jail::open(&self.root)
-            .map_err(|e| format!("root {} cannot be opened: {e}", self.root.display()))?;
+        let jail = match &self.storage {
+            Some(location) => Jail::object(Bucket::open(location)?),
+            None => Jail::open(&self.root)
+                .map_err(|e| format!("root {} cannot be opened: {e}", self.root.display()))?,
+        };
         self.jail = Some(jail);
         Ok(self)
     }
@@ -114,7 +124,10 @@ struct UserEntry {
     name: Spanned<String>,
     password: Option<String>,
     password_hash: Option<String>,
-    root: PathBuf,
+    root: Option<PathBuf>,
+    storage: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
     permissions: Option<Vec<String>>,
     #[serde(default)]
     allowed_networks: Vec<String>,
@@ -127,7 +140,10 @@ struct UserEntry {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AnonymousEntry {
-    root: Spanned<PathBuf>,
+    root: Option<Spanned<PathBuf>>,
+    storage: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
     permissions: Option<Vec<String>>,
     #[serde(default)]
     allowed_networks: Vec<String>,
@@ -149,18 +165,6 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 
 fn parse_networks(list: &[String]) -> Result<Vec<IpNet>, String> {
     list.iter().map(|n| IpNet::parse(n)).collect()
-}
-
-fn resolve_root(root: PathBuf, base: &Path) -> Result<PathBuf, String> {
-    let root = if root.is_absolute() {
-        root
-    } else {
-        base.join(root)
-    };
-    if !root.is_dir() {
-        return Err(format!("root {} is not a directory", root.display()));
-    }
-    Ok(root)
 }
 
 fn is_anonymous(name: &str) -> bool {
@@ -235,7 +239,16 @@ impl UserDb {
                 }
                 (None, None) => return Err(fail("password_hash is missing".into())),
             };
-            let root = resolve_root(entry.root, base).map_err(fail)?;
+            let (root, storage) = root_or_storage(
+                entry.root,
+                StorageEntry {
+                    storage: entry.storage,
+                    endpoint: entry.endpoint,
+                    region: entry.region,
+                },
+                base,
+            )
+            .map_err(fail)?;
             let permissions = match entry.permissions {
                 None => Permissions::ALL,
                 Some(names) => Permissions::from_names(&names).map_err(fail)?,
@@ -245,6 +258,7 @@ impl UserDb {
                 name: name.clone(),
                 credential,
                 root,
+                storage,
                 permissions,
                 allowed_networks,
                 enabled: entry.enabled,
@@ -261,15 +275,25 @@ impl UserDb {
         let anonymous = match file.anonymous {
             None => None,
             Some(a) => {
-                let line = line_of(text, a.root.span().start);
+                let line = text.find("[anonymous]").map_or(0, |at| line_of(text, at));
                 let fail = |why: String| format!("line {line}: [anonymous]: {why}");
-                let root = resolve_root(a.root.into_inner(), base).map_err(fail)?;
+                let (root, storage) = root_or_storage(
+                    a.root.map(Spanned::into_inner),
+                    StorageEntry {
+                        storage: a.storage,
+                        endpoint: a.endpoint,
+                        region: a.region,
+                    },
+                    base,
+                )
+                .map_err(fail)?;
                 // Anonymous users are read-only unless the file grants more, name by name.
                 let permissions = match a.permissions {
                     None => Permissions::READ_ONLY,
                     Some(names) => Permissions::from_names(&names).map_err(fail)?,
                 };
                 let mut anon = User::anonymous(root, permissions);
+                anon.storage = storage;
                 anon.allowed_networks = parse_networks(&a.allowed_networks).map_err(fail)?;
                 Some(Arc::new(anon.open_root().map_err(fail)?))
             }
@@ -348,18 +372,30 @@ impl UserDb {
         self.users.get(name).is_some_and(|u| u.require_tls)
     }
 
-    /// Every configured root (each user's and the anonymous one), each once, in a stable order:
-    /// for start-up housekeeping such as `file_store::sweep_temp_files`.
+    /// Every root on the local disk (each user's and the anonymous one), each once, in a
+    /// stable order: for start-up housekeeping such as `file_store::sweep_temp_files`.
     pub fn roots(&self) -> Vec<&Path> {
         let mut roots: Vec<&Path> = self
             .users
             .values()
             .chain(self.anonymous.iter())
+            .filter(|u| u.storage.is_none())
             .map(|u| u.root.as_path())
             .collect();
         roots.sort();
         roots.dedup();
         roots
+    }
+
+    /// Every root in object storage, each once: the start-up check that each is reachable.
+    pub fn buckets(&self) -> Vec<Bucket> {
+        let mut seen = std::collections::HashSet::new();
+        self.users
+            .values()
+            .chain(self.anonymous.iter())
+            .filter_map(|u| u.jail.as_ref()?.bucket().cloned())
+            .filter(|b| seen.insert(b.location().clone()))
+            .collect()
     }
 
     /// Whether `name` logs in anonymously (the PASS prompt says so).

@@ -124,6 +124,7 @@ macro_rules! options {
 options! {
     listen: String,
     root: PathBuf,
+    storage: String,
     users: PathBuf,
     passive_ports: String,
     workers: usize,
@@ -233,6 +234,8 @@ pub struct TlsFiles {
 pub struct RunSettings {
     pub config: Config,
     pub root: Option<PathBuf>,
+    /// `--storage s3://BUCKET/PREFIX`: the one-off user's root in object storage.
+    pub storage: Option<String>,
     pub users: Option<PathBuf>,
     pub log: LogSettings,
     pub tls: Option<TlsFiles>,
@@ -474,6 +477,17 @@ pub fn resolve(o: Options) -> Result<RunSettings, String> {
         metrics_enabled: admin_listen.is_some() || metrics_listen.is_some(),
         ..defaults
     };
+    if let Some(s) = &o.storage {
+        if o.root.is_some() {
+            return Err(s.fail("and --root name two roots for the one-off user; give one"));
+        }
+        if o.users.is_some() {
+            return Err(s.fail(
+                "is for the one-off user; with --users, give each user `storage` in the users file",
+            ));
+        }
+        crate::file_store::object::Location::parse(&s.value).map_err(|e| s.fail(e))?;
+    }
     let umask = match &o.umask {
         Some(s) => parse_umask(s)?,
         None => DEFAULT_UMASK,
@@ -484,6 +498,7 @@ pub fn resolve(o: Options) -> Result<RunSettings, String> {
     Ok(RunSettings {
         config,
         root: value(&o.root),
+        storage: value(&o.storage),
         users: value(&o.users),
         log: log_settings(&o)?,
         tls,

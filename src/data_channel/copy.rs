@@ -253,6 +253,10 @@ pub(super) fn copy_payload<S: Read + Write>(
         }
         Payload::SendFile(file) => send_file(sock, file, ascii, buffer, switch, reporter),
         Payload::Receive(file) => receive_file(sock, file, ascii, buffer, switch, reporter),
+        Payload::SendStream(stream) => send_file(sock, stream, ascii, buffer, switch, reporter),
+        Payload::ReceiveStream(stream) => {
+            receive_file(sock, stream, ascii, buffer, switch, reporter)
+        }
     }
 }
 
@@ -371,9 +375,9 @@ pub(super) fn splice_receive(
     }
 }
 
-pub(super) fn send_file<S: Write>(
+pub(super) fn send_file<S: Write, R: Read>(
     sock: &mut S,
-    mut file: std::fs::File,
+    mut file: R,
     ascii: bool,
     buffer: usize,
     switch: &AbortSwitch,
@@ -406,9 +410,9 @@ pub(super) fn send_file<S: Write>(
     }
 }
 
-pub(super) fn receive_file<S: Read>(
+pub(super) fn receive_file<S: Read, W: Write>(
     sock: &mut S,
-    mut file: std::fs::File,
+    mut file: W,
     ascii: bool,
     buffer: usize,
     switch: &AbortSwitch,

@@ -69,7 +69,6 @@ pub enum DataEndpoint {
 }
 
 /// What is transferred, in which direction.
-#[derive(Debug)]
 pub enum Payload {
     /// RETR: the file, already positioned at the REST offset.
     SendFile(std::fs::File),
@@ -77,11 +76,29 @@ pub enum Payload {
     SendBytes(Vec<u8>),
     /// STOR/APPE: the file to write to.
     Receive(std::fs::File),
+    /// RETR from a back-end that streams (object storage), from the REST offset on. A read
+    /// error (the store failed or ended early) fails the transfer.
+    SendStream(Box<dyn std::io::Read + Send>),
+    /// STOR/APPE into a back-end that streams. Dropped when the copy ends; whether the upload
+    /// is kept is decided afterwards, by the Session (`FinishUpload`).
+    ReceiveStream(Box<dyn std::io::Write + Send>),
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Payload::SendFile(file) => f.debug_tuple("SendFile").field(file).finish(),
+            Payload::SendBytes(bytes) => write!(f, "SendBytes({} bytes)", bytes.len()),
+            Payload::Receive(file) => f.debug_tuple("Receive").field(file).finish(),
+            Payload::SendStream(_) => f.write_str("SendStream"),
+            Payload::ReceiveStream(_) => f.write_str("ReceiveStream"),
+        }
+    }
 }
 
 impl Payload {
     fn is_upload(&self) -> bool {
-        matches!(self, Payload::Receive(_))
+        matches!(self, Payload::Receive(_) | Payload::ReceiveStream(_))
     }
 }
 
@@ -527,7 +544,7 @@ async fn send_bytes(
 fn buffer_size(payload: &Payload, size_hint: Option<u64>, max: usize) -> usize {
     let max = max.max(MIN_BUFFER);
     match (payload, size_hint) {
-        (Payload::SendFile(_), Some(n)) => {
+        (Payload::SendFile(_) | Payload::SendStream(_), Some(n)) => {
             (n.saturating_add(1)).clamp(MIN_BUFFER as u64, max as u64) as usize
         }
         (Payload::SendBytes(_), _) => MIN_BUFFER,

@@ -3,8 +3,8 @@
 //! jail; no overwrite without the permission, even of a file that appeared meanwhile.
 
 use super::messages::{
-    FinishUpload, MakeDir, OpenWrite, RemoveDir, RemoveFile, Rename, Upload, UploadTarget,
-    WriteMode,
+    FinishUpload, MakeDir, OpenWrite, RemoveDir, RemoveFile, Rename, Upload, UploadSink,
+    UploadTarget, WriteMode,
 };
 use super::vpath::{is_temp_name, VirtualPath};
 use super::{dispose_later, hold_if_large, visible, vpath, FileStore};
@@ -52,7 +52,7 @@ impl Handler<OpenWrite> for FileStore {
 
     fn handle(&mut self, msg: OpenWrite, ctx: &mut SyncContext<Self>) -> Self::Result {
         creatable(&msg.path)?;
-        let dir = msg.jail.dir();
+        let dir = msg.jail.dir()?;
         let dest = non_root(&msg.path)?;
         let allow_overwrite = match msg.mode {
             WriteMode::Replace { allow_overwrite } => allow_overwrite,
@@ -96,13 +96,14 @@ impl Handler<OpenWrite> for FileStore {
                     log::debug!("upload temporary file not locked: {e}");
                 }
                 Ok(Upload {
-                    file,
+                    sink: UploadSink::File(file),
                     target: UploadTarget {
                         temp: Some(temp),
                         dest,
                         allow_overwrite,
                         abandon: Some((ctx.address(), msg.jail.clone())),
                         folder: Some(folder),
+                        object: None,
                     },
                 })
             }
@@ -110,7 +111,7 @@ impl Handler<OpenWrite> for FileStore {
                 opts.create(true).append(true);
                 let file = dir.open_with(&dest, &opts)?.into_std();
                 Ok(Upload {
-                    file,
+                    sink: UploadSink::File(file),
                     target: UploadTarget::in_place(dest),
                 })
             }
@@ -124,7 +125,7 @@ impl Handler<OpenWrite> for FileStore {
                 file.seek(SeekFrom::Start(offset))
                     .map_err(StoreError::from)?;
                 Ok(Upload {
-                    file,
+                    sink: UploadSink::File(file),
                     target: UploadTarget::in_place(dest),
                 })
             }
@@ -143,7 +144,7 @@ impl Handler<FinishUpload> for FileStore {
         } = msg;
         // Finished here, whatever the outcome: its drop has nothing left to do.
         target.abandon = None;
-        let replaced = finish_upload(jail.dir(), &target, keep)?;
+        let replaced = finish_upload(jail.dir()?, &target, keep)?;
         dispose_later(ctx, replaced);
         Ok(())
     }
@@ -258,7 +259,7 @@ impl Handler<MakeDir> for FileStore {
 
     fn handle(&mut self, msg: MakeDir, _: &mut SyncContext<Self>) -> Self::Result {
         creatable(&msg.path)?;
-        Ok(msg.jail.dir().create_dir(non_root(&msg.path)?)?)
+        Ok(msg.jail.dir()?.create_dir(non_root(&msg.path)?)?)
     }
 }
 
@@ -267,7 +268,7 @@ impl Handler<RemoveDir> for FileStore {
 
     fn handle(&mut self, msg: RemoveDir, _: &mut SyncContext<Self>) -> Self::Result {
         visible(&msg.path)?;
-        Ok(msg.jail.dir().remove_dir(non_root(&msg.path)?)?)
+        Ok(msg.jail.dir()?.remove_dir(non_root(&msg.path)?)?)
     }
 }
 
@@ -276,7 +277,7 @@ impl Handler<RemoveFile> for FileStore {
 
     fn handle(&mut self, msg: RemoveFile, ctx: &mut SyncContext<Self>) -> Self::Result {
         visible(&msg.path)?;
-        let dir = msg.jail.dir();
+        let dir = msg.jail.dir()?;
         let rel = non_root(&msg.path)?;
         let meta = dir.symlink_metadata(&rel)?;
         if meta.is_dir() {
@@ -295,7 +296,7 @@ impl Handler<Rename> for FileStore {
     fn handle(&mut self, msg: Rename, ctx: &mut SyncContext<Self>) -> Self::Result {
         visible(&msg.from)?;
         creatable(&msg.to)?;
-        let dir = msg.jail.dir();
+        let dir = msg.jail.dir()?;
         let from = non_root(&msg.from)?;
         let to = non_root(&msg.to)?;
         dir.symlink_metadata(&from)?;

@@ -1,10 +1,13 @@
 //! The one door to the file store: `Store`, the handle every Session asks.
 //!
-//! Each request type says where it goes (`Request`): `Stat` and `OpenRead` to this worker's
-//! Resolver, which answers from the kernel's caches when it can and asks the pool otherwise;
-//! everything else straight to the FileStore pool. Handlers just `ask`: which way a request
-//! travels is decided here, once, not in every handler. This module holds no file-system code.
+//! Each request goes by its jail's back-end, then by its type (`Request`): a root in object
+//! storage to the ObjectStore; on the local disk, `Stat` and `OpenRead` to this worker's
+//! Resolver, which answers from the kernel's caches when it can and asks the pool otherwise,
+//! and everything else straight to the FileStore pool. Handlers just `ask`: which way a
+//! request travels is decided here, once, not in every handler. This module holds no
+//! file-system code.
 
+use super::object::ObjectStore;
 use super::{
     AsciiSize, FileStore, FinishUpload, Jail, List, MakeDir, OpenJail, OpenRead, OpenWrite,
     ReadHandle, RemoveDir, RemoveFile, Rename, Resolver, Stat, Upload,
@@ -12,18 +15,26 @@ use super::{
 use crate::error::StoreError;
 use crate::listing::EntryInfo;
 use actix::prelude::*;
+use futures_util::future::Either;
 use std::future::Future;
 
-/// The file store as a Session sees it: the shared pool and its worker's Resolver.
+/// The file store as a Session sees it: the shared pool and its worker's Resolver for local
+/// roots, the ObjectStore for roots in object storage.
 #[derive(Clone)]
 pub struct Store {
     pool: Addr<FileStore>,
     resolver: Addr<Resolver>,
+    objects: Addr<ObjectStore>,
 }
 
 impl Store {
+    /// Must run inside an actix System: the ObjectStore starts on the current Arbiter.
     pub fn new(pool: Addr<FileStore>, resolver: Addr<Resolver>) -> Store {
-        Store { pool, resolver }
+        Store {
+            pool,
+            resolver,
+            objects: ObjectStore.start(),
+        }
     }
 
     /// The same store, through another worker's Resolver (the one on the Session's thread).
@@ -31,6 +42,7 @@ impl Store {
         Store {
             pool: self.pool.clone(),
             resolver,
+            objects: self.objects.clone(),
         }
     }
 
@@ -69,14 +81,23 @@ pub(crate) fn delivered<T>(
     answer.unwrap_or_else(|_| Err(StoreError::Io("file store is not running".into())))
 }
 
+/// Requests that name a jail go to the ObjectStore when it is a bucket, otherwise to the local
+/// actor given (`$via`).
 macro_rules! route {
     ($via:ident: $actor:ty, $($request:ty => $answer:ty),+ $(,)?) => {$(
         impl Request for $request {
             type Answer = $answer;
-            type Sent = actix::dev::Request<$actor, $request>;
+            type Sent = Either<
+                actix::dev::Request<$actor, $request>,
+                actix::dev::Request<ObjectStore, $request>,
+            >;
 
             fn send_to(self, store: &Store) -> Self::Sent {
-                store.$via.send(self)
+                if self.jail.bucket().is_some() {
+                    Either::Right(store.objects.send(self))
+                } else {
+                    Either::Left(store.$via.send(self))
+                }
             }
         }
     )+};
@@ -86,7 +107,6 @@ macro_rules! route {
 route!(resolver: Resolver, Stat => EntryInfo, OpenRead => ReadHandle);
 // Everything that changes the disk, reads a directory or opens for writing: the pool.
 route!(pool: FileStore,
-    OpenJail => Jail,
     AsciiSize => Option<u64>,
     List => Vec<u8>,
     OpenWrite => Upload,
@@ -96,3 +116,13 @@ route!(pool: FileStore,
     RemoveFile => (),
     Rename => (),
 );
+
+/// Opening a local root at login (a root in object storage is opened at start-up).
+impl Request for OpenJail {
+    type Answer = Jail;
+    type Sent = actix::dev::Request<FileStore, OpenJail>;
+
+    fn send_to(self, store: &Store) -> Self::Sent {
+        store.pool.send(self)
+    }
+}

@@ -2,6 +2,7 @@
 //! remove, rename) and the handles it gets back. Types only; the handlers are in mod.rs and
 //! changes.rs.
 
+use super::object::stream::{Commit, ObjectReader, ObjectSink};
 use super::vpath::VirtualPath;
 use super::{FileStore, Jail};
 use crate::error::StoreError;
@@ -64,6 +65,8 @@ pub enum ReadSource {
     File(std::fs::File),
     /// A small file's bytes from the restart offset on.
     Bytes(Vec<u8>),
+    /// An object in S3, streamed from the restart offset on.
+    Stream(ObjectReader),
 }
 
 /// Opens a file for RETR, positioned at `offset`.
@@ -114,6 +117,8 @@ pub struct UploadTarget {
     /// began; `temp` and `dest` are then single names in it. The rename into place and the
     /// removal find the temporary file even if the folder was renamed meanwhile.
     pub(super) folder: Option<std::sync::Arc<cap_std::fs::Dir>>,
+    /// An upload to object storage: completed or aborted by `FinishUpload`, aborted if dropped.
+    pub(super) object: Option<Commit>,
 }
 
 impl UploadTarget {
@@ -125,7 +130,25 @@ impl UploadTarget {
             allow_overwrite: true,
             abandon: None,
             folder: None,
+            object: None,
         }
+    }
+
+    /// An upload to object storage, visible under its name only once `commit` completes it.
+    pub(super) fn object(commit: Commit) -> UploadTarget {
+        UploadTarget {
+            temp: None,
+            dest: PathBuf::new(),
+            allow_overwrite: false,
+            abandon: None,
+            folder: None,
+            object: Some(commit),
+        }
+    }
+
+    /// The object-storage upload's commit, taken to complete or abort it.
+    pub(super) fn take_commit(&mut self) -> Option<Commit> {
+        self.object.take()
     }
 }
 
@@ -142,6 +165,7 @@ impl Drop for UploadTarget {
                 allow_overwrite: false,
                 abandon: None,
                 folder: self.folder.take(),
+                object: None,
             },
             keep: false,
         });
@@ -150,8 +174,17 @@ impl Drop for UploadTarget {
 
 #[derive(Debug)]
 pub struct Upload {
-    pub file: std::fs::File,
+    pub sink: UploadSink,
     pub target: UploadTarget,
+}
+
+/// Where an upload's bytes are written.
+#[derive(Debug)]
+pub enum UploadSink {
+    /// A file on the local disk (a temporary file, or the target itself for APPE/REST).
+    File(std::fs::File),
+    /// A multipart upload to S3.
+    Object(ObjectSink),
 }
 
 /// Opens a file for STOR/APPE.

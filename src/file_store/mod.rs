@@ -23,6 +23,7 @@
 mod changes;
 pub mod handle;
 mod messages;
+pub mod object;
 pub mod resolver;
 mod sweep;
 pub mod vpath;
@@ -37,8 +38,8 @@ use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
 pub use handle::{Request, Store};
 pub use messages::{
     AsciiSize, Dispose, FinishUpload, List, ListFormat, MakeDir, OpenJail, OpenRead, OpenWrite,
-    ReadHandle, ReadSource, RemoveDir, RemoveFile, Rename, Stat, Upload, UploadTarget, WriteMode,
-    ASCII_SIZE_LIMIT, SMALL_FILE,
+    ReadHandle, ReadSource, RemoveDir, RemoveFile, Rename, Stat, Upload, UploadSink, UploadTarget,
+    WriteMode, ASCII_SIZE_LIMIT, SMALL_FILE,
 };
 pub use resolver::Resolver;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -62,9 +63,18 @@ impl FileStore {
     }
 }
 
-/// A handle to a user's root directory. Cloning is cheap; all clones share one descriptor.
+/// A handle to a user's root: a directory on the local disk, or a prefix in an S3 bucket.
+/// Cloning is cheap; all clones share one descriptor (or one S3 client).
 #[derive(Clone)]
-pub struct Jail(Arc<Dir>);
+pub struct Jail(Arc<Root>);
+
+/// The two storage back-ends. Which one a request goes to is decided once, by `Store::ask`
+/// (handle.rs): the local root to the FileStore pool (and its Resolvers), an object-storage
+/// root to the ObjectStore.
+enum Root {
+    Local(Dir),
+    Object(object::Bucket),
+}
 
 impl std::fmt::Debug for Jail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,14 +86,35 @@ impl Jail {
     /// Opens a root directory as a jail. Blocking: at start-up, or inside the FileStore.
     pub fn open(root: &Path) -> Result<Jail, StoreError> {
         let dir = Dir::open_ambient_dir(root, cap_std::ambient_authority())?;
-        Ok(Jail(Arc::new(dir)))
+        Ok(Jail(Arc::new(Root::Local(dir))))
+    }
+
+    /// A root in object storage: the user's prefix in a bucket.
+    pub fn object(bucket: object::Bucket) -> Jail {
+        Jail(Arc::new(Root::Object(bucket)))
+    }
+
+    /// The bucket and prefix, for a root in object storage.
+    pub fn bucket(&self) -> Option<&object::Bucket> {
+        match &*self.0 {
+            Root::Object(bucket) => Some(bucket),
+            Root::Local(_) => None,
+        }
     }
 
     /// SECURITY: every file-system call goes through this handle: cap-std resolves each path
     /// beneath it (openat2 RESOLVE_BENEATH where the kernel has it) and fails any `..` or
     /// symlink, absolute or relative, that would lead outside, so a check cannot race an open.
-    fn dir(&self) -> &Dir {
-        &self.0
+    ///
+    /// Only local roots have one; `Store::ask` never sends an object-storage root here, and if
+    /// it ever did the request fails rather than touching the disk.
+    fn dir(&self) -> Result<&Dir, StoreError> {
+        match &*self.0 {
+            Root::Local(dir) => Ok(dir),
+            Root::Object(_) => Err(StoreError::Io(
+                "an object-storage root reached the local file store".into(),
+            )),
+        }
     }
 }
 
@@ -143,7 +174,7 @@ fn visible(path: &VirtualPath) -> Result<(), StoreError> {
 /// `Stat` in the pool: may block on the disk.
 fn stat(jail: &Jail, path: &VirtualPath) -> Result<EntryInfo, StoreError> {
     visible(path)?;
-    let meta = jail.dir().metadata(path.to_relative())?;
+    let meta = jail.dir()?.metadata(path.to_relative())?;
     Ok(entry_info(path.file_name().to_owned(), &meta, None))
 }
 
@@ -155,7 +186,7 @@ fn open_read(jail: &Jail, path: &VirtualPath, offset: u64) -> Result<ReadHandle,
     // between the check and the open.
     visible(path)?;
     let file = jail
-        .dir()
+        .dir()?
         .open_with(path.to_relative(), &read_nonblocking())?;
     let meta = file.metadata()?;
     if meta.is_dir() {
@@ -238,7 +269,7 @@ impl Handler<List> for FileStore {
 
     fn handle(&mut self, msg: List, _: &mut SyncContext<Self>) -> Self::Result {
         visible(&msg.path)?;
-        let dir = msg.jail.dir();
+        let dir = msg.jail.dir()?;
         let rel = msg.path.to_relative();
         let meta = dir.metadata(&rel)?;
         let mut entries = Vec::new();
@@ -356,6 +387,10 @@ impl Handler<AsciiSize> for FileStore {
         let mut counter = AsciiCounter::default();
         match handle.source {
             ReadSource::Bytes(bytes) => counter.add(&bytes),
+            // The ObjectStore answers for objects; nothing here streams one.
+            ReadSource::Stream(_) => {
+                return Err(StoreError::Io("a stream in the local store".into()))
+            }
             ReadSource::File(mut file) => {
                 let mut buf = vec![0u8; 64 * 1024];
                 loop {
@@ -375,13 +410,13 @@ impl Handler<AsciiSize> for FileStore {
 /// Counts bytes as TYPE A sends them (`data_channel::lf_to_crlf`): an LF not preceded by CR
 /// becomes CR LF.
 #[derive(Default)]
-struct AsciiCounter {
+pub(crate) struct AsciiCounter {
     size: u64,
     prev_cr: bool,
 }
 
 impl AsciiCounter {
-    fn add(&mut self, chunk: &[u8]) {
+    pub(crate) fn add(&mut self, chunk: &[u8]) {
         for &b in chunk {
             self.size += if b == b'\n' && !self.prev_cr { 2 } else { 1 };
             self.prev_cr = b == b'\r';

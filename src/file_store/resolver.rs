@@ -82,7 +82,7 @@ fn open_cached(jail: &Jail, path: &VirtualPath, flags: rustix::fs::OFlags) -> Op
         return None;
     }
     openat2(
-        jail.dir(),
+        jail.dir().ok()?,
         path.to_relative(),
         flags | rustix::fs::OFlags::CLOEXEC,
         Mode::empty(),

@@ -12,8 +12,8 @@ use crate::data_channel::{
 };
 use crate::error::{FtpError, StoreError};
 use crate::file_store::{
-    FinishUpload, Jail, List, ListFormat, OpenRead, OpenWrite, ReadSource, UploadTarget,
-    VirtualPath, WriteMode,
+    FinishUpload, Jail, List, ListFormat, OpenRead, OpenWrite, ReadSource, UploadSink,
+    UploadTarget, VirtualPath, WriteMode,
 };
 use crate::gatekeeper::PassiveLease;
 use crate::observability::metrics::MetricEvent;
@@ -290,6 +290,7 @@ impl Session {
                     match handle.source {
                         ReadSource::File(file) => Payload::SendFile(file),
                         ReadSource::Bytes(bytes) => Payload::SendBytes(bytes),
+                        ReadSource::Stream(stream) => Payload::SendStream(Box::new(stream)),
                     },
                     Some(left),
                     None,
@@ -349,7 +350,10 @@ impl Session {
                     verb,
                     path,
                     endpoint,
-                    Payload::Receive(upload.file),
+                    match upload.sink {
+                        UploadSink::File(file) => Payload::Receive(file),
+                        UploadSink::Object(sink) => Payload::ReceiveStream(Box::new(sink)),
+                    },
                     None,
                     Some((upload_jail, upload.target)),
                 )?;
