@@ -10,7 +10,7 @@
 use super::object::ObjectStore;
 use super::{
     AsciiSize, FileStore, FinishUpload, Jail, List, MakeDir, OpenJail, OpenRead, OpenWrite,
-    ReadHandle, RemoveDir, RemoveFile, Rename, Resolver, Stat, Upload,
+    ReadHandle, ReadSource, RemoveDir, RemoveFile, Rename, Resolver, Stat, Upload,
 };
 use crate::error::StoreError;
 use crate::listing::EntryInfo;
@@ -108,7 +108,7 @@ route!(resolver: Resolver, Stat => EntryInfo, OpenRead => ReadHandle);
 // Everything that changes the disk, reads a directory or opens for writing: the pool.
 route!(pool: FileStore,
     AsciiSize => Option<u64>,
-    List => Vec<u8>,
+    List => ReadSource,
     OpenWrite => Upload,
     FinishUpload => (),
     MakeDir => (),

@@ -35,9 +35,10 @@ pub enum ListFormat {
     Machine(MlsxFacts, PermFact),
 }
 
-/// A directory listing (or one line for a file), formatted and ready to send.
+/// A directory listing (or one line for a file), formatted and ready to send: its bytes, or
+/// (a large folder in object storage) a stream that formats it a page at a time.
 #[derive(Message)]
-#[rtype(result = "Result<Vec<u8>, StoreError>")]
+#[rtype(result = "Result<ReadSource, StoreError>")]
 pub struct List {
     pub jail: Jail,
     pub path: VirtualPath,

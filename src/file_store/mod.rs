@@ -265,7 +265,7 @@ impl Handler<Stat> for FileStore {
 }
 
 impl Handler<List> for FileStore {
-    type Result = Result<Vec<u8>, StoreError>;
+    type Result = Result<ReadSource, StoreError>;
 
     fn handle(&mut self, msg: List, _: &mut SyncContext<Self>) -> Self::Result {
         visible(&msg.path)?;
@@ -304,11 +304,11 @@ impl Handler<List> for FileStore {
         } else {
             entries.push(entry_info(msg.path.file_name().to_owned(), &meta, None));
         }
-        Ok(match msg.format {
+        Ok(ReadSource::Bytes(match msg.format {
             ListFormat::Long => listing::list_body(&entries, msg.now),
             ListFormat::Names => listing::nlst_body(&entries),
             ListFormat::Machine(facts, perm) => listing::mlsd_body(&entries, facts, perm),
-        })
+        }))
     }
 }
 

@@ -8,7 +8,8 @@ use super::Session;
 use crate::auth::Permissions;
 use crate::error::{FtpError, StoreError};
 use crate::file_store::{
-    AsciiSize, Jail, List, ListFormat, MakeDir, RemoveDir, RemoveFile, Rename, Stat, VirtualPath,
+    AsciiSize, Jail, List, ListFormat, MakeDir, ReadSource, RemoveDir, RemoveFile, Rename, Stat,
+    VirtualPath,
     ASCII_SIZE_LIMIT,
 };
 use crate::listing::{mlsx_line, CivilTime, EntryKind, PermFact};
@@ -204,7 +205,13 @@ impl Session {
             now: unix_now(),
         };
         self.ask(list, move |_, res, _| {
-            let body = res?;
+            let ReadSource::Bytes(body) = res? else {
+                // A folder in object storage too large to list in one batch: not over the
+                // control connection.
+                return Err(FtpError::Store(StoreError::Unsupported(
+                    "Folder too large to list over the control connection; use LIST",
+                )));
+            };
             let mut lines = vec![format!("Status of {path}:")];
             lines.extend(String::from_utf8_lossy(&body).lines().map(str::to_owned));
             lines.push("End of status".to_owned());

@@ -245,14 +245,21 @@ impl Session {
                     }
                     other => other?,
                 };
-                let len = body.len() as u64;
+                let (payload, len) = match body {
+                    ReadSource::Bytes(bytes) => {
+                        let len = bytes.len() as u64;
+                        (Payload::SendBytes(bytes), Some(len))
+                    }
+                    ReadSource::Stream(stream) => (Payload::SendStream(Box::new(stream)), None),
+                    ReadSource::File(file) => (Payload::SendFile(file), None),
+                };
                 act.start_transfer(
                     ctx,
                     verb,
                     path,
                     endpoint,
-                    Payload::SendBytes(body),
-                    Some(len),
+                    payload,
+                    len,
                     None,
                 )?;
                 Ok(Reply::new(

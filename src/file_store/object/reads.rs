@@ -55,7 +55,8 @@ pub(super) async fn dir_exists(bucket: &Bucket, dir_key: &str) -> Result<bool, S
 }
 
 /// A listing entry for an object. Objects have no owner or mode: files show 0644, folders
-/// 0755, owned by 0; `unique` (MLSx) is a hash of the key, stable while the key exists.
+/// 0755, owned by 0; `unique` (MLSx) is a hash of the key (relative to the prefix), stable
+/// while the key exists. Folders have no time in S3: they show the epoch.
 fn file_entry(name: String, key: &str, meta: &opendal::Metadata) -> EntryInfo {
     EntryInfo {
         name,
@@ -97,20 +98,32 @@ fn key_hash(key: &str) -> u64 {
 
 async fn stat(bucket: &Bucket, path: &VirtualPath) -> Result<EntryInfo, StoreError> {
     let name = path.file_name().to_owned();
+    let key = path.as_str().trim_start_matches('/');
     Ok(match find(bucket, path).await? {
-        Found::File(meta) => file_entry(name, path.as_str(), &meta),
-        Found::Dir => dir_entry(name, path.as_str()),
+        Found::File(meta) => file_entry(name, key, &meta),
+        Found::Dir => dir_entry(name, key),
     })
 }
 
-/// The entries of the folder at `path`, one page of ListObjectsV2 at a time.
-async fn read_dir(bucket: &Bucket, path: &VirtualPath) -> Result<Vec<EntryInfo>, StoreError> {
-    let dir = dir_key(path, &bucket.location.prefix)?;
-    let mut lister = bucket.op.lister(&dir).await.map_err(store_error)?;
+/// Entries formatted and sent at a time: one page of ListObjectsV2, so a listing of any size
+/// holds about this many entries in memory.
+const LIST_BATCH: usize = 1000;
+
+/// Up to `LIST_BATCH` entries of the folder whose key is `dir`, sorted; `true` when the listing
+/// is complete. S3 lists keys in order, page after page, so batches follow one another in
+/// order too.
+async fn next_batch(
+    lister: &mut opendal::Lister,
+    dir: &str,
+) -> Result<(Vec<EntryInfo>, bool), StoreError> {
     let mut entries = Vec::new();
-    while let Some(entry) = lister.try_next().await.map_err(store_error)? {
+    while entries.len() < LIST_BATCH {
+        let Some(entry) = lister.try_next().await.map_err(store_error)? else {
+            entries.sort_by(|a: &EntryInfo, b| a.name.cmp(&b.name));
+            return Ok((entries, true));
+        };
         let key = entry.path();
-        let Some(name) = key.strip_prefix(dir.as_str()) else {
+        let Some(name) = key.strip_prefix(dir) else {
             continue;
         };
         let name = name.strip_suffix('/').unwrap_or(name);
@@ -125,10 +138,20 @@ async fn read_dir(bucket: &Bucket, path: &VirtualPath) -> Result<Vec<EntryInfo>,
         });
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(entries)
+    Ok((entries, false))
 }
 
-async fn list(bucket: &Bucket, msg: List) -> Result<Vec<u8>, StoreError> {
+fn format(entries: &[EntryInfo], format: ListFormat, now: i64) -> Vec<u8> {
+    match format {
+        ListFormat::Long => listing::list_body(entries, now),
+        ListFormat::Names => listing::nlst_body(entries),
+        ListFormat::Machine(facts, perm) => listing::mlsd_body(entries, facts, perm),
+    }
+}
+
+/// A listing: the bytes when it fits in one batch, otherwise a stream that formats one batch
+/// at a time (bounded memory for a folder of any size).
+async fn list(bucket: &Bucket, msg: List) -> Result<ReadSource, StoreError> {
     let entries = match find(bucket, &msg.path).await? {
         // RFC 3659 §7.1: MLSD names a directory; a file is an error (501).
         Found::File(_) if matches!(msg.format, ListFormat::Machine(..)) => {
@@ -136,16 +159,56 @@ async fn list(bucket: &Bucket, msg: List) -> Result<Vec<u8>, StoreError> {
         }
         Found::File(meta) => vec![file_entry(
             msg.path.file_name().to_owned(),
-            msg.path.as_str(),
+            msg.path.as_str().trim_start_matches('/'),
             &meta,
         )],
-        Found::Dir => read_dir(bucket, &msg.path).await?,
+        Found::Dir => {
+            let dir = dir_key(&msg.path, &bucket.location.prefix)?;
+            let mut lister = bucket.op.lister(&dir).await.map_err(store_error)?;
+            let (first, complete) = next_batch(&mut lister, &dir).await?;
+            if !complete {
+                let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+                let body = format(&first, msg.format, msg.now);
+                tokio::spawn(stream_listing(lister, dir, body, msg.format, msg.now, tx));
+                return Ok(ReadSource::Stream(ObjectReader::open_ended(rx)));
+            }
+            first
+        }
     };
-    Ok(match msg.format {
-        ListFormat::Long => listing::list_body(&entries, msg.now),
-        ListFormat::Names => listing::nlst_body(&entries),
-        ListFormat::Machine(facts, perm) => listing::mlsd_body(&entries, facts, perm),
-    })
+    Ok(ReadSource::Bytes(format(&entries, msg.format, msg.now)))
+}
+
+/// Sends `first`, then the rest of the listing batch by batch, then `End` (or `Failed`).
+async fn stream_listing(
+    mut lister: opendal::Lister,
+    dir: String,
+    first: Vec<u8>,
+    list_format: ListFormat,
+    now: i64,
+    tx: mpsc::Sender<Piece>,
+) {
+    let mut body = first;
+    loop {
+        if tx.send(Piece::Data(body.into())).await.is_err() {
+            return;
+        }
+        match next_batch(&mut lister, &dir).await {
+            Ok((entries, complete)) => {
+                body = format(&entries, list_format, now);
+                if complete {
+                    if !body.is_empty() && tx.send(Piece::Data(body.into())).await.is_err() {
+                        return;
+                    }
+                    let _ = tx.send(Piece::End).await;
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Piece::Failed(format!("listing failed: {e}"))).await;
+                return;
+            }
+        }
+    }
 }
 
 /// An object opened for RETR from `offset`: its bytes when small, a stream otherwise.
@@ -259,7 +322,7 @@ impl Handler<Stat> for ObjectStore {
 }
 
 impl Handler<List> for ObjectStore {
-    type Result = ResponseFuture<Result<Vec<u8>, StoreError>>;
+    type Result = ResponseFuture<Result<ReadSource, StoreError>>;
 
     fn handle(&mut self, msg: List, _: &mut Context<Self>) -> Self::Result {
         on_runtime(async move { list(&bucket_of(&msg.jail)?, msg).await })

@@ -29,22 +29,33 @@ pub enum Piece {
 pub struct ObjectReader {
     rx: mpsc::Receiver<Piece>,
     chunk: Bytes,
-    left: u64,
+    /// Bytes still due; `None` for a stream of unknown length (a listing), which ends at `End`.
+    left: Option<u64>,
 }
 
 impl ObjectReader {
+    /// The bytes of an object: exactly `left` of them.
     pub fn new(rx: mpsc::Receiver<Piece>, left: u64) -> ObjectReader {
         ObjectReader {
             rx,
             chunk: Bytes::new(),
-            left,
+            left: Some(left),
+        }
+    }
+
+    /// A stream whose length is known only at its end (a listing).
+    pub fn open_ended(rx: mpsc::Receiver<Piece>) -> ObjectReader {
+        ObjectReader {
+            rx,
+            chunk: Bytes::new(),
+            left: None,
         }
     }
 }
 
 impl std::fmt::Debug for ObjectReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ObjectReader({} bytes left)", self.left)
+        write!(f, "ObjectReader({:?} bytes left)", self.left)
     }
 }
 
@@ -54,25 +65,23 @@ impl Read for ObjectReader {
             // Blocking: only ever called on a blocking-pool thread (the copy loop).
             match self.rx.blocking_recv() {
                 Some(Piece::Data(bytes)) => self.chunk = bytes,
-                Some(Piece::End) if self.left == 0 => return Ok(0),
+                Some(Piece::End) if matches!(self.left, None | Some(0)) => return Ok(0),
                 Some(Piece::End) | None => {
-                    return Err(io::Error::other(format!(
-                        "object storage ended the download {} bytes early",
-                        self.left
-                    )))
+                    return Err(io::Error::other(
+                        "object storage ended the download early",
+                    ))
                 }
                 Some(Piece::Failed(why)) => return Err(io::Error::other(why)),
             }
         }
         let n = buf.len().min(self.chunk.len());
-        if n as u64 > self.left {
-            return Err(io::Error::other(
-                "object storage sent more bytes than the object holds",
-            ));
+        if let Some(left) = &mut self.left {
+            *left = left.checked_sub(n as u64).ok_or_else(|| {
+                io::Error::other("object storage sent more bytes than the object holds")
+            })?;
         }
         buf[..n].copy_from_slice(&self.chunk[..n]);
         self.chunk.advance(n);
-        self.left -= n as u64;
         Ok(n)
     }
 }
