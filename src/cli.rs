@@ -138,6 +138,11 @@ struct Opt {
     #[structopt(long, value_name = "S")]
     shutdown_grace: Option<u64>,
 
+    /// Abort multipart uploads to object storage left unfinished for this many seconds (a
+    /// crashed daemon's, here or on another replica), at start and every hour. [default: 86400]
+    #[structopt(long, value_name = "SECONDS")]
+    stale_upload_age: Option<u64>,
+
     /// TLS certificate chain (PEM) for FTPS; with --tls-key, enables AUTH TLS.
     #[structopt(long, value_name = "FILE", parse(from_os_str))]
     tls_cert: Option<PathBuf>,
@@ -369,6 +374,7 @@ fn from_opt(opt: Opt) -> Result<Invocation, String> {
         allow_fxp: set("allow_fxp", opt.allow_fxp),
         passive_address: given("passive_address", opt.passive_address),
         shutdown_grace: given("shutdown_grace", opt.shutdown_grace),
+        stale_upload_age: given("stale_upload_age", opt.stale_upload_age),
         tls_cert: given("tls_cert", opt.tls_cert),
         tls_key: given("tls_key", opt.tls_key),
         implicit_tls_listen: given("implicit_tls_listen", opt.implicit_tls_listen),

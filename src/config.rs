@@ -131,6 +131,8 @@ pub struct Config {
     pub passive_address: Option<IpAddr>,
     /// On SIGTERM/SIGINT, how long running transfers may go on before they are aborted.
     pub shutdown_grace: Duration,
+    /// Multipart uploads to object storage unfinished for this long are aborted.
+    pub stale_upload_age: Duration,
     /// FTPS: present when a certificate and key were given.
     pub tls: Option<crate::tls::TlsPolicy>,
     /// Implicit TLS (TLS from the first byte), conventionally port 990.
@@ -160,6 +162,7 @@ impl Default for Config {
             allow_fxp: false,
             passive_address: None,
             shutdown_grace: Duration::from_secs(30),
+            stale_upload_age: crate::file_store::object::sweep::STALE_AFTER,
             tls: None,
             implicit_tls_listen: None,
             xferlog: None,

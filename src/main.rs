@@ -231,6 +231,7 @@ fn run(settings: RunSettings, log_file: Option<AppendFile>) -> Result<(), String
         bucket.check()?;
         log::info!("storage {} is reachable", bucket.location().url());
     }
+    actorftpd::file_store::object::sweep::start_sweeping(users.buckets(), config.stale_upload_age);
     let reloader = Reloader::new(settings.users.clone(), settings.tls.clone());
 
     let grace = config.shutdown_grace;

@@ -20,6 +20,7 @@
 mod keys;
 mod reads;
 pub mod stream;
+pub mod sweep;
 mod writes;
 
 pub use writes::uploads_in_flight;
@@ -206,9 +207,9 @@ impl Bucket {
 }
 
 /// One HTTP client (connection pool, TLS sessions) for every bucket, on rustls with ring.
-fn with_shared_client(op: Operator) -> Result<Operator, String> {
+fn shared_client() -> Result<reqwest::Client, String> {
     static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
-    let client = CLIENT
+    CLIENT
         .get_or_init(|| {
             reqwest::Client::builder()
                 // Several pooled connections rather than one multiplexed one: large transfers
@@ -217,7 +218,12 @@ fn with_shared_client(op: Operator) -> Result<Operator, String> {
                 .build()
                 .map_err(|e| format!("cannot start the S3 client: {e}"))
         })
-        .clone()?;
+        .clone()
+}
+
+/// `op`, sending through the shared client.
+fn with_shared_client(op: Operator) -> Result<Operator, String> {
+    let client = shared_client()?;
     let transport = opendal::HttpTransporter::new(
         opendal_http_transport_reqwest::ReqwestTransport::new(client),
     );
