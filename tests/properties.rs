@@ -160,6 +160,11 @@ fn no_generated_path_reads_or_stats_outside_the_jail() {
                         f.read_to_end(&mut b).expect("read");
                         b
                     }
+                    ReadSource::Stream(mut s) => {
+                        let mut b = Vec::new();
+                        s.read_to_end(&mut b).expect("read");
+                        b
+                    }
                 };
                 prop_assert_ne!(&bytes[..], b"SECRET", "{} reads the secret", path);
             }

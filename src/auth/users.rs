@@ -507,7 +507,27 @@ mod tests {
         let dir = format!("{:?}", std::env::temp_dir());
         let hash = hash_password("x").expect("hash");
         let cases = [
-            ("[[user]]\nname = \"a\"\n".to_owned(), "missing field"),
+            ("[[user]]\nname = \"a\"\n".to_owned(), "password_hash is missing"),
+            (
+                format!("[[user]]\nname=\"a\"\npassword_hash=\"{hash}\"\n"),
+                "root (a folder) or storage",
+            ),
+            (
+                format!("[[user]]\nname=\"a\"\npassword_hash=\"{hash}\"\nroot={dir}\nstorage=\"s3://bkt/p\"\n"),
+                "not both",
+            ),
+            (
+                format!("[[user]]\nname=\"a\"\npassword_hash=\"{hash}\"\nstorage=\"s3://bkt/../p\"\n"),
+                "prefix may not",
+            ),
+            (
+                format!("[[user]]\nname=\"a\"\npassword_hash=\"{hash}\"\nstorage=\"ftp://x\"\n"),
+                "only s3://",
+            ),
+            (
+                format!("[[user]]\nname=\"a\"\npassword_hash=\"{hash}\"\nroot={dir}\nregion=\"x\"\n"),
+                "go with storage",
+            ),
             (
                 format!("\n\n[[user]]\nname=\"a\"\npassword=\"p\"\nroot={dir}\n"),
                 "line 4: user \"a\": plain-text password refused",

@@ -186,6 +186,7 @@ mod tests {
                 std::io::Read::read_to_end(&mut f, &mut b).map_err(StoreError::from)?;
                 Ok(b)
             }
+            ReadSource::Stream(_) => panic!("the local pool never streams"),
         }
     }
 
@@ -193,7 +194,9 @@ mod tests {
         let handle = read_small_cached(jail, path, offset)?;
         match handle.source {
             ReadSource::Bytes(b) => Some((b, handle.size)),
-            ReadSource::File(_) => panic!("the fast path only returns bytes"),
+            ReadSource::File(_) | ReadSource::Stream(_) => {
+                panic!("the fast path only returns bytes")
+            }
         }
     }
 

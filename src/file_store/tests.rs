@@ -18,6 +18,22 @@ use std::path::Path;
 
 const TEMP: &str = ".actorftpd-upload-0123456789abcdef.part";
 
+/// The local file an upload writes to.
+fn file_of(upload: &mut super::Upload) -> &mut fs::File {
+    match &mut upload.sink {
+        super::UploadSink::File(file) => file,
+        super::UploadSink::Object(_) => panic!("a local upload writes to a file"),
+    }
+}
+
+/// A local listing's bytes.
+fn bytes(source: super::ReadSource) -> Vec<u8> {
+    match source {
+        super::ReadSource::Bytes(bytes) => bytes,
+        other => panic!("a local listing is bytes: {other:?}"),
+    }
+}
+
 fn vp(s: &str) -> VirtualPath {
     VirtualPath::root().join(s)
 }
@@ -59,7 +75,7 @@ async fn an_upload_whose_folder_is_renamed_meanwhile_still_ends_cleanly() {
         let mut upload = open_upload(&store, &jail, "d/x", overwrite)
             .await
             .expect("open");
-        upload.file.write_all(b"uploaded").expect("write");
+        file_of(&mut upload).write_all(b"uploaded").expect("write");
         // Another session renames the folder while the upload runs.
         fs::rename(tmp.path().join("d"), tmp.path().join("e")).expect("rename");
         let answer = store
@@ -86,7 +102,9 @@ async fn an_upload_dropped_unfinished_leaves_no_temporary_file() {
     let jail = Jail::open(tmp.path()).expect("jail");
     fs::write(tmp.path().join("x"), b"original").expect("original");
     let mut upload = open_upload(&store, &jail, "x", true).await.expect("open");
-    upload.file.write_all(b"half an upload").expect("write");
+    file_of(&mut upload)
+        .write_all(b"half an upload")
+        .expect("write");
     assert_eq!(
         names(tmp.path()).len(),
         2,
@@ -113,8 +131,10 @@ async fn an_upload_without_overwrite_never_replaces_a_file_that_appeared_meanwhi
     for path in ["x", "d/x"] {
         // The name is free when the upload starts...
         let mut upload = open_upload(&store, &jail, path, false).await.expect("open");
-        upload.file.write_all(b"first upload").expect("write");
-        drop(upload.file);
+        file_of(&mut upload)
+            .write_all(b"first upload")
+            .expect("write");
+        drop(upload.sink);
         // ...and taken (by another session's upload, say) before it ends.
         fs::write(tmp.path().join(path), b"second upload").expect("other file");
         let answer = store
@@ -137,7 +157,7 @@ async fn an_upload_without_overwrite_never_replaces_a_file_that_appeared_meanwhi
 
     // With the name still free the same upload lands, and with overwrite it replaces.
     let mut upload = open_upload(&store, &jail, "y", false).await.expect("open");
-    upload.file.write_all(b"new").expect("write");
+    file_of(&mut upload).write_all(b"new").expect("write");
     let done = store.send(FinishUpload {
         jail: jail.clone(),
         target: upload.target,
@@ -146,7 +166,7 @@ async fn an_upload_without_overwrite_never_replaces_a_file_that_appeared_meanwhi
     assert_eq!(done.await.expect("answer"), Ok(()));
     assert_eq!(fs::read(tmp.path().join("y")).expect("read"), b"new");
     let mut upload = open_upload(&store, &jail, "y", true).await.expect("open");
-    upload.file.write_all(b"newer").expect("write");
+    file_of(&mut upload).write_all(b"newer").expect("write");
     let done = store.send(FinishUpload {
         jail: jail.clone(),
         target: upload.target,
@@ -260,12 +280,14 @@ async fn listings_hide_upload_files_and_where_outside_links_point() {
             now: 0,
         })
     };
-    let long = list(ListFormat::Long).await.expect("answer").expect("LIST");
+    let long = bytes(list(ListFormat::Long).await.expect("answer").expect("LIST"));
     let long = String::from_utf8(long).expect("utf8");
-    let names = list(ListFormat::Names)
-        .await
-        .expect("answer")
-        .expect("NLST");
+    let names = bytes(
+        list(ListFormat::Names)
+            .await
+            .expect("answer")
+            .expect("NLST"),
+    );
     let machine = list(ListFormat::Machine(
         MlsxFacts::default(),
         PermFact::default(),
@@ -273,7 +295,7 @@ async fn listings_hide_upload_files_and_where_outside_links_point() {
     .await
     .expect("answer")
     .expect("MLSD");
-    let machine = String::from_utf8(machine).expect("utf8");
+    let machine = String::from_utf8(bytes(machine)).expect("utf8");
     for text in [&long, &String::from_utf8(names).expect("utf8"), &machine] {
         assert!(!text.contains("actorftpd-upload"), "{text}");
         assert!(!text.contains("secret"), "{text}");
@@ -298,7 +320,10 @@ async fn listings_hide_upload_files_and_where_outside_links_point() {
         format: ListFormat::Long,
         now: 0,
     });
-    assert_eq!(stat.await.expect("answer"), Err(StoreError::NotFound));
+    assert!(
+        matches!(stat.await.expect("answer"), Err(StoreError::NotFound)),
+        "LIST of the temporary file"
+    );
 }
 
 #[actix::test]

@@ -9,8 +9,7 @@ use crate::auth::Permissions;
 use crate::error::{FtpError, StoreError};
 use crate::file_store::{
     AsciiSize, Jail, List, ListFormat, MakeDir, ReadSource, RemoveDir, RemoveFile, Rename, Stat,
-    VirtualPath,
-    ASCII_SIZE_LIMIT,
+    VirtualPath, ASCII_SIZE_LIMIT,
 };
 use crate::listing::{mlsx_line, CivilTime, EntryKind, PermFact};
 use crate::protocol::{quote_path, Reply, ReplyCode, TransferType};

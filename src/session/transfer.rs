@@ -253,15 +253,7 @@ impl Session {
                     ReadSource::Stream(stream) => (Payload::SendStream(Box::new(stream)), None),
                     ReadSource::File(file) => (Payload::SendFile(file), None),
                 };
-                act.start_transfer(
-                    ctx,
-                    verb,
-                    path,
-                    endpoint,
-                    payload,
-                    len,
-                    None,
-                )?;
+                act.start_transfer(ctx, verb, path, endpoint, payload, len, None)?;
                 Ok(Reply::new(
                     ReplyCode::OpeningDataConnection,
                     "Here comes the directory listing",

@@ -152,7 +152,20 @@ impl Daemon {
         args: &[S],
         users: Vec<(String, String, PathBuf)>,
     ) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_actorftpd"))
+        Daemon::start_configured(tmp, args, users, |_| {})
+    }
+
+    /// [`Daemon::start_custom`], with `configure` given the command before it starts (its
+    /// environment: the S3 endpoint and credentials, for instance).
+    pub fn start_configured<S: AsRef<OsStr>>(
+        tmp: TempDir,
+        args: &[S],
+        users: Vec<(String, String, PathBuf)>,
+        configure: impl FnOnce(&mut Command),
+    ) -> Daemon {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_actorftpd"));
+        configure(&mut command);
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

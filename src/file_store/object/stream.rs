@@ -67,9 +67,7 @@ impl Read for ObjectReader {
                 Some(Piece::Data(bytes)) => self.chunk = bytes,
                 Some(Piece::End) if matches!(self.left, None | Some(0)) => return Ok(0),
                 Some(Piece::End) | None => {
-                    return Err(io::Error::other(
-                        "object storage ended the download early",
-                    ))
+                    return Err(io::Error::other("object storage ended the download early"))
                 }
                 Some(Piece::Failed(why)) => return Err(io::Error::other(why)),
             }
