@@ -302,7 +302,7 @@ fn admin_endpoint_refuses_oversized_and_non_get_requests() {
             .to_owned()
     };
     let mut huge = b"GET /sessions HTTP/1.1\r\nX: ".to_vec();
-    huge.extend(std::iter::repeat(b'a').take(64 * 1024));
+    huge.extend(std::iter::repeat_n(b'a', 64 * 1024));
     huge.extend_from_slice(b"\r\n\r\n");
     assert!(
         ask(&huge).contains("431"),

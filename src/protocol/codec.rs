@@ -132,7 +132,7 @@ impl FtpCodec {
     fn push(&mut self, b: u8) -> Option<Result<Command, ParseError>> {
         if self.discarding > 0 {
             self.discarding += 1;
-            if self.discarding % DISCARD_REPORT == 0 {
+            if self.discarding.is_multiple_of(DISCARD_REPORT) {
                 return Some(Err(ParseError::LineTooLongContinues));
             }
             return None;

@@ -161,7 +161,7 @@ fn entry(i: usize) -> EntryInfo {
         uid: 1000,
         gid: 1000,
         // Half recent (time shown), half older than six months (year shown).
-        mtime: if i % 2 == 0 {
+        mtime: if i.is_multiple_of(2) {
             NOW - 3600 * i as i64
         } else {
             NOW - 400 * 86_400

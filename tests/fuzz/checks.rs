@@ -231,7 +231,7 @@ pub fn reference_items(max_line: usize, stream: &[u8]) -> Vec<Item> {
         // Byte number `len` of the line (1-based) is being added.
         if len == max_line + 1 {
             items.push(Err(ParseError::LineTooLong));
-        } else if len > max_line + 1 && (len - max_line) % DISCARD_REPORT == 0 {
+        } else if len > max_line + 1 && (len - max_line).is_multiple_of(DISCARD_REPORT) {
             items.push(Err(ParseError::LineTooLongContinues));
         }
     };

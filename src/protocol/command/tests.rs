@@ -150,7 +150,7 @@ fn password_is_masked_in_debug_and_display() {
 #[test]
 fn unknown_verb_text_is_bounded_and_printable() {
     let mut line = b"X\x07Y".to_vec();
-    line.extend(std::iter::repeat(b'Z').take(10_000));
+    line.extend(std::iter::repeat_n(b'Z', 10_000));
     match parse(&line) {
         Err(ParseError::UnknownCommand(shown)) => {
             assert!(shown.len() <= 16);
