@@ -238,7 +238,8 @@ enum Sub {
         /// Print one snapshot and exit.
         #[structopt(long)]
         once: bool,
-        /// Print the snapshot as JSON.
+        /// JSON: with --once the snapshot (an array of sessions); without, one line a second,
+        /// {"time": UNIX_SECONDS, "sessions": [...]}, and no screen-control bytes.
         #[structopt(long)]
         json: bool,
         /// The daemon's --admin-token-file (its token is sent as `Authorization: Bearer`).

@@ -187,6 +187,7 @@ async fn start_tls(
     framed: ControlFramed,
     config: Arc<ServerConfig>,
     max_line: usize,
+    tag: &str,
 ) -> io::Result<ControlFramed> {
     let mut parts = framed.into_parts();
     // The LF of AUTH's own CRLF may still be waiting (the codec ends a line at CR).
@@ -197,7 +198,7 @@ async fn start_tls(
         // SECURITY: plaintext pipelined after AUTH TLS could have been injected by anyone on
         // the path; it is dropped unread (RFC 4217 §13, "command injection").
         log::warn!(
-            "discarding {} plaintext bytes sent after AUTH TLS",
+            "[{tag}] discarding {} plaintext bytes sent after AUTH TLS",
             parts.read_buf.len()
         );
     }
@@ -209,20 +210,22 @@ async fn start_tls(
 }
 
 /// Runs the control connection until the client leaves or the Session closes it. With
-/// `implicit_tls`, the TLS handshake comes first (before the 220 greeting is written).
+/// `implicit_tls`, the TLS handshake comes first (before the 220 greeting is written). `tag`
+/// starts its log lines, as the Session's do (`#id peer`): TLS happens before any login.
 pub async fn run_control(
     stream: ControlStream,
     session: Addr<Session>,
     mut replies: mpsc::UnboundedReceiver<SinkItem>,
     max_line: usize,
     implicit_tls: Option<Arc<ServerConfig>>,
+    tag: String,
 ) {
     let io = match implicit_tls {
         None => ControlIo::Plain(stream),
         Some(config) => match accept_tls(stream, config).await {
             Ok(io) => io,
             Err(e) => {
-                log::info!("implicit TLS handshake failed: {e}");
+                log::info!("[{tag}] implicit TLS handshake failed: {e}");
                 session.do_send(ControlClosed);
                 return;
             }
@@ -282,10 +285,10 @@ pub async fn run_control(
                     return;
                 }
                 if let Some(config) = upgrade {
-                    framed = match start_tls(framed, config, max_line).await {
+                    framed = match start_tls(framed, config, max_line, &tag).await {
                         Ok(f) => f,
                         Err(e) => {
-                            log::info!("AUTH TLS handshake failed: {e}");
+                            log::info!("[{tag}] AUTH TLS handshake failed: {e}");
                             session.do_send(ControlClosed);
                             return;
                         }

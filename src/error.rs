@@ -74,6 +74,38 @@ impl fmt::Display for StoreError {
     }
 }
 
+impl StoreError {
+    /// For the log (never a reply): the reply's words, with the OS's own text for `Io`.
+    pub fn log_text(&self) -> String {
+        match self {
+            StoreError::Io(detail) => format!("{self}: {detail}"),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// For the log (never a reply): what happened to a transfer, with the detail the reply leaves
+/// out (the OS's text, the TLS alert), in words rather than as the enum's debug form.
+impl fmt::Display for TransferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransferError::NoConnection(why) => write!(f, "no data connection: {why}"),
+            TransferError::TlsHandshake(why) => write!(f, "data connection TLS handshake: {why}"),
+            TransferError::TlsNotResumed => {
+                f.write_str("data connection did not resume the control connection's TLS session")
+            }
+            TransferError::Aborted => f.write_str("aborted"),
+            TransferError::ConnectionLost(why) => write!(f, "data connection lost: {why}"),
+            TransferError::Stalled => f.write_str("data connection stalled"),
+            TransferError::NoSpace => f.write_str("no space left on the device"),
+            TransferError::LocalIo(why) => write!(f, "local I/O error: {why}"),
+            TransferError::NameTaken => {
+                f.write_str("the name was taken while the upload ran; upload discarded")
+            }
+        }
+    }
+}
+
 /// Every failure a command handler can end in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FtpError {

@@ -60,7 +60,8 @@ pub fn raise_soft_limit() -> Raised {
     let now = match setrlimit(Resource::Nofile, wanted) {
         Ok(()) => limit.maximum,
         Err(e) => {
-            log::warn!("could not raise the open-file limit from {before:?}: {e}");
+            let shown = before.map_or("unlimited".to_owned(), |n| n.to_string());
+            log::warn!("could not raise the open-file limit from {shown}: {e}");
             before
         }
     };

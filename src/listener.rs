@@ -358,5 +358,6 @@ fn start_session(
         id,
         session: session.clone(),
     });
-    actix_rt::spawn(run_control(stream, session, rx, max_line, tls));
+    let tag = format!("#{id} {remote}");
+    actix_rt::spawn(run_control(stream, session, rx, max_line, tls, tag));
 }

@@ -1,5 +1,6 @@
 //! The daemon's log: text or JSON lines, to stderr or a file that SIGHUP reopens (logrotate),
-//! and the transfer log's reopening. Sets up `env_logger`; knows nothing of sessions.
+//! and the transfer log's reopening. Sets up `env_logger` (with rustls' own warnings kept out
+//! by default); knows nothing of sessions.
 //!
 //! SECURITY: messages quote user names, paths and command lines that clients chose. Their
 //! control characters are escaped always, not only on a terminal (log files get `cat`ed and
@@ -102,9 +103,13 @@ pub fn init(settings: &LogSettings) -> Result<Option<AppendFile>, String> {
     };
     let journal = file.is_none() && stderr_is_journal();
     let format = settings.format;
-    let mut builder = env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or(settings.level.as_str()),
-    );
+    let mut builder = env_logger::Builder::new();
+    // rustls warns, with no session id, about client mistakes it copes with: every client
+    // that connects by IP address sends that address as SNI ("Illegal SNI"), one warning per
+    // connection. Its lines are kept to errors unless RUST_LOG or --log-level name `rustls`;
+    // a handshake that fails is logged by the connection, with its session id.
+    builder.filter_module("rustls", log::LevelFilter::Error);
+    builder.parse_env(env_logger::Env::default().default_filter_or(settings.level.as_str()));
     builder.format(move |buf, record| {
         let text = match record.args().as_str() {
             Some(s) => std::borrow::Cow::Borrowed(s),

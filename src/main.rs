@@ -1,6 +1,8 @@
 //! The actorftpd daemon: parse options, load users, bind, give up root (`--run-as`), start the
 //! actors, serve signals (SIGHUP reopens logs and re-checks files; SIGTERM/SIGINT shut down
-//! gracefully, a second one at once). Also `actorftpd hash-password` and `check-config`.
+//! gracefully, a second one at once), and tell systemd about each (`READY=1`, `RELOADING=1`,
+//! `STOPPING=1`) when it asks (`NOTIFY_SOCKET`). Also `actorftpd hash-password` and
+//! `check-config`.
 //!
 //! This is the only place that writes to stdout: the listening address and, for the embedded
 //! default user, exactly how to connect. Everything else goes to the log (stderr).
@@ -12,6 +14,7 @@ use actorftpd::config_file::{self, RunSettings};
 use actorftpd::file_store::object::{uploads_in_flight, Location};
 use actorftpd::listener::{OpenSessions, Shutdown};
 use actorftpd::logging::{self, AppendFile, XferRelay};
+use actorftpd::observability::notify::{notify, Notifier};
 use actorftpd::observability::token::AdminToken;
 use actorftpd::printable::escape_controls;
 use actorftpd::privileges;
@@ -233,6 +236,7 @@ fn run(settings: RunSettings, log_file: Option<AppendFile>) -> Result<(), String
     }
     actorftpd::file_store::object::sweep::start_sweeping(users.buckets(), config.stale_upload_age);
     let reloader = Reloader::new(settings.users.clone(), settings.tls.clone());
+    let notifier = Notifier::from_env();
 
     let grace = config.shutdown_grace;
     let system = actix_rt::System::new();
@@ -262,9 +266,12 @@ fn run(settings: RunSettings, log_file: Option<AppendFile>) -> Result<(), String
             log::debug!("thread uids: {:?}", privileges::thread_uids());
         }
         announce(local, &endpoints, tls_on, one_off.as_ref());
+        // Every listener is bound and every actor started: connections are served from here.
+        notify(notifier.as_ref(), "READY=1");
         loop {
             tokio::select! {
                 _ = hangup.recv() => {
+                    notify(notifier.as_ref(), "RELOADING=1");
                     let files = (log_file.clone(), xferlog.clone());
                     let work = tokio::task::spawn_blocking(move || {
                         let lines = on_hangup(files.0.as_ref(), files.1.as_ref().as_ref(), &mut reloader);
@@ -274,6 +281,8 @@ fn run(settings: RunSettings, log_file: Option<AppendFile>) -> Result<(), String
                         Ok((lines, r)) => {
                             reloader = r;
                             log::info!("SIGHUP: {}", lines.join("; "));
+                            // What was accepted is in force; what was refused left the old.
+                            notify(notifier.as_ref(), "READY=1");
                         }
                         Err(e) => return Err(format!("SIGHUP handling failed: {e}")),
                     }
@@ -282,6 +291,7 @@ fn run(settings: RunSettings, log_file: Option<AppendFile>) -> Result<(), String
                 _ = interrupt.recv() => break,
             }
         }
+        notify(notifier.as_ref(), "STOPPING=1");
         log::info!("stopping: no new connections; transfers get {} s", grace.as_secs());
         let graceful = async {
             // Stop accepting, 421 to idle sessions, let transfers finish within the grace period

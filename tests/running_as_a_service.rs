@@ -479,6 +479,7 @@ fn the_dist_configuration_passes_check_config() {
     assert!(out.status.success(), "{}", stderr(&out));
     let unit = std::fs::read_to_string(dist.join("actorftpd.service")).expect("unit");
     for line in [
+        "Type=notify",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
@@ -503,4 +504,274 @@ fn the_man_page_is_the_help_text() {
         "src/dist/actorftpd.1 differs from --help; regenerate it with \
          ACTORFTPD_WRITE_MAN=1 cargo test --test running_as_a_service the_man_page"
     );
+}
+
+/// The daemon's log lines, read from `log` until `done` holds for its text.
+fn log_until(log: &Path, what: &str, done: impl Fn(&str) -> bool) -> String {
+    common::wait_for(DEADLINE, what, || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        done(&text).then_some(text)
+    })
+}
+
+/// One PASS on a fresh connection; the reply's text as sent.
+fn pass_reply(addr: std::net::SocketAddr, user: &str, pass: &str) -> String {
+    use std::io::{BufRead, BufReader};
+    let s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut w = s;
+    let mut line = String::new();
+    r.read_line(&mut line).expect("220");
+    write!(w, "USER {user}\r\n").expect("USER");
+    line.clear();
+    r.read_line(&mut line).expect("331");
+    assert!(line.starts_with("331 "), "{user}: {line}");
+    write!(w, "PASS {pass}\r\n").expect("PASS");
+    line.clear();
+    r.read_line(&mut line).expect("PASS reply");
+    line
+}
+
+#[test]
+fn the_log_says_why_a_login_failed_and_the_client_sees_one_answer() {
+    let tmp = TempDir::new().expect("tmp");
+    let root = tmp.path().join("root");
+    std::fs::create_dir(&root).expect("root");
+    let hash = actorftpd::auth::hash_password("pw").expect("hash");
+    let user = |name: &str, extra: &str| {
+        format!(
+            "[[user]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\nroot = \"root\"\n{extra}\n"
+        )
+    };
+    let users = [
+        user("alice", ""),
+        user("bob", "allowed_networks = [\"10.0.0.0/8\"]"),
+        user("carol", "enabled = false"),
+        user("dave", "require_tls = true"),
+    ]
+    .concat();
+    std::fs::write(tmp.path().join("users.toml"), users).expect("users");
+    let cert = common::tls::make_cert();
+    let log = tmp.path().join("actorftpd.log");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--users",
+        tmp.path().join("users.toml").to_str().expect("utf-8"),
+        "--tls-cert",
+        cert.cert_arg(),
+        "--tls-key",
+        cert.key_arg(),
+        "--log-file",
+        log.to_str().expect("utf-8"),
+        "--log-level",
+        "info",
+        "--login-failure-delay-ms",
+        "0",
+        "--ban-failures",
+        "100",
+    ]
+    .map(String::from);
+    let d = Daemon::start_custom(tmp, &args, vec![]);
+    let cases = [
+        ("alice", "wrong", "wrong password"),
+        ("nobody", "pw", "unknown user"),
+        ("bob", "pw", "source network not allowed"),
+        ("carol", "pw", "account disabled"),
+        ("dave", "pw", "TLS required"),
+    ];
+    let replies: Vec<String> = cases
+        .iter()
+        .map(|(name, pass, _)| pass_reply(d.addr(), name, pass))
+        .collect();
+    assert!(replies[0].starts_with("530 "), "{replies:?}");
+    assert!(
+        replies.iter().all(|r| r == &replies[0]),
+        "every refusal must read the same: {replies:?}"
+    );
+    let text = log_until(&log, "five failure lines", |t| {
+        t.matches("login failed for").count() >= 5
+    });
+    for (name, _, why) in cases {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(&format!("login failed for {name} (")) && l.contains(why)),
+            "no {why:?} line for {name}:\n{text}"
+        );
+    }
+    // The right password still logs in.
+    assert!(pass_reply(d.addr(), "alice", "pw").starts_with("230 "));
+}
+
+#[test]
+fn log_lines_carry_no_debug_formatted_errors() {
+    let (d, log) = logged_daemon(&[]);
+    let root = d.root("alice");
+    std::fs::create_dir(root.join("d")).expect("mkdir");
+    let mut ftp = d.login("alice");
+    // An upload whose folder disappears under it cannot be moved into place.
+    let mut upload = ftp.put_with_stream("d/x.bin").expect("STOR opens");
+    upload.write_all(&[7u8; 100_000]).expect("write");
+    std::fs::remove_dir_all(root.join("d")).expect("remove the folder");
+    assert!(upload.finish().is_err(), "the upload cannot succeed");
+    // A transfer whose data connection goes away.
+    common::write_file(
+        &root.join("big.bin"),
+        &common::random_bytes(16 * common::MIB),
+    );
+    let mut stream = ftp.retr_as_stream("big.bin").expect("RETR opens");
+    let mut some = [0u8; 1000];
+    std::io::Read::read_exact(&mut stream, &mut some).expect("some bytes");
+    // Closing the data connection early: the server's next writes fail.
+    assert!(stream.finish().is_err(), "RETR cut short is not a 226");
+    let text = log_until(&log, "both failures logged", |t| {
+        t.contains("STOR /d/x.bin failed") && t.contains("RETR /big.bin failed")
+    });
+    let stor = text
+        .lines()
+        .find(|l| l.contains("STOR /d/x.bin failed"))
+        .expect("STOR line");
+    assert!(stor.contains("No such file or directory"), "{stor}");
+    for debug in [
+        "Some(",
+        "None",
+        "Os {",
+        "kind:",
+        "(\"",
+        "LocalIo",
+        "ConnectionLost",
+    ] {
+        assert!(
+            !text.lines().any(|l| l.contains(debug)),
+            "{debug:?} in the log:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn tls_log_lines_name_their_session_and_ip_sni_is_not_warned_about() {
+    if !common::require_tool("openssl") {
+        return;
+    }
+    let cert = common::tls::make_cert();
+    let (mut d, log) = logged_daemon(&[
+        "--tls-cert",
+        cert.cert_arg(),
+        "--tls-key",
+        cert.key_arg(),
+        "--implicit-tls-listen",
+        "127.0.0.1:0",
+    ]);
+    let prefix = "actorftpd implicit TLS on ";
+    let line = d
+        .wait_for_stdout_line(|l| l.starts_with(prefix), DEADLINE)
+        .expect("implicit address");
+    let implicit: std::net::SocketAddr = line[prefix.len()..].trim().parse().expect("address");
+    // A client that names the server by IP address and sends it as SNI, as lftp (GnuTLS) does;
+    // it says QUIT, and the server's close ends it.
+    let quit = d.tmp().join("quit.txt");
+    std::fs::write(&quit, "QUIT\r\n").expect("quit");
+    let out = common::run_with_timeout(
+        Command::new("sh").args([
+            "-c",
+            "exec openssl s_client -connect \"$1\" -servername 127.0.0.1 -quiet < \"$2\"",
+            "sh",
+            &implicit.to_string(),
+            quit.to_str().expect("utf-8"),
+        ]),
+        DEADLINE,
+    );
+    let said = out.stdout_text();
+    assert!(
+        said.contains("220 ") && said.contains("221 "),
+        "{said}{}",
+        out.stderr_text()
+    );
+    // A client that speaks no TLS at all on the implicit port.
+    let mut plain = std::net::TcpStream::connect(implicit).expect("connect");
+    plain.write_all(b"USER alice\r\n").expect("write");
+    let _ = std::io::Read::read_to_end(&mut plain, &mut Vec::new());
+    let text = log_until(&log, "the failed handshake", |t| {
+        t.contains("implicit TLS handshake failed")
+    });
+    let failed = text
+        .lines()
+        .find(|l| l.contains("implicit TLS handshake failed"))
+        .expect("line");
+    assert!(
+        failed.contains("] [#") && failed.contains(" 127.0.0.1:"),
+        "no session id: {failed}"
+    );
+    assert!(
+        !text.contains("SNI") && !text.contains("rustls"),
+        "rustls' per-connection warning is logged:\n{text}"
+    );
+}
+
+#[test]
+fn systemd_hears_ready_reloading_and_stopping() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixDatagram;
+    let tmp = TempDir::new().expect("tmp");
+    let (users, _) = users_file(tmp.path(), &[("alice", "pw")]);
+    let socket_path = tmp.path().join("notify.sock");
+    let systemd = UnixDatagram::bind(&socket_path).expect("bind");
+    systemd.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "-q", "--users"])
+        .arg(&users)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id().to_string();
+    let kill = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), pid.as_str()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig}");
+    };
+    let next = || {
+        let mut buf = [0u8; 256];
+        let n = systemd
+            .recv(&mut buf)
+            .expect("a notification within the deadline");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let ready = next();
+    // READY=1 comes once the daemon is listening: the address is already announced.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("listening line");
+    let addr: std::net::SocketAddr = first
+        .trim()
+        .strip_prefix("actorftpd listening on ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{first}"));
+    assert_eq!(ready, "READY=1");
+    let mut ftp = common::ftp_connect(addr);
+    ftp.login("alice", "pw").expect("login once ready");
+    kill("HUP");
+    assert_eq!(next(), "RELOADING=1");
+    assert_eq!(next(), "READY=1");
+    ftp.noop().expect("still serving after the reload");
+    drop(ftp);
+    kill("TERM");
+    assert_eq!(next(), "STOPPING=1");
+    let end = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("the daemon did not stop");
+        }
+        std::thread::yield_now();
+    };
+    assert!(status.success(), "{status:?}");
 }

@@ -6,7 +6,7 @@
 //! cores. Its threads run at a lower scheduling priority, so sessions that are already logged
 //! in keep answering during a storm. It never touches a socket or the file system.
 
-use super::{Argon2Memory, User, UserDb};
+use super::{Argon2Memory, LoginRefused, User, UserDb};
 use actix::prelude::*;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -50,9 +50,10 @@ impl Actor for Authenticator {
 }
 
 /// Checks a login: the user if the name, password, account state and source network allow it.
-/// The answer is the same `None` for every kind of failure (see `UserDb::authenticate`).
+/// Every kind of failure costs the same work (see `UserDb::authenticate`); the reason is for the
+/// log only, never for the client.
 #[derive(Message)]
-#[rtype(result = "Option<Arc<User>>")]
+#[rtype(result = "Result<Arc<User>, LoginRefused>")]
 pub struct Authenticate {
     pub name: String,
     pub password: crate::auth::Password,
@@ -60,7 +61,7 @@ pub struct Authenticate {
 }
 
 impl Handler<Authenticate> for Authenticator {
-    type Result = Option<Arc<User>>;
+    type Result = Result<Arc<User>, LoginRefused>;
 
     fn handle(&mut self, msg: Authenticate, _: &mut SyncContext<Self>) -> Self::Result {
         self.users.get().authenticate_with(

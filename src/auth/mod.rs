@@ -13,4 +13,4 @@ pub mod users;
 pub use authenticator::{Authenticate, Authenticator};
 pub use password::{hash_password, random_password, Argon2Memory, Credential, Password};
 pub use permissions::{IpNet, Permissions};
-pub use users::{User, UserDb, ANONYMOUS_NAMES};
+pub use users::{LoginRefused, User, UserDb, ANONYMOUS_NAMES};

@@ -101,6 +101,28 @@ impl User {
     }
 }
 
+/// Why a login was refused: for the operator's log only. The client gets the same reply for
+/// every one of them (no user enumeration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefused {
+    UnknownUser,
+    WrongPassword,
+    Disabled,
+    NetworkNotAllowed,
+}
+
+impl LoginRefused {
+    /// The log's words for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginRefused::UnknownUser => "unknown user",
+            LoginRefused::WrongPassword => "wrong password",
+            LoginRefused::Disabled => "account disabled",
+            LoginRefused::NetworkNotAllowed => "source network not allowed for this account",
+        }
+    }
+}
+
 /// All configured users, by name.
 #[derive(Debug)]
 pub struct UserDb {
@@ -326,27 +348,42 @@ impl UserDb {
         source: Option<IpAddr>,
     ) -> Option<Arc<User>> {
         self.authenticate_with(name, password, source, &mut Argon2Memory::default())
+            .ok()
     }
 
-    /// `authenticate` with a reused Argon2 work area (the Authenticator's threads keep one).
+    /// `authenticate` with a reused Argon2 work area (the Authenticator's threads keep one),
+    /// and why a refused login was refused (for the log: the same work is done for each).
     pub fn authenticate_with(
         &self,
         name: &str,
         password: &str,
         source: Option<IpAddr>,
         memory: &mut Argon2Memory,
-    ) -> Option<Arc<User>> {
+    ) -> Result<Arc<User>, LoginRefused> {
         if let Some(anon) = self.anonymous.as_ref().filter(|_| is_anonymous(name)) {
-            return anon.allows(source).then(|| anon.clone());
+            return match anon.allows(source) {
+                true => Ok(anon.clone()),
+                false => Err(LoginRefused::NetworkNotAllowed),
+            };
         }
         match self.users.get(name) {
             Some(user) => {
                 let ok = user.credential.verify_with(password, memory);
-                (ok && user.enabled && user.allows(source)).then(|| user.clone())
+                // The account's state first: the operator learns that a disabled account or a
+                // closed network was tried, whatever the password.
+                if !user.enabled {
+                    Err(LoginRefused::Disabled)
+                } else if !user.allows(source) {
+                    Err(LoginRefused::NetworkNotAllowed)
+                } else if !ok {
+                    Err(LoginRefused::WrongPassword)
+                } else {
+                    Ok(user.clone())
+                }
             }
             None => {
                 let _ = self.decoy.verify_with(password, memory);
-                None
+                Err(LoginRefused::UnknownUser)
             }
         }
     }
@@ -456,6 +493,17 @@ mod tests {
         // No anonymous table: anonymous is just an unknown name.
         assert!(users.authenticate("anonymous", "x@y", local()).is_none());
         assert!(!users.is_anonymous_name("anonymous"));
+        // Each refusal has its reason, for the log.
+        let mut memory = Argon2Memory::default();
+        let mut why = |name, pw| {
+            users
+                .authenticate_with(name, pw, local(), &mut memory)
+                .err()
+        };
+        assert_eq!(why("alice", "PW"), Some(LoginRefused::WrongPassword));
+        assert_eq!(why("nobody", "pw"), Some(LoginRefused::UnknownUser));
+        assert_eq!(why("bob", "pw"), Some(LoginRefused::NetworkNotAllowed));
+        assert_eq!(why("carol", "nope"), Some(LoginRefused::Disabled));
     }
 
     #[test]

@@ -3,10 +3,35 @@
 //! Sessions send `Count(MetricEvent)` notifications; the `Metrics` actor adds them up and
 //! renders the exposition format on request. Nothing is shared or locked: when metrics are
 //! off, no event is sent at all.
+//!
+//! Besides the counters: how long the daemon has run (`actorftpd_uptime_seconds`, and
+//! `actorftpd_start_time_seconds` for `time() - ...` queries) and what was built
+//! (`actorftpd_build_info{version, commit} 1`). The commit is what the environment variable
+//! `ACTORFTPD_GIT_COMMIT` held at build time (CI and packaging set it; no build script, so a
+//! build from a tarball without git works the same), `unknown` otherwise.
 
 use actix::prelude::*;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// The version control commit this binary was built from, when the build said
+/// (`ACTORFTPD_GIT_COMMIT=$(git rev-parse --short HEAD) cargo build --release`).
+pub fn build_commit() -> &'static str {
+    match option_env!("ACTORFTPD_GIT_COMMIT") {
+        // Only what a commit id or `git describe` is made of: it goes into a label value.
+        Some(c)
+            if !c.is_empty()
+                && c.len() <= 64
+                && c.chars().all(|ch| {
+                    ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '_' | '+')
+                }) =>
+        {
+            c
+        }
+        _ => "unknown",
+    }
+}
 
 /// Something worth counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +61,11 @@ pub struct Count(pub MetricEvent);
 #[rtype(result = "String")]
 pub struct RenderMetrics;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
+    started: Instant,
+    /// The start as wall-clock time, seconds since the epoch.
+    started_unix: f64,
     sessions_open: i64,
     sessions_total: u64,
     logins: BTreeMap<&'static str, u64>,
@@ -47,6 +75,28 @@ pub struct Metrics {
     bytes_out: u64,
     transfers: BTreeMap<&'static str, u64>,
     transfers_active: i64,
+}
+
+impl Default for Metrics {
+    /// Counters at zero; the uptime counts from now (the daemon starts this with its listeners).
+    fn default() -> Metrics {
+        Metrics {
+            started: Instant::now(),
+            started_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+            sessions_open: 0,
+            sessions_total: 0,
+            logins: BTreeMap::new(),
+            commands: BTreeMap::new(),
+            replies: BTreeMap::new(),
+            bytes_in: 0,
+            bytes_out: 0,
+            transfers: BTreeMap::new(),
+            transfers_active: 0,
+        }
+    }
 }
 
 impl Actor for Metrics {
@@ -100,6 +150,31 @@ impl Metrics {
             }
         };
         let plain = |v: String| vec![(String::new(), v)];
+        metric(
+            "actorftpd_build_info",
+            "gauge",
+            "The running build: version and commit, always 1.",
+            vec![(
+                format!(
+                    "{{version=\"{}\",commit=\"{}\"}}",
+                    env!("CARGO_PKG_VERSION"),
+                    build_commit()
+                ),
+                "1".into(),
+            )],
+        );
+        metric(
+            "actorftpd_start_time_seconds",
+            "gauge",
+            "When the daemon started, seconds since the Unix epoch.",
+            plain(format!("{:.3}", self.started_unix)),
+        );
+        metric(
+            "actorftpd_uptime_seconds",
+            "gauge",
+            "Seconds since the daemon started.",
+            plain(format!("{:.3}", self.started.elapsed().as_secs_f64())),
+        );
         metric(
             "actorftpd_sessions_open",
             "gauge",
@@ -232,11 +307,30 @@ mod tests {
             "actorftpd_transfers_total{result=\"complete\"} 1",
             "actorftpd_transfers_active 1",
             "# TYPE actorftpd_commands_total counter",
+            "# TYPE actorftpd_uptime_seconds gauge",
+            &format!(
+                "actorftpd_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION"),
+                build_commit()
+            ),
         ] {
             assert!(
                 text.lines().any(|l| l == line),
                 "missing {line:?} in\n{text}"
             );
         }
+        let value = |name: &str| -> f64 {
+            let line = text.lines().find(|l| l.starts_with(name)).expect(name);
+            line[name.len()..].trim().parse().expect("a number")
+        };
+        assert!(value("actorftpd_uptime_seconds ") >= 0.0);
+        // Started after 2020 and not in the future.
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs_f64();
+        let start = value("actorftpd_start_time_seconds ");
+        // (Written to the millisecond, so possibly rounded up by half of one.)
+        assert!(start > 1.5e9 && start <= now + 0.001, "{start}");
     }
 }

@@ -1,9 +1,13 @@
 //! `actorftpd who`: the live view of sessions and transfers, like `pure-ftpwho` or `ftptop`.
 //!
 //! It fetches `/sessions` from the running daemon's admin endpoint and draws a table with a
-//! progress bar, percentage, rate and ETA per transfer, refreshing every second until
-//! interrupted (`--once` draws one snapshot, `--json` prints the snapshot as JSON). Rendering is
-//! a pure function of the snapshot so it is table-tested.
+//! progress bar, percentage, rate and ETA per transfer (an upload, whose size nobody knows in
+//! advance, shows what has arrived and its rate), refreshing every second until interrupted.
+//! `--once` draws one snapshot. `--json --once` prints the snapshot (an array of sessions);
+//! `--json` alone streams one line per second, `{"time": UNIX_SECONDS, "sessions": [...]}`,
+//! with no screen-control bytes, and ends quietly when its reader goes away (`| head`). The
+//! table clears the screen between frames only on a terminal. Rendering is a pure function of
+//! the snapshot so it is table-tested.
 //!
 //! SECURITY: every string in a snapshot came over the network, most of it from FTP clients (user
 //! names, commands, paths). Nothing from it reaches the terminal unescaped: the table passes each
@@ -16,7 +20,7 @@ use crate::session::SessionSnapshot;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const BAR: usize = 24;
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -84,6 +88,14 @@ pub fn printable_json(body: &str) -> Result<String, String> {
     Ok(escape_json_controls(&compact).into_owned())
 }
 
+/// One line of the `--json` stream: the snapshot and when it was taken, as printable JSON.
+pub fn stream_line(body: &str, time: u64) -> Result<String, String> {
+    let sessions: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| format!("bad snapshot from the admin endpoint: {e}"))?;
+    let line = serde_json::json!({ "time": time, "sessions": sessions });
+    printable_json(&line.to_string())
+}
+
 fn human_bytes(n: f64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut v = n;
@@ -138,7 +150,26 @@ pub fn render(sessions: &[SessionSnapshot]) -> String {
             escape_controls(&s.command)
         ));
         if let Some(t) = &s.transfer {
-            let (bar, pct, eta) = match t.size.filter(|n| *n > 0) {
+            let known = t.size.filter(|n| *n > 0);
+            if known.is_none() {
+                // An upload (or a listing): no size to measure against, so no bar, percentage
+                // or ETA; what has moved, how fast, for how long.
+                out.push_str(&format!(
+                    "        {} {} {} {} at {}/s for {}\n",
+                    escape_controls(&t.direction),
+                    escape_controls(&t.path),
+                    human_bytes(t.bytes as f64),
+                    if t.direction == "upload" {
+                        "received"
+                    } else {
+                        "sent"
+                    },
+                    human_bytes(t.rate),
+                    clock(t.elapsed_secs.max(0.0) as u64),
+                ));
+                continue;
+            }
+            let (bar, pct, eta) = match known {
                 Some(size) => {
                     let frac = (t.bytes as f64 / size as f64).clamp(0.0, 1.0);
                     let filled = (frac * BAR as f64).round() as usize;
@@ -174,6 +205,7 @@ pub fn render(sessions: &[SessionSnapshot]) -> String {
             ));
         }
     }
+    out.push_str("(* TLS control connection; IDLE: since the last command or bytes moved)\n");
     out
 }
 
@@ -184,26 +216,47 @@ pub fn run(
     once: bool,
     json: bool,
 ) -> Result<(), String> {
+    use std::io::IsTerminal;
     let token = token_file.map(AdminToken::read).transpose()?;
     let token = token.as_ref();
     let mut stdout = std::io::stdout();
+    let terminal = stdout.is_terminal();
     loop {
-        let text = if json {
-            let mut body = printable_json(&fetch(addr, "/sessions", token)?)?;
-            body.push('\n');
-            body
-        } else {
-            render(&fetch_sessions(addr, token)?)
+        let text = match (json, once) {
+            (true, true) => {
+                let mut body = printable_json(&fetch(addr, "/sessions", token)?)?;
+                body.push('\n');
+                body
+            }
+            (true, false) => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let mut line = stream_line(&fetch(addr, "/sessions", token)?, now)?;
+                line.push('\n');
+                line
+            }
+            (false, true) => render(&fetch_sessions(addr, token)?),
+            // Clear the screen and redraw (ANSI) on a terminal; frames one after another, a
+            // blank line apart, into a pipe or file.
+            (false, false) if terminal => {
+                format!("\x1b[2J\x1b[H{}", render(&fetch_sessions(addr, token)?))
+            }
+            (false, false) => format!("{}\n", render(&fetch_sessions(addr, token)?)),
         };
-        if once {
-            return stdout.write_all(text.as_bytes()).map_err(|e| e.to_string());
+        match stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            Ok(()) => {}
+            // The reader is gone (`who --json | head -1`): done, not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(e.to_string()),
         }
-        // Clear the screen and redraw (ANSI), once a second until Ctrl-C.
-        let frame = format!("\x1b[2J\x1b[H{text}");
-        stdout
-            .write_all(frame.as_bytes())
-            .map_err(|e| e.to_string())?;
-        stdout.flush().map_err(|e| e.to_string())?;
+        if once {
+            return Ok(());
+        }
         std::thread::sleep(Duration::from_secs(1));
     }
 }
@@ -277,7 +330,7 @@ mod tests {
         let text = render(&[s]);
         let raw = |c: char| c != '\n' && crate::printable::needs_escape(c);
         assert!(!text.chars().any(raw), "{text:?}");
-        assert_eq!(text.lines().count(), 4, "no forged lines: {text}");
+        assert_eq!(text.lines().count(), 5, "no forged lines: {text}");
         assert!(
             text.contains("USER \\x1b]0;pwned\\x07\\x1b[2J\\u{9b}H\\r\\n     1  fake"),
             "{text}"
@@ -298,6 +351,20 @@ mod tests {
     }
 
     #[test]
+    fn the_json_stream_is_one_timed_line_without_controls() {
+        let mut s = session(1, None);
+        s.command = "USER \u{9b}2J\x1b[H".into();
+        let body = serde_json::to_string(&[&s]).expect("json");
+        let line = stream_line(&body, 1_795_608_000).expect("valid");
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(v["time"], 1_795_608_000u64);
+        let back: Vec<SessionSnapshot> =
+            serde_json::from_value(v["sessions"].clone()).expect("sessions");
+        assert_eq!(back, vec![s]);
+    }
+
+    #[test]
     fn unknown_size_and_empty_list() {
         let t = TransferSnapshot {
             verb: "STOR".into(),
@@ -309,8 +376,11 @@ mod tests {
             rate: 999.0,
         };
         let text = render(&[session(3, Some(t))]);
-        assert!(text.contains("upload /up [????"), "{text}");
-        assert!(text.contains("999 B/s"), "{text}");
+        assert!(
+            text.contains("upload /up 999 B received at 999 B/s for 0:01"),
+            "no bar or ETA without a size: {text}"
+        );
+        assert!(!text.contains("??") && !text.contains("ETA"), "{text}");
         assert_eq!(
             render(&[]).lines().next(),
             Some("actorftpd: 0 sessions, 0 transfers")

@@ -3,9 +3,14 @@
 //!
 //! Sessions send one `XferRecord` per finished transfer (complete or not); the `XferLog`
 //! actor, on its own thread, appends one line per record. Times are UTC.
+//!
+//! The file name is the real one on disk, absolute, as the other daemons write it: the user's
+//! root resolved once by the actor (symlinks and `..` gone, so it is the same however the users
+//! file or `--root` spelled it), then the file's path inside the root.
 
 use crate::listing::CivilTime;
 use actix::prelude::*;
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -20,7 +25,9 @@ pub struct XferRecord {
     pub seconds: f64,
     pub remote: IpAddr,
     pub bytes: u64,
-    /// The real path on disk.
+    /// The user's root folder, as configured (the actor resolves it).
+    pub root: PathBuf,
+    /// The file inside the root, relative (the virtual path without its leading `/`).
     pub path: PathBuf,
     pub binary: bool,
     pub incoming: bool,
@@ -57,7 +64,7 @@ fn field(s: &str) -> String {
         .collect()
 }
 
-/// One xferlog line (without the newline):
+/// One xferlog line (without the newline), for a record whose `root` is already resolved:
 /// `current-time transfer-time remote-host file-size filename transfer-type
 /// special-action-flag direction access-mode username service-name authentication-method
 /// authenticated-user-id completion-status`.
@@ -68,7 +75,7 @@ pub fn format_line(r: &XferRecord) -> String {
         r.seconds.round().max(0.0) as u64,
         r.remote,
         r.bytes,
-        field(&r.path.to_string_lossy()),
+        field(&r.root.join(&r.path).to_string_lossy()),
         if r.binary { 'b' } else { 'a' },
         if r.incoming { 'i' } else { 'o' },
         if r.anonymous { 'a' } else { 'r' },
@@ -80,6 +87,16 @@ pub fn format_line(r: &XferRecord) -> String {
 /// Appends records to the transfer log, on its own thread (file writes block).
 pub struct XferLog {
     file: Arc<std::fs::File>,
+    /// Each root as configured, and where it really is.
+    roots: HashMap<PathBuf, PathBuf>,
+}
+
+/// A root as an absolute path without symlinks, `.` or `..`; when it cannot be resolved (it
+/// was removed), at least absolute.
+fn real_root(root: &Path) -> PathBuf {
+    root.canonicalize()
+        .or_else(|_| std::path::absolute(root))
+        .unwrap_or_else(|_| root.to_path_buf())
 }
 
 impl Actor for XferLog {
@@ -97,6 +114,7 @@ impl XferLog {
         let file = Arc::new(file);
         Ok(SyncArbiter::start(1, move || XferLog {
             file: file.clone(),
+            roots: HashMap::new(),
         }))
     }
 }
@@ -104,7 +122,14 @@ impl XferLog {
 impl Handler<XferRecord> for XferLog {
     type Result = ();
 
-    fn handle(&mut self, record: XferRecord, _: &mut SyncContext<Self>) {
+    fn handle(&mut self, mut record: XferRecord, _: &mut SyncContext<Self>) {
+        // Resolved once per root: a root is rarely replaced while the daemon runs, and a
+        // SIGHUP that points a user elsewhere names a new root.
+        record.root = self
+            .roots
+            .entry(record.root)
+            .or_insert_with_key(|root| real_root(root))
+            .clone();
         let mut line = format_line(&record);
         line.push('\n');
         // One write per line with O_APPEND: lines never interleave.
@@ -125,7 +150,8 @@ mod tests {
             seconds: 2.6,
             remote: "127.0.0.1".parse().expect("ip"),
             bytes: 1234,
-            path: PathBuf::from("/srv/ftp/a b.txt"),
+            root: PathBuf::from("/srv/ftp"),
+            path: PathBuf::from("a b.txt"),
             binary: true,
             incoming: false,
             anonymous: false,
@@ -158,11 +184,26 @@ mod tests {
     #[test]
     fn names_cannot_reorder_or_break_a_line() {
         let r = XferRecord {
-            path: "/srv/\u{202e}txt.exe\u{1b}[2J\u{2028}x".into(),
+            root: "/srv".into(),
+            path: "\u{202e}txt.exe\u{1b}[2J\u{2028}x".into(),
             ..record()
         };
         let line = format_line(&r);
         assert!(line.contains(" /srv/txt.exe[2J_x b "), "{line}");
         assert!(!line.chars().any(crate::printable::needs_escape), "{line}");
+    }
+
+    #[test]
+    fn roots_are_resolved_to_real_absolute_paths() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let real = dir.path().canonicalize().expect("real").join("srv");
+        std::fs::create_dir(&real).expect("srv");
+        std::os::unix::fs::symlink(&real, dir.path().join("link")).expect("symlink");
+        let spelled = dir.path().join("link/../link/./");
+        assert_eq!(real_root(&spelled), real);
+        let gone = dir.path().join("gone");
+        assert!(real_root(&gone).is_absolute());
+        let relative = real_root(Path::new("some/where"));
+        assert!(relative.is_absolute() && relative.ends_with("some/where"));
     }
 }

@@ -5,8 +5,8 @@
 use super::data_setup::DataSetup;
 use super::dispatch::{reply, Answer, Handled};
 use super::{Login, Session};
-use crate::auth::Authenticate;
 use crate::auth::Password;
+use crate::auth::{Authenticate, LoginRefused};
 use crate::error::FtpError;
 use crate::file_store::{OpenJail, VirtualPath};
 use crate::gatekeeper::{BeginLogin, LoginAttempt};
@@ -16,6 +16,17 @@ use crate::protocol::{ParseError, Reply, ReplyCode, TransferType};
 use crate::tls::{data_config, SessionTls, TlsPolicy};
 use actix::prelude::*;
 use tokio::time::Instant;
+
+/// Why PASS was refused, in the log's words: an account that requires TLS, asked in clear.
+const TLS_REQUIRED: &str = "TLS required: the account needs AUTH TLS first";
+
+/// How a PASS check ended without a login.
+enum Refused {
+    /// The credentials (the reason is for the log only): 530.
+    Login(&'static str),
+    /// The Gatekeeper's refusal of the source, said to the client: 421 and close.
+    Gatekeeper(&'static str),
+}
 
 impl Session {
     pub(super) fn cmd_user(&mut self, name: String) -> Handled {
@@ -66,13 +77,6 @@ impl Session {
         // being checked, exactly as a wrong password is (same 530, same time, same count
         // towards the limits): neither the password nor the account's existence shows.
         let tls_only = !self.control_tls && self.services.users.get().requires_tls(&name);
-        if tls_only {
-            log::warn!(
-                "[{}] PASS for {name} refused unchecked: the account requires TLS and the \
-                 connection is in clear",
-                self.tag
-            );
-        }
         let gatekeeper = self.services.gatekeeper.clone();
         let ip = self.peer.remote.ip();
         let check = async move {
@@ -82,22 +86,26 @@ impl Session {
             let attempt = match gatekeeper {
                 Some(g) => match g.send(BeginLogin { ip }).await {
                     Ok(Ok(())) => Some(LoginAttempt::new(g, ip)),
-                    Ok(Err(why)) => return Err(Some(why)),
-                    Err(_) => return Err(Some("Service not available")),
+                    Ok(Err(why)) => return Err(Refused::Gatekeeper(why)),
+                    Err(_) => return Err(Refused::Gatekeeper("Service not available")),
                 },
                 None => None,
             };
-            // Argon2 is CPU-heavy: the Authenticator pool runs it, never this Arbiter.
+            // Argon2 is CPU-heavy: the Authenticator pool runs it, never this Arbiter. Why a
+            // login failed goes to the log only; the client gets the same 530 for each reason.
             let found = if tls_only {
-                None
+                Err(TLS_REQUIRED)
             } else {
-                auth.send(ask).await.ok().flatten()
+                match auth.send(ask).await {
+                    Ok(answer) => answer.map_err(LoginRefused::as_str),
+                    Err(_) => Err("the authenticator is not running"),
+                }
             };
             if let Some(attempt) = attempt {
-                attempt.end(found.is_none());
+                attempt.end(found.is_err());
             }
             match found {
-                Some(user) => match user.jail.clone() {
+                Ok(user) => match user.jail.clone() {
                     // Opened at start-up and shared by the user's sessions.
                     Some(jail) => Ok((user, Ok(jail))),
                     None => {
@@ -105,13 +113,13 @@ impl Session {
                         Ok((user, store.ask(OpenJail { root }).await))
                     }
                 },
-                None => {
+                Err(why) => {
                     // SECURITY: each failure costs the guesser time; only this session waits.
                     // The 530 leaves at a fixed time after the PASS, not a fixed time after the
                     // check, so how long the check took (one user's hash parameters against
                     // another's, or the decoy's) does not show.
                     tokio::time::sleep_until(started + delay).await;
-                    Err(None)
+                    Err(Refused::Login(why))
                 }
             }
         };
@@ -121,8 +129,7 @@ impl Session {
                 // above and the password check: refused like any wrong password, so even then
                 // the reply does not tell that the password was right.
                 Ok((user, Ok(_))) if user.require_tls && !act.control_tls => {
-                    log::warn!("[{}] {} refused: account requires TLS", act.tag, user.name);
-                    act.login_failed(&name)
+                    act.login_failed(&name, TLS_REQUIRED)
                 }
                 Ok((user, Ok(jail))) => {
                     log::info!("[{}] login ok as {}", act.tag, user.name);
@@ -132,19 +139,20 @@ impl Session {
                     act.login = Login::LoggedIn { user, jail };
                     reply(ReplyCode::LoggedIn, "Login successful")
                 }
-                Ok((user, jail)) => {
+                Ok((user, Err(e))) => {
                     log::error!(
-                        "[{}] root of {} cannot be opened: {:?}",
+                        "[{}] root {} of {} cannot be opened: {}",
                         act.tag,
+                        user.root.display(),
                         user.name,
-                        jail.err()
+                        e.log_text()
                     );
                     Err(FtpError::NotLoggedIn(
                         "Login failed: home directory unavailable",
                     ))
                 }
-                Err(None) => act.login_failed(&name),
-                Err(Some(why)) => {
+                Err(Refused::Login(why)) => act.login_failed(&name, why),
+                Err(Refused::Gatekeeper(why)) => {
                     log::warn!("[{}] PASS for {name} not checked: {why}", act.tag);
                     Ok(Answer::Close(Reply::new(
                         ReplyCode::ServiceNotAvailable,
@@ -157,11 +165,11 @@ impl Session {
 
     /// A failed PASS (the Gatekeeper, which bans repeat offenders, has been told): 530, and
     /// after `max_failures` on this connection, close it.
-    fn login_failed(&mut self, name: &str) -> Handled {
+    fn login_failed(&mut self, name: &str, why: &str) -> Handled {
         self.login_failures += 1;
         self.count(MetricEvent::Login { ok: false });
         log::warn!(
-            "[{}] login failed for {name} ({} on this connection)",
+            "[{}] login failed for {name} ({} on this connection): {why}",
             self.tag,
             self.login_failures
         );

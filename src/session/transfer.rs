@@ -77,6 +77,8 @@ impl Handler<Progress> for Session {
             return;
         };
         t.bytes = msg.bytes;
+        // Bytes moved: the session is busy, not idle (the live view's IDLE column).
+        self.last_active = Instant::now();
         // A steady progress line for long transfers, not one per chunk.
         if t.last_log.elapsed() >= PROGRESS_LOG_INTERVAL {
             t.last_log = Instant::now();
@@ -123,7 +125,10 @@ impl Handler<TransferDone> for Session {
                 // SECURITY: the final rename would have replaced a file that appeared while
                 // the upload ran, and the user may not overwrite: the other file stays.
                 (Ok(_), Err(StoreError::AlreadyExists)) => Err(TransferError::NameTaken),
-                (Ok(_), Err(e)) => Err(TransferError::LocalIo(format!("{e:?}"))),
+                (Ok(_), Err(e)) => Err(TransferError::LocalIo(format!(
+                    "cannot move the upload into place: {}",
+                    e.log_text()
+                ))),
                 (Err(e), _) => Err(e),
             };
             act.finish_transfer(ctx, t, result);
@@ -470,7 +475,8 @@ impl Session {
                 seconds: secs,
                 remote: self.peer.remote.ip(),
                 bytes,
-                path: user.root.join(t.path.to_relative()),
+                root: user.root.clone(),
+                path: t.path.to_relative(),
                 binary: !t.ascii,
                 incoming: t.direction() == "upload",
                 anonymous: user.anonymous,
@@ -497,7 +503,7 @@ impl Session {
             }
             Err(e) => {
                 log::info!(
-                    "[{}] {} {} failed after {} bytes: {e:?}",
+                    "[{}] {} {} failed after {} bytes: {e}",
                     self.tag,
                     t.verb,
                     t.path,
