@@ -26,7 +26,8 @@ pub fn root_or_storage(
             let mut location = Location::parse(&url)?;
             location.endpoint = entry.endpoint;
             location.region = entry.region;
-            Ok((PathBuf::new(), Some(location)))
+            // Not a folder: the URL, for logs and the transfer log.
+            Ok((PathBuf::from(location.url()), Some(location)))
         }
         (Some(_), Some(_)) => Err("give root or storage, not both".into()),
         (None, None) => Err("root (a folder) or storage (s3://BUCKET/PREFIX) is missing".into()),

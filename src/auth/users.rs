@@ -28,7 +28,7 @@ pub const ANONYMOUS_NAMES: [&str; 2] = ["anonymous", "ftp"];
 pub struct User {
     pub name: String,
     pub credential: Credential,
-    /// The root folder on the local disk; unused when `storage` is set.
+    /// The root folder on the local disk; with `storage`, its URL (for logs).
     pub root: PathBuf,
     /// The root in object storage (`storage = "s3://BUCKET/PREFIX"`), instead of a folder.
     pub storage: Option<Location>,

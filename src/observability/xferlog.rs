@@ -94,6 +94,10 @@ pub struct XferLog {
 /// A root as an absolute path without symlinks, `.` or `..`; when it cannot be resolved (it
 /// was removed), at least absolute.
 fn real_root(root: &Path) -> PathBuf {
+    // A root in object storage is its URL, `s3://BUCKET/PREFIX`: nothing to resolve.
+    if root.to_str().is_some_and(|r| r.starts_with("s3://")) {
+        return root.to_path_buf();
+    }
     root.canonicalize()
         .or_else(|_| std::path::absolute(root))
         .unwrap_or_else(|_| root.to_path_buf())
