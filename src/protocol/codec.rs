@@ -245,8 +245,13 @@ mod tests {
                 vec![b"\xff\xfb\x01NO\xff\xfa\x18\x01\xff\xf0OP\r\n"],
                 vec![noop()],
             ),
-            // IAC IAC is a data byte 0xFF (not UTF-8 here, so 501 for the argument).
-            (vec![b"RETR \xff\xff\r\n"], vec![Err(ParseError::NotUtf8)]),
+            // IAC IAC is a data byte 0xFF: part of a file name (not UTF-8, carried losslessly).
+            (
+                vec![b"RETR \xff\xff\r\n"],
+                vec![Ok(Command::Retr(crate::protocol::rawname::decode(b"\xff")))],
+            ),
+            // Where a name must be UTF-8, the same byte is 501.
+            (vec![b"USER \xff\xff\r\n"], vec![Err(ParseError::NotUtf8)]),
         ];
         for (chunks, want) in cases {
             let mut codec = FtpCodec::default();
