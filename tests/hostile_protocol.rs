@@ -118,7 +118,11 @@ fn garbage_cases() -> Vec<Garbage> {
             vec![b"RETR \xc3".to_vec(), b"\x28\r\n".to_vec()],
             RAW_NAME,
         ),
-        ("invalid UTF-8 argument", one(b"RETR \xc3\x28\r\n"), RAW_NAME),
+        (
+            "invalid UTF-8 argument",
+            one(b"RETR \xc3\x28\r\n"),
+            RAW_NAME,
+        ),
         (
             "overlong UTF-8 slash",
             one(b"CWD \xc0\xaf\xc0\xae\r\n"),
