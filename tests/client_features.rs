@@ -760,3 +760,42 @@ fn show_dotfiles_from_the_command_line_or_the_config_file_lists_them() {
     assert_eq!(listed(&mut c, "NLST"), [".git", ".profile", "visible.txt"]);
     c.expect("QUIT", 221);
 }
+
+#[test]
+fn hash_of_a_huge_file_is_refused_but_its_ranges_are_served() {
+    let (d, mut c) = daemon_and_login(USER, PASS);
+    // A sparse 5 GiB file: over the 4 GiB a single HASH may read, yet costs no disk.
+    let big = d.root(USER).join("huge.img");
+    let f = std::fs::File::create(&big).expect("create");
+    let size: u64 = 5 * 1024 * 1024 * 1024;
+    f.set_len(size).expect("sparse");
+    let r = c.expect("HASH huge.img", 550);
+    assert!(r.text().contains("RANG"), "{r:?}");
+    c.expect("RANG 0 1048576", 350);
+    let zeros = vec![0u8; MIB];
+    let r = c.expect("HASH huge.img", 213);
+    assert_eq!(
+        r.text(),
+        format!("SHA-256 0-1048576 {} /huge.img", sha256_hex(&zeros))
+    );
+    // A range near the end, with the X-form's offsets: CRC-32 of 120 zero bytes.
+    let r = c.expect(&format!("XCRC huge.img {} {size}", size - 120), 250);
+    assert_eq!(r.text(), format!("{:08X}", crc32(&zeros[..120])));
+    c.expect("QUIT", 221);
+}
+
+/// Bitwise CRC-32 (IEEE), independent of the server's table.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
