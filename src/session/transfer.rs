@@ -291,7 +291,7 @@ impl Session {
                 let mode = mode_name(act.transfer_type);
                 let text = format!(
                     "Opening {mode} mode data connection for {} ({} bytes)",
-                    path.file_name(),
+                    crate::protocol::rawname::shown(path.file_name()),
                     handle.size
                 );
                 act.start_transfer(
