@@ -156,6 +156,19 @@ fn glob_patterns_match_one_folder_within_the_root_and_a_limit() {
     assert_eq!(r.code(), 550, "pattern in a folder component");
     // A pattern after a file is an error, not a listing of the file.
     assert_eq!(c.transfer("NLST a.txt/*", None).code(), 550);
+    // An over-long pattern is a plain (missing) name, never matched.
+    let long = c.transfer(&format!("NLST {}", "a*".repeat(128)), None);
+    assert!(matches!(long.code(), 550 | 553), "{:?}", long.first);
+    // The server's upload temporary files match no pattern, not even an explicit one.
+    write_file(
+        &root.join(".actorftpd-upload-0123456789abcdef.part"),
+        b"in flight",
+    );
+    assert_eq!(names(&mut c, "NLST .*"), [".hidden.txt"]);
+    assert_eq!(
+        names(&mut c, "NLST -a .actorftpd-upload-*"),
+        Vec::<String>::new()
+    );
 
     // The match limit: 10,000 names; one more and the listing is refused, not cut short.
     let many = root.join("many");
@@ -333,6 +346,19 @@ fn mfmt_mff_site_utime_and_chmod_agree_with_mlst_and_the_disk() {
         let r = c.cmd(cmd);
         assert_eq!(r.code, code, "{cmd}: {r:?}");
     }
+    // A FIFO (or device) keeps its attributes: only regular files and folders change.
+    let fifo = root.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let before = std::fs::symlink_metadata(&fifo).expect("fifo");
+    c.expect("SITE CHMOD 600 fifo", 550);
+    c.expect("MFMT 20010203040506 fifo", 550);
+    let after = std::fs::symlink_metadata(&fifo).expect("fifo");
+    assert_eq!(
+        (after.mode(), after.mtime()),
+        (before.mode(), before.mtime())
+    );
+    c.expect("MFMT 20010203040506 /", 550);
     // Nothing above changed the file's bytes.
     c.expect("TYPE I", 200);
     assert_eq!(sha256_hex(&c.download("RETR f.bin")), sha256_hex(&payload));
