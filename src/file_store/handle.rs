@@ -6,8 +6,9 @@
 //! travels is decided here, once, not in every handler. This module holds no file-system code.
 
 use super::{
-    AsciiSize, FileStore, FinishUpload, Jail, List, MakeDir, OpenJail, OpenRead, OpenWrite,
-    ReadHandle, RemoveDir, RemoveFile, Rename, Resolver, Stat, Upload,
+    AsciiSize, FileDigest, FileStore, FinishUpload, HashFile, Jail, List, ListSelected, MakeDir,
+    OpenJail, OpenRead, OpenWrite, ReadHandle, RemoveDir, RemoveFile, Rename, Resolver,
+    SetAttributes, Stat, Upload,
 };
 use crate::error::StoreError;
 use crate::listing::EntryInfo;
@@ -95,4 +96,7 @@ route!(pool: FileStore,
     RemoveDir => (),
     RemoveFile => (),
     Rename => (),
+    ListSelected => Vec<u8>,
+    SetAttributes => EntryInfo,
+    HashFile => FileDigest,
 );
