@@ -129,6 +129,11 @@ struct Opt {
     #[structopt(long)]
     allow_fxp: bool,
 
+    /// List names starting with a dot in LIST and NLST without `-a`; off by default (they are
+    /// hidden unless the client sends `LIST -a`). MLSD always lists them.
+    #[structopt(long)]
+    show_dotfiles: bool,
+
     /// Address (IPv4 or host name, resolved at start) advertised in PASV replies to peers
     /// outside loopback and private networks, for a server behind NAT.
     #[structopt(long, value_name = "HOST")]
@@ -373,6 +378,7 @@ fn from_opt(opt: Opt) -> Result<Invocation, String> {
         ban_window: given("ban_window", opt.ban_window),
         ban_time: given("ban_time", opt.ban_time),
         allow_fxp: set("allow_fxp", opt.allow_fxp),
+        show_dotfiles: set("show_dotfiles", opt.show_dotfiles),
         passive_address: given("passive_address", opt.passive_address),
         shutdown_grace: given("shutdown_grace", opt.shutdown_grace),
         stale_upload_age: given("stale_upload_age", opt.stale_upload_age),

@@ -127,6 +127,9 @@ pub struct Config {
     pub login: LoginPolicy,
     /// Accept passive data connections from any address (FXP). Off: only from the control peer.
     pub allow_fxp: bool,
+    /// LIST and NLST show names starting with `.` without `-a` (off: hidden, as vsftpd and
+    /// Pure-FTPd do; MLSD always shows them).
+    pub show_dotfiles: bool,
     /// Address advertised in PASV replies to peers outside loopback and private networks (NAT).
     pub passive_address: Option<IpAddr>,
     /// On SIGTERM/SIGINT, how long running transfers may go on before they are aborted.
@@ -160,6 +163,7 @@ impl Default for Config {
             limits: Limits::default(),
             login: LoginPolicy::default(),
             allow_fxp: false,
+            show_dotfiles: false,
             passive_address: None,
             shutdown_grace: Duration::from_secs(30),
             stale_upload_age: crate::file_store::object::sweep::STALE_AFTER,

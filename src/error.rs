@@ -22,6 +22,11 @@ pub enum StoreError {
     NoSpace,
     /// A REST offset past the end of the file.
     BadOffset,
+    /// A request the store's policy refuses (too many glob matches, a file too large to hash):
+    /// 550 with this text, which must not carry paths or OS text.
+    Refused(&'static str),
+    /// The store is busy with this kind of request; try again later: 450 with this text.
+    Busy(&'static str),
     /// Anything else; the text is for the log only.
     Io(String),
     /// The storage back-end (object storage) is unreachable, timing out or throttling after
@@ -67,6 +72,7 @@ impl fmt::Display for StoreError {
             StoreError::InvalidName => "File name not allowed",
             StoreError::NoSpace => "Insufficient storage space",
             StoreError::BadOffset => "Restart offset is past the end of the file",
+            StoreError::Refused(why) | StoreError::Busy(why) => why,
             StoreError::Io(_) => "Local error in processing",
             StoreError::Unavailable(why) => return write!(f, "Storage unavailable: {why}"),
             StoreError::Unsupported(what) => return write!(f, "{what}"),
@@ -166,6 +172,7 @@ impl FtpError {
                     // RFC 3659 §5.5 (and RFC 1123 §4.1.3.4): an unusable REST offset is 554.
                     StoreError::BadOffset => InvalidRestParameter,
                     StoreError::Io(_) | StoreError::Unavailable(_) => LocalError,
+                    StoreError::Busy(_) => FileUnavailableBusy,
                     _ => FileUnavailable,
                 },
                 s.to_string(),
@@ -249,6 +256,8 @@ mod tests {
             (FtpError::Store(StoreError::InvalidName), 553),
             (FtpError::Store(StoreError::NoSpace), 452),
             (FtpError::Store(StoreError::BadOffset), 554),
+            (FtpError::Store(StoreError::Refused("too many")), 550),
+            (FtpError::Store(StoreError::Busy("busy")), 450),
             (FtpError::Store(StoreError::Io("disk on fire".into())), 451),
             (
                 FtpError::Store(StoreError::Unavailable("no answer in time".into())),

@@ -5,6 +5,12 @@
 //! entries older than about six months (or in the future), and `name -> target` for symlinks
 //! whose target stays inside the user's root (others are listed without the arrow, so a listing
 //! never tells where outside the root a link points). Dates are UTC. No external `ls` is ever run.
+//!
+//! Names that are not UTF-8 reach the data connection as the bytes they are on disk (RFC 2640
+//! §3.2; `protocol::rawname`), so a client can send them back. Dotfiles are hidden from LIST
+//! and NLST unless asked for (`is_hidden`).
+
+use crate::protocol::rawname;
 
 /// What kind of entry a line describes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,7 +173,7 @@ fn perm_letters(is_dir: bool, p: PermFact) -> String {
 pub fn mlsd_body(entries: &[EntryInfo], facts: MlsxFacts, perm: PermFact) -> Vec<u8> {
     let mut out = Vec::with_capacity(entries.len() * 96);
     for e in entries {
-        out.extend_from_slice(mlsx_line(e, facts, perm, &e.name).as_bytes());
+        out.extend_from_slice(&rawname::encode(&mlsx_line(e, facts, perm, &e.name)));
         out.extend_from_slice(b"\r\n");
     }
     out
@@ -294,7 +300,7 @@ pub fn list_line(entry: &EntryInfo, now: i64) -> String {
 pub fn list_body(entries: &[EntryInfo], now: i64) -> Vec<u8> {
     let mut out = Vec::with_capacity(entries.len() * 64);
     for e in entries {
-        out.extend_from_slice(list_line(e, now).as_bytes());
+        out.extend_from_slice(&rawname::encode(&list_line(e, now)));
         out.extend_from_slice(b"\r\n");
     }
     out
@@ -304,10 +310,15 @@ pub fn list_body(entries: &[EntryInfo], now: i64) -> Vec<u8> {
 pub fn nlst_body(entries: &[EntryInfo]) -> Vec<u8> {
     let mut out = Vec::with_capacity(entries.len() * 16);
     for e in entries {
-        out.extend_from_slice(shown_name(&e.name).as_bytes());
+        out.extend_from_slice(&rawname::encode(&shown_name(&e.name)));
         out.extend_from_slice(b"\r\n");
     }
     out
+}
+
+/// Whether a name is a dotfile, which LIST and NLST show only with `-a` (or `--show-dotfiles`).
+pub fn is_hidden(name: &str) -> bool {
+    name.starts_with('.')
 }
 
 #[cfg(test)]

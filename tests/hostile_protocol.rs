@@ -48,6 +48,9 @@ type Garbage = (&'static str, Vec<Vec<u8>>, &'static [u16]);
 
 fn garbage_cases() -> Vec<Garbage> {
     const SYNTAX: &[u16] = &[500, 501];
+    // Bytes that are not UTF-8 in a path that names an existing file are a name (RFC 2640
+    // §3.2, issue 18): no such file (550), no data connection yet (425), or not logged in (530).
+    const RAW_NAME: &[u16] = &[425, 530, 550];
     let mut random = random_bytes_seeded(0xBAD_5EED, 16 * KIB);
     // IAC (0xFF) has its own cases; in random data it could open a subnegotiation that swallows
     // the NOOP that ends the case.
@@ -89,7 +92,7 @@ fn garbage_cases() -> Vec<Garbage> {
             one(b"\xff\xfa\x18junk\r\njunk\xff\xf0XYZ\r\n"),
             SYNTAX,
         ),
-        ("IAC IAC in argument", one(b"RETR \xff\xff\r\n"), SYNTAX),
+        ("IAC IAC in argument", one(b"RETR \xff\xff\r\n"), RAW_NAME),
         ("IAC NOP inside the verb", one(b"QW\xff\xf1ER\r\n"), SYNTAX),
         (
             "IAC split across writes",
@@ -113,13 +116,17 @@ fn garbage_cases() -> Vec<Garbage> {
         (
             "UTF-8 split across writes",
             vec![b"RETR \xc3".to_vec(), b"\x28\r\n".to_vec()],
-            SYNTAX,
+            RAW_NAME,
         ),
-        ("invalid UTF-8 argument", one(b"RETR \xc3\x28\r\n"), SYNTAX),
+        (
+            "invalid UTF-8 argument",
+            one(b"RETR \xc3\x28\r\n"),
+            RAW_NAME,
+        ),
         (
             "overlong UTF-8 slash",
             one(b"CWD \xc0\xaf\xc0\xae\r\n"),
-            SYNTAX,
+            RAW_NAME,
         ),
         ("UTF-8 surrogate", one(b"MKD \xed\xa0\x80\r\n"), SYNTAX),
         ("lone continuation byte", one(b"USER \x80\r\n"), SYNTAX),
@@ -127,7 +134,7 @@ fn garbage_cases() -> Vec<Garbage> {
         (
             "truncated UTF-8 at end",
             one(b"DELE abc\xe2\x82\r\n"),
-            SYNTAX,
+            RAW_NAME,
         ),
         ("bad PORT", one(b"PORT 1,2,3\r\n"), SYNTAX),
         ("bad REST", one(b"REST -5\r\n"), SYNTAX),

@@ -41,9 +41,11 @@ const OLD_MTIME: u64 = 981_173_106;
 #[test]
 fn feat_lists_every_extension_with_exact_framing_before_and_after_login() {
     let d = Daemon::start(&[(USER, PASS)]);
-    let want = "211-Features:\r\n EPRT\r\n EPSV\r\n MDTM\r\n \
-                MLST type*;size*;modify*;perm*;unique*;UNIX.mode*;\r\n PASV\r\n REST STREAM\r\n \
-                SIZE\r\n TVFS\r\n UTF8\r\n211 End\r\n";
+    let want = "211-Features:\r\n EPRT\r\n EPSV\r\n HASH SHA-256*;SHA-1;MD5;CRC32\r\n \
+                MDTM\r\n MFF modify;UNIX.mode;\r\n MFMT\r\n \
+                MLST type*;size*;modify*;perm*;unique*;UNIX.mode*;\r\n PASV\r\n RANG STREAM\r\n \
+                REST STREAM\r\n SIZE\r\n TVFS\r\n UTF8\r\n XCRC\r\n XMD5\r\n XSHA1\r\n \
+                XSHA256\r\n211 End\r\n";
     let mut c = Ctrl::connect(d.addr());
     assert_eq!(c.expect("FEAT", 211).wire(), want, "FEAT before login");
     c.expect("OPTS UTF8 ON", 200);
@@ -418,7 +420,8 @@ fn site_help_is_214_multiline_and_other_site_commands_are_502() {
     );
     c.expect("site help", 214);
     c.expect("SITE FOO", 502);
-    c.expect("SITE CHMOD 777 x", 502);
+    // SITE CHMOD is offered (issue 18): a missing file is 550.
+    c.expect("SITE CHMOD 777 x", 550);
     c.expect("SITE", 501);
 }
 

@@ -14,6 +14,7 @@ mod actor_harness;
 use actor_harness::{epsv_port, local, write, Harness, REPLY_DEADLINE};
 use actorftpd::auth::Permissions;
 use actorftpd::config::Config;
+use actorftpd::protocol::command::{parse_time_val, ByteRange, FactChanges, HashAlgo, Timestamp};
 use actorftpd::protocol::{Command, EpsvArg, TransferType};
 use actorftpd::session::SinkItem;
 use actorftpd::tls::{load_config, TlsPolicy};
@@ -96,6 +97,21 @@ fn s(v: &str) -> String {
     v.to_owned()
 }
 
+fn ts() -> Timestamp {
+    parse_time_val("20200102030405").expect("time")
+}
+
+fn modify() -> FactChanges {
+    FactChanges {
+        modify: Some(ts()),
+        mode: None,
+    }
+}
+
+fn x_hash(name: &str) -> Command {
+    Command::XHash(HashAlgo::Crc32, s(name), ByteRange::default())
+}
+
 fn binary() -> Step {
     Cmd(Command::Type(TransferType::Image), 200)
 }
@@ -157,12 +173,28 @@ fn rows() -> Vec<Row> {
         .logged_out(),
         row("OPTS", Failure, Command::Opts(s("XYZZ"), None), Reply(501)).logged_out(),
         row("SITE", Success, Command::Site(s("HELP")), Reply(214)),
+        row("SITE", Failure, Command::Site(s("FOO f.txt")), Reply(502)),
+        // File attributes and digests (issue 18).
+        row("MFMT", Success, Command::Mfmt(ts(), s("f.txt")), Reply(213)),
+        row("MFMT", Failure, Command::Mfmt(ts(), s("nope")), Reply(550)),
         row(
-            "SITE",
-            Failure,
-            Command::Site(s("CHMOD 777 f.txt")),
-            Reply(502),
+            "MFF",
+            Success,
+            Command::Mff(modify(), s("f.txt")),
+            Reply(213),
         ),
+        row(
+            "MFF",
+            Failure,
+            Command::Mff(modify(), s("nope")),
+            Reply(550),
+        ),
+        row("HASH", Success, Command::Hash(s("f.txt")), Reply(213)),
+        row("HASH", Failure, Command::Hash(s("nope")), Reply(550)),
+        row("RANG", Success, Command::Rang(None), Reply(350)),
+        row("RANG", Failure, Command::Rang(None), Reply(530)).logged_out(),
+        row("XHASH", Success, x_hash("f.txt"), Reply(250)),
+        row("XHASH", Failure, x_hash("nope"), Reply(550)),
         row("STAT", Success, Command::Stat(None), Reply(211)),
         row("STAT", Failure, Command::Stat(None), Reply(530)).logged_out(),
         row(
@@ -324,7 +356,7 @@ fn rows() -> Vec<Row> {
 }
 
 /// Every verb, indexed by `variant`.
-const VERBS: [&str; 47] = [
+const VERBS: [&str; 52] = [
     "USER",
     "PASS",
     "ACCT",
@@ -372,6 +404,11 @@ const VERBS: [&str; 47] = [
     "PBSZ",
     "PROT",
     "CCC",
+    "MFMT",
+    "MFF",
+    "HASH",
+    "RANG",
+    "XHASH",
 ];
 
 /// The index of `cmd`'s verb in `VERBS`. No wildcard: a new `Command` variant does not compile
@@ -425,6 +462,11 @@ fn variant(cmd: &Command) -> usize {
         Command::Pbsz(_) => 44,
         Command::Prot(_) => 45,
         Command::Ccc => 46,
+        Command::Mfmt(..) => 47,
+        Command::Mff(..) => 48,
+        Command::Hash(_) => 49,
+        Command::Rang(_) => 50,
+        Command::XHash(..) => 51,
     }
 }
 

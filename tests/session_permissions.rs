@@ -9,6 +9,7 @@ mod actor_harness;
 use actor_harness::{write, Harness};
 use actorftpd::auth::Permissions;
 use actorftpd::config::Config;
+use actorftpd::protocol::command::{parse_time_val, ByteRange, FactChanges, HashAlgo, Timestamp};
 use actorftpd::protocol::{Command, EpsvArg};
 use std::path::Path;
 use std::time::Duration;
@@ -43,6 +44,14 @@ fn snapshot(root: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+fn time() -> Timestamp {
+    parse_time_val("20010203040506").expect("time")
+}
+
+fn facts(modify: Option<Timestamp>, mode: Option<u32>) -> FactChanges {
+    FactChanges { modify, mode }
+}
+
 /// A row of the table in diagrams/SPEC.md: the permission taken away, and the commands that
 /// must then get 550 without touching the store.
 type Row = (&'static str, fn(&mut Permissions), Vec<Command>);
@@ -62,6 +71,8 @@ fn rows() -> Vec<Row> {
                 Command::Size(s("f.txt")),
                 Command::Mdtm(s("f.txt")),
                 Command::Retr(s("f.txt")),
+                Command::Hash(s("f.txt")),
+                Command::XHash(HashAlgo::Md5, s("f.txt"), ByteRange::default()),
             ],
         ),
         (
@@ -72,7 +83,21 @@ fn rows() -> Vec<Row> {
         (
             "overwrite",
             |p| p.overwrite = false,
-            vec![Command::Appe(s("f.txt")), Command::Stor(s("f.txt"))],
+            vec![
+                Command::Appe(s("f.txt")),
+                Command::Stor(s("f.txt")),
+                Command::Mfmt(time(), s("f.txt")),
+                Command::Mff(facts(Some(time()), None), s("f.txt")),
+                Command::Site(s("UTIME 20010203040506 f.txt")),
+            ],
+        ),
+        (
+            "chmod",
+            |p| p.chmod = false,
+            vec![
+                Command::Site(s("CHMOD 600 f.txt")),
+                Command::Mff(facts(None, Some(0o600)), s("f.txt")),
+            ],
         ),
         (
             "delete",

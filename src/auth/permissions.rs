@@ -15,6 +15,9 @@ pub struct Permissions {
     pub rename: bool,
     /// MKD and RMD.
     pub mkdir: bool,
+    /// SITE CHMOD and MFF `UNIX.mode` (permission bits only). Never for anonymous users,
+    /// whatever the users file grants (the Session checks that too).
+    pub chmod: bool,
 }
 
 impl Permissions {
@@ -25,6 +28,7 @@ impl Permissions {
         delete: true,
         rename: true,
         mkdir: true,
+        chmod: true,
     };
     pub const READ_ONLY: Permissions = Permissions {
         read: true,
@@ -33,6 +37,7 @@ impl Permissions {
         delete: false,
         rename: false,
         mkdir: false,
+        chmod: false,
     };
     const NONE: Permissions = Permissions {
         read: false,
@@ -41,6 +46,7 @@ impl Permissions {
         delete: false,
         rename: false,
         mkdir: false,
+        chmod: false,
     };
 
     /// Parses names: `all`, `read-only`, or any of `read upload overwrite delete rename mkdir`.
@@ -55,10 +61,11 @@ impl Permissions {
                 "delete" => p.delete = true,
                 "rename" => p.rename = true,
                 "mkdir" => p.mkdir = true,
+                "chmod" => p.chmod = true,
                 other => {
                     return Err(format!(
                         "unknown permission {other:?} (known: all, read-only, read, upload, \
-                         overwrite, delete, rename, mkdir)"
+                         overwrite, delete, rename, mkdir, chmod)"
                     ))
                 }
             }

@@ -9,8 +9,9 @@
 
 use super::object::ObjectStore;
 use super::{
-    AsciiSize, FileStore, FinishUpload, Jail, List, MakeDir, OpenJail, OpenRead, OpenWrite,
-    ReadHandle, ReadSource, RemoveDir, RemoveFile, Rename, Resolver, Stat, Upload,
+    AsciiSize, FileDigest, FileStore, FinishUpload, HashFile, Jail, List, ListSelected, MakeDir,
+    OpenJail, OpenRead, OpenWrite, ReadHandle, ReadSource, RemoveDir, RemoveFile, Rename, Resolver,
+    SetAttributes, Stat, Upload,
 };
 use crate::error::StoreError;
 use crate::listing::EntryInfo;
@@ -81,6 +82,42 @@ pub(crate) fn delivered<T>(
     answer.unwrap_or_else(|_| Err(StoreError::Io("file store is not running".into())))
 }
 
+/// The jail a request names: its back-end.
+trait NamesJail {
+    fn jail(&self) -> &Jail;
+}
+
+macro_rules! names_jail {
+    ($($request:ty),+) => {$(
+        impl NamesJail for $request {
+            fn jail(&self) -> &Jail {
+                &self.jail
+            }
+        }
+    )+};
+}
+
+names_jail!(
+    Stat,
+    OpenRead,
+    AsciiSize,
+    List,
+    OpenWrite,
+    FinishUpload,
+    MakeDir,
+    RemoveDir,
+    RemoveFile,
+    Rename,
+    SetAttributes,
+    HashFile
+);
+
+impl NamesJail for ListSelected {
+    fn jail(&self) -> &Jail {
+        &self.list.jail
+    }
+}
+
 /// Requests that name a jail go to the ObjectStore when it is a bucket, otherwise to the local
 /// actor given (`$via`).
 macro_rules! route {
@@ -93,7 +130,7 @@ macro_rules! route {
             >;
 
             fn send_to(self, store: &Store) -> Self::Sent {
-                if self.jail.bucket().is_some() {
+                if NamesJail::jail(&self).bucket().is_some() {
                     Either::Right(store.objects.send(self))
                 } else {
                     Either::Left(store.$via.send(self))
@@ -115,6 +152,9 @@ route!(pool: FileStore,
     RemoveDir => (),
     RemoveFile => (),
     Rename => (),
+    ListSelected => ReadSource,
+    SetAttributes => EntryInfo,
+    HashFile => FileDigest,
 );
 
 /// Opening a local root at login (a root in object storage is opened at start-up).

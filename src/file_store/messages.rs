@@ -241,3 +241,71 @@ pub struct Rename {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Dispose(pub std::fs::File);
+
+/// Which entries LIST and NLST show: dotfiles or not, and only the names matching a glob
+/// pattern (`protocol::glob`), the last component of the client's argument.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Names starting with `.` are listed (`LIST -a`, `--show-dotfiles`).
+    pub show_hidden: bool,
+    /// Only names matching this pattern are listed (at most `MAX_GLOB_MATCHES`).
+    pub pattern: Option<String>,
+    /// NLST names are shown behind this folder prefix (`NLST dir/*.txt` answers `dir/a.txt`,
+    /// which `mget` then retrieves).
+    pub prefix: Option<String>,
+}
+
+/// A listing (`list.path` a folder, or one file) with only the selected entries. Plain `List`
+/// shows every entry (MLSD, STAT); this is what LIST and NLST send.
+#[derive(Message)]
+#[rtype(result = "Result<ReadSource, StoreError>")]
+pub struct ListSelected {
+    pub list: List,
+    pub select: Selection,
+}
+
+/// The most names one glob pattern may match; past it the listing is refused (550) rather than
+/// cut short without a word.
+pub const MAX_GLOB_MATCHES: usize = 10_000;
+
+/// Sets a file's or folder's modification time and/or permission bits (MFMT, MFF, SITE UTIME,
+/// SITE CHMOD) and answers its metadata afterwards, as MLST would show it.
+#[derive(Message)]
+#[rtype(result = "Result<EntryInfo, StoreError>")]
+pub struct SetAttributes {
+    pub jail: Jail,
+    pub path: VirtualPath,
+    pub modified: Option<crate::protocol::command::Timestamp>,
+    /// Permission bits only (0o777 at most; the parser refuses more).
+    pub mode: Option<u32>,
+}
+
+/// A digest of a regular file, or of the byte range `range` of it (HASH, XCRC, XMD5, XSHA1,
+/// XSHA256). The pool reads the file itself, within `HASH_SIZE_LIMIT` bytes and at most
+/// `MAX_CONCURRENT_HASHES` at once.
+#[derive(Message)]
+#[rtype(result = "Result<FileDigest, StoreError>")]
+pub struct HashFile {
+    pub jail: Jail,
+    pub path: VirtualPath,
+    pub algo: crate::protocol::command::HashAlgo,
+    pub range: crate::protocol::command::ByteRange,
+}
+
+/// What `HashFile` answers: the digest in lower-case hex and the range it covers (`end`
+/// exclusive, at most the file's size).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDigest {
+    pub hex: String,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// The most bytes one HASH reads: a pool thread is then busy for seconds (SHA-256 and SHA-1 ran
+/// at about 950 MiB/s here; MD5 and CRC32 are slower), not the minutes a 100 GiB file would
+/// take. A client hashes a larger file range by range (RANG).
+pub const HASH_SIZE_LIMIT: u64 = 4 * 1024 * 1024 * 1024;
+
+/// Hashes running at once in the pool; the next gets 450 (try again), so the pool's other
+/// threads stay free for listings, opens and renames.
+pub const MAX_CONCURRENT_HASHES: usize = 2;

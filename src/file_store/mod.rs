@@ -20,6 +20,7 @@
 //! the disk; `sweep.rs` the start-up sweep; `resolver.rs` the per-worker cached fast path; and
 //! `handle.rs` the `Store` handle, the one door Sessions use.
 
+mod attributes;
 mod changes;
 pub mod handle;
 mod messages;
@@ -33,16 +34,19 @@ mod tests;
 
 use crate::error::StoreError;
 use crate::listing::{self, EntryInfo, EntryKind};
+use crate::protocol::{glob, rawname};
 use actix::prelude::*;
 use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
 pub use handle::{Request, Store};
 pub use messages::{
-    AsciiSize, Dispose, FinishUpload, List, ListFormat, MakeDir, OpenJail, OpenRead, OpenWrite,
-    ReadHandle, ReadSource, RemoveDir, RemoveFile, Rename, Stat, Upload, UploadSink, UploadTarget,
-    WriteMode, ASCII_SIZE_LIMIT, SMALL_FILE,
+    AsciiSize, Dispose, FileDigest, FinishUpload, HashFile, List, ListFormat, ListSelected,
+    MakeDir, OpenJail, OpenRead, OpenWrite, ReadHandle, ReadSource, RemoveDir, RemoveFile, Rename,
+    Selection, SetAttributes, Stat, Upload, UploadSink, UploadTarget, WriteMode, ASCII_SIZE_LIMIT,
+    HASH_SIZE_LIMIT, MAX_CONCURRENT_HASHES, MAX_GLOB_MATCHES, SMALL_FILE,
 };
 pub use resolver::Resolver;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
 use std::sync::Arc;
 pub use sweep::{sweep_temp_files, SWEEP_MAX_DEPTH, SWEEP_MAX_ENTRIES};
@@ -268,48 +272,93 @@ impl Handler<List> for FileStore {
     type Result = Result<ReadSource, StoreError>;
 
     fn handle(&mut self, msg: List, _: &mut SyncContext<Self>) -> Self::Result {
-        visible(&msg.path)?;
-        let dir = msg.jail.dir()?;
-        let rel = msg.path.to_relative();
-        let meta = dir.metadata(&rel)?;
-        let mut entries = Vec::new();
-        if let ListFormat::Machine(..) = msg.format {
-            // RFC 3659 §7.1: MLSD names a directory; a file is an error (501).
-            if !meta.is_dir() {
-                return Err(StoreError::NotADirectory);
-            }
-        }
-        if meta.is_dir() {
-            for entry in dir.read_dir(&rel)? {
-                let entry = entry?;
-                let Ok(name) = entry.file_name().into_string() else {
-                    // Names that are not UTF-8 cannot be named by a client (RFC 2640): skip them.
-                    continue;
-                };
-                // SECURITY: uploads in flight (or left by a crash) are not the client's to see.
-                if is_temp_name(&name) {
-                    continue;
-                }
-                let child = rel.join(&name);
-                let Ok(lmeta) = dir.symlink_metadata(&child) else {
-                    continue;
-                };
-                if !lmeta.is_symlink() {
-                    entries.push(entry_info(name, &lmeta, None));
-                    continue;
-                }
-                entries.push(link_entry(dir, &rel, name, &child, &lmeta, msg.format));
-            }
-            entries.sort_by(|a, b| a.name.cmp(&b.name));
-        } else {
-            entries.push(entry_info(msg.path.file_name().to_owned(), &meta, None));
-        }
-        Ok(ReadSource::Bytes(match msg.format {
-            ListFormat::Long => listing::list_body(&entries, msg.now),
-            ListFormat::Names => listing::nlst_body(&entries),
-            ListFormat::Machine(facts, perm) => listing::mlsd_body(&entries, facts, perm),
-        }))
+        let everything = Selection {
+            show_hidden: true,
+            ..Selection::default()
+        };
+        list(&msg, &everything).map(ReadSource::Bytes)
     }
+}
+
+impl Handler<ListSelected> for FileStore {
+    type Result = Result<ReadSource, StoreError>;
+
+    fn handle(&mut self, msg: ListSelected, _: &mut SyncContext<Self>) -> Self::Result {
+        list(&msg.list, &msg.select).map(ReadSource::Bytes)
+    }
+}
+
+/// A listing of `msg.path` with the entries `select` picks. Blocking: in the pool.
+fn list(msg: &List, select: &Selection) -> Result<Vec<u8>, StoreError> {
+    visible(&msg.path)?;
+    let dir = msg.jail.dir()?;
+    let rel = msg.path.to_relative();
+    let meta = dir.metadata(&rel)?;
+    let mut entries = Vec::new();
+    if let ListFormat::Machine(..) = msg.format {
+        // RFC 3659 §7.1: MLSD names a directory; a file is an error (501).
+        if !meta.is_dir() {
+            return Err(StoreError::NotADirectory);
+        }
+    }
+    if meta.is_dir() {
+        for entry in dir.read_dir(&rel)? {
+            let entry = entry?;
+            let os_name = entry.file_name();
+            // RFC 2640 §3.2: a name that is not UTF-8 is listed as the bytes it is; the
+            // lossless form lets the client name it back (`protocol::rawname`).
+            let name = rawname::decode(os_name.as_bytes());
+            // SECURITY: uploads in flight (or left by a crash) are not the client's to see.
+            if is_temp_name(&name) || !selected(&name, select, entries.len())? {
+                continue;
+            }
+            let child = rel.join(&os_name);
+            let Ok(lmeta) = dir.symlink_metadata(&child) else {
+                continue;
+            };
+            if !lmeta.is_symlink() {
+                entries.push(entry_info(name, &lmeta, None));
+                continue;
+            }
+            entries.push(link_entry(dir, &rel, name, &child, &lmeta, msg.format));
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        if let (Some(prefix), ListFormat::Names) = (&select.prefix, msg.format) {
+            for e in &mut entries {
+                e.name = format!("{prefix}{}", e.name);
+            }
+        }
+    } else if select.pattern.is_some() {
+        // A pattern filters the entries of a folder; after a file there is nothing to match.
+        return Err(StoreError::NotADirectory);
+    } else {
+        entries.push(entry_info(msg.path.file_name().to_owned(), &meta, None));
+    }
+    Ok(match msg.format {
+        ListFormat::Long => listing::list_body(&entries, msg.now),
+        ListFormat::Names => listing::nlst_body(&entries),
+        ListFormat::Machine(facts, perm) => listing::mlsd_body(&entries, facts, perm),
+    })
+}
+
+/// Whether the entry `name` is listed under `select`. SECURITY: a pattern may match at most
+/// `MAX_GLOB_MATCHES` names (`found` so far); past that the listing is refused.
+fn selected(name: &str, select: &Selection, found: usize) -> Result<bool, StoreError> {
+    let Some(pattern) = &select.pattern else {
+        return Ok(select.show_hidden || !listing::is_hidden(name));
+    };
+    // `*` never matches a dotfile; `.*` does, whatever `-a` says (as in the shell).
+    if !glob::glob_match(pattern, name)
+        || (!select.show_hidden && listing::is_hidden(name) && !pattern.starts_with('.'))
+    {
+        return Ok(false);
+    }
+    if found >= MAX_GLOB_MATCHES {
+        return Err(StoreError::Refused(
+            "Too many names match; narrow the pattern",
+        ));
+    }
+    Ok(true)
 }
 
 /// The listing entry of the symlink `child` (in the directory `parent`, both relative to the
@@ -335,7 +384,11 @@ fn link_entry(
         .and_then(|_| dir.read_link_contents(child).ok())
         .filter(|target| target_stays_inside(parent, target));
     match shown_target {
-        Some(target) => entry_info(name, lmeta, Some(target.to_string_lossy().into_owned())),
+        Some(target) => entry_info(
+            name,
+            lmeta,
+            Some(rawname::decode(target.as_os_str().as_bytes())),
+        ),
         None => {
             let mut info = entry_info(name, lmeta, None);
             info.kind = EntryKind::OpaqueLink;

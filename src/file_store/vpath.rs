@@ -5,10 +5,17 @@
 //! the FileStore opening that path relative to the root directory handle, so a symlink cannot
 //! lead outside either.
 //!
+//! Names that are not UTF-8 travel inside the `String` in the lossless form of
+//! `protocol::rawname`; `to_relative` turns them back into the bytes on disk, and `Display`
+//! shows them as U+FFFD (replies stay UTF-8).
+//!
 //! It also owns the one rule for the server's own upload temporary names (`is_temp_name`): a
 //! client can never name one, so it can neither see, read, rename, delete nor create one.
 
+use crate::protocol::rawname;
+use std::ffi::OsString;
 use std::fmt;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 /// Upload temporary files are `<TEMP_PREFIX><TEMP_HEX_DIGITS hex digits><TEMP_SUFFIX>`, in the
@@ -100,12 +107,21 @@ impl VirtualPath {
     }
 
     /// The path relative to the root handle, as the FileStore opens it (`.` for the root).
+    /// Escaped bytes (`rawname`) become the bytes they stand for.
     pub fn to_relative(&self) -> PathBuf {
         if self.is_root() {
             PathBuf::from(".")
         } else {
-            PathBuf::from(&self.0[1..])
+            PathBuf::from(OsString::from_vec(
+                rawname::encode(&self.0[1..]).into_owned(),
+            ))
         }
+    }
+
+    /// The path for a reply on the control connection: bytes that are not UTF-8 shown as
+    /// U+FFFD (the exact bytes go over data connections only).
+    pub fn shown(&self) -> std::borrow::Cow<'_, str> {
+        rawname::shown(&self.0)
     }
 
     fn from_components(parts: &[&str]) -> VirtualPath {
@@ -123,7 +139,7 @@ impl VirtualPath {
 
 impl fmt::Display for VirtualPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.shown())
     }
 }
 
@@ -194,5 +210,21 @@ mod tests {
         assert_eq!(VirtualPath::root().to_relative(), PathBuf::from("."));
         assert_eq!(VirtualPath::root().file_name(), "/");
         assert_eq!(VirtualPath::root().parent(), VirtualPath::root());
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_reach_the_disk_as_their_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let sent = rawname::decode(b"dir/caf\xe9 \xff.txt");
+        let p = VirtualPath::root().join(&sent);
+        assert_eq!(
+            p.to_relative().as_os_str().as_bytes(),
+            b"dir/caf\xe9 \xff.txt"
+        );
+        assert_eq!(p.to_string(), "/dir/caf\u{FFFD} \u{FFFD}.txt");
+        // An overlong-encoded slash is two bytes of a name, never a separator.
+        let sneaky = VirtualPath::root().join(&rawname::decode(b"a\xc0\xafb"));
+        assert_eq!(sneaky.components().count(), 1);
+        assert_eq!(sneaky.to_relative().as_os_str().as_bytes(), b"a\xc0\xafb");
     }
 }

@@ -77,23 +77,12 @@ impl FtpCodec {
             used += 1;
             let after_cr = std::mem::replace(&mut self.after_cr, false);
             match self.telnet {
-                Telnet::Data => match b {
-                    IAC => self.telnet = Telnet::Iac,
-                    b'\n' if after_cr => {}
-                    b'\r' | b'\n' => {
-                        self.after_cr = b == b'\r';
-                        item = self.finish_line();
-                        if item.is_some() {
-                            break;
-                        }
+                Telnet::Data => {
+                    item = self.data_byte(b, after_cr);
+                    if item.is_some() {
+                        break;
                     }
-                    _ => {
-                        if let Some(too_long) = self.push(b) {
-                            item = Some(too_long);
-                            break;
-                        }
-                    }
-                },
+                }
                 Telnet::Iac => {
                     self.telnet = match b {
                         IAC => {
@@ -105,6 +94,13 @@ impl FtpCodec {
                         }
                         WILL..=DONT => Telnet::Option,
                         SB => Telnet::Sub,
+                        // Not a Telnet command: a client that does not double IAC sent a
+                        // literal 0xFF (a file name from a listing, RFC 2640 §3.2). Both
+                        // bytes are data.
+                        0..SE => {
+                            item = self.push(IAC).or_else(|| self.data_byte(b, false));
+                            Telnet::Data
+                        }
                         // IP, DM (Synch), AYT, NOP...: a two-byte command, dropped.
                         _ => Telnet::Data,
                     };
@@ -123,6 +119,22 @@ impl FtpCodec {
         }
         src.advance(used);
         item
+    }
+
+    /// One byte outside Telnet sequences: a line ending, IAC, or a byte of the line.
+    fn data_byte(&mut self, b: u8, after_cr: bool) -> Option<Result<Command, ParseError>> {
+        match b {
+            IAC => {
+                self.telnet = Telnet::Iac;
+                None
+            }
+            b'\n' if after_cr => None,
+            b'\r' | b'\n' => {
+                self.after_cr = b == b'\r';
+                self.finish_line()
+            }
+            _ => self.push(b),
+        }
     }
 
     /// Adds a byte to the line. SECURITY: past the limit, bytes are dropped: the line is
@@ -245,8 +257,24 @@ mod tests {
                 vec![b"\xff\xfb\x01NO\xff\xfa\x18\x01\xff\xf0OP\r\n"],
                 vec![noop()],
             ),
-            // IAC IAC is a data byte 0xFF (not UTF-8 here, so 501 for the argument).
-            (vec![b"RETR \xff\xff\r\n"], vec![Err(ParseError::NotUtf8)]),
+            // IAC IAC is a data byte 0xFF: part of a file name (not UTF-8, carried losslessly).
+            (
+                vec![b"RETR \xff\xff\r\n"],
+                vec![Ok(Command::Retr(crate::protocol::rawname::decode(b"\xff")))],
+            ),
+            // A client that does not double IAC: 0xFF before a byte that is no Telnet command
+            // is data, also right before the line ending.
+            (
+                vec![b"RETR x\xff.bin\r\n", b"RETR x\xff", b"\r\n"],
+                vec![
+                    Ok(Command::Retr(crate::protocol::rawname::decode(
+                        b"x\xff.bin",
+                    ))),
+                    Ok(Command::Retr(crate::protocol::rawname::decode(b"x\xff"))),
+                ],
+            ),
+            // Where a name must be UTF-8, the same byte is 501.
+            (vec![b"USER \xff\xff\r\n"], vec![Err(ParseError::NotUtf8)]),
         ];
         for (chunks, want) in cases {
             let mut codec = FtpCodec::default();

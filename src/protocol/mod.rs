@@ -5,6 +5,8 @@
 
 pub mod codec;
 pub mod command;
+pub mod glob;
+pub mod rawname;
 pub mod reply;
 
 pub use codec::{FtpCodec, MAX_LINE_LEN};

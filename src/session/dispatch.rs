@@ -10,7 +10,7 @@
 use super::{Login, Session};
 use crate::error::{FtpError, StoreError};
 use crate::file_store::{ListFormat, Request};
-use crate::protocol::{Command, EpsvArg, Reply, ReplyCode};
+use crate::protocol::{Command, EpsvArg, ParseError, Reply, ReplyCode};
 use actix::prelude::*;
 use rustls::server::ServerConfig;
 use std::sync::Arc;
@@ -106,6 +106,17 @@ impl Session {
     fn route(&mut self, cmd: Command, ctx: &mut Context<Self>) -> Handled {
         // RFC 959 §4.1.3: RNTO must come right after RNFR; any other command forgets it.
         let rename_from = self.rename_from.take();
+        // draft-bryan-ftpext-hash §3.2: a RANG range is for the HASH right after it. A transfer
+        // right after it is refused rather than sent whole (ranged RETR is not offered).
+        let hash_range = self.hashing.range.take();
+        if hash_range.is_some()
+            && matches!(
+                cmd,
+                Command::Retr(_) | Command::Stor(_) | Command::Appe(_) | Command::Stou
+            )
+        {
+            return Err(FtpError::Parse(ParseError::UnsupportedParameter("RANG")));
+        }
         match cmd {
             // login.rs
             Command::User(name) => self.cmd_user(name),
@@ -127,7 +138,12 @@ impl Session {
             Command::Rnfr(arg) => self.cmd_rnfr(self.cwd.join(&arg)),
             Command::Rnto(arg) => self.cmd_rnto(rename_from, self.cwd.join(&arg)),
             Command::Mlst(arg) => self.cmd_mlst(arg),
-            Command::Stat(Some(arg)) => self.cmd_stat_path(self.cwd.join(&arg)),
+            Command::Stat(Some(arg)) => self.cmd_stat_path(&arg),
+            Command::Mfmt(time, arg) => self.cmd_mfmt(time, self.cwd.join(&arg)),
+            Command::Mff(changes, arg) => self.cmd_mff(changes, self.cwd.join(&arg)),
+            Command::Rang(range) => self.cmd_rang(range),
+            Command::Hash(arg) => self.cmd_hash(self.cwd.join(&arg), hash_range),
+            Command::XHash(algo, arg, range) => self.cmd_x_hash(algo, self.cwd.join(&arg), range),
             // data_setup.rs
             Command::Pasv => self.cmd_pasv(ctx, false, None),
             Command::Epsv(EpsvArg::Any) => self.cmd_pasv(ctx, true, None),
@@ -138,11 +154,18 @@ impl Session {
             Command::Type(t) => self.cmd_type(t),
             Command::Rest(offset) => self.cmd_rest(offset),
             // RFC 3659 §5.5: a REST offset holds until the next transfer command uses it.
-            Command::List(arg) => self.cmd_list(arg, ListFormat::Long),
-            Command::Nlst(arg) => self.cmd_list(arg, ListFormat::Names),
+            Command::List(arg) => {
+                let (arg, select) = self.list_selection(arg.as_deref());
+                self.cmd_list(arg, ListFormat::Long, Some(select))
+            }
+            Command::Nlst(arg) => {
+                let (arg, select) = self.list_selection(arg.as_deref());
+                self.cmd_list(arg, ListFormat::Names, Some(select))
+            }
+            // MLSD is for programs (mirroring): every entry, dotfiles included.
             Command::Mlsd(arg) => {
                 let format = ListFormat::Machine(self.mlst_facts, self.perm_fact());
-                self.cmd_list(arg, format)
+                self.cmd_list(arg, format, None)
             }
             Command::Retr(arg) => self.cmd_retr(arg),
             Command::Stor(arg) => self.cmd_stor(arg),

@@ -1,6 +1,8 @@
 //! Commands about one path, answered over the control connection: CWD/CDUP, SIZE, MDTM, DELE,
-//! MKD, RMD, RNFR/RNTO, MLST and STAT of a path. Each asks the file store once and replies; none
-//! opens a data connection.
+//! MKD, RMD, RNFR/RNTO, MLST and STAT of a path; MFMT, MFF, SITE UTIME and SITE CHMOD (which
+//! change a file's time or mode); HASH, RANG and the X-digests. Each asks the file store once
+//! and replies; none opens a data connection. `list_selection` reads LIST/NLST arguments
+//! (options, dotfiles, glob patterns) for transfer.rs.
 
 use super::dispatch::{reply, Handled};
 use super::transfer::unix_now;
@@ -8,17 +10,27 @@ use super::Session;
 use crate::auth::Permissions;
 use crate::error::{FtpError, StoreError};
 use crate::file_store::{
-    AsciiSize, Jail, List, ListFormat, MakeDir, ReadSource, RemoveDir, RemoveFile, Rename, Stat,
-    VirtualPath, ASCII_SIZE_LIMIT,
+    AsciiSize, HashFile, Jail, List, ListFormat, ListSelected, MakeDir, ReadSource, RemoveDir,
+    RemoveFile, Rename, Selection, SetAttributes, Stat, VirtualPath, ASCII_SIZE_LIMIT,
 };
-use crate::listing::{mlsx_line, CivilTime, EntryKind, PermFact};
-use crate::protocol::{quote_path, Reply, ReplyCode, TransferType};
+use crate::listing::{mlsx_line, CivilTime, EntryInfo, EntryKind, PermFact};
+use crate::protocol::command::{ByteRange, FactChanges, HashAlgo, ListArgs, Timestamp};
+use crate::protocol::glob::{has_glob, MAX_PATTERN_LEN};
+use crate::protocol::{quote_path, rawname, Reply, ReplyCode, TransferType};
+
+/// What HASH uses (draft-bryan-ftpext-hash): the algorithm `OPTS HASH` chose, and the range the
+/// last RANG set, which only the next command may use.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct HashState {
+    pub(super) algo: HashAlgo,
+    pub(super) range: Option<ByteRange>,
+}
 
 impl Session {
     pub(super) fn cmd_pwd(&mut self) -> Handled {
         reply(
             ReplyCode::PathCreated,
-            format!("{} is the current directory", quote_path(self.cwd.as_str())),
+            format!("{} is the current directory", quote_path(&self.cwd.shown())),
         )
     }
 
@@ -111,7 +123,7 @@ impl Session {
                 res?;
                 Ok(Reply::new(
                     ReplyCode::PathCreated,
-                    format!("{} created", quote_path(path.as_str())),
+                    format!("{} created", quote_path(&path.shown())),
                 ))
             },
         )
@@ -185,7 +197,7 @@ impl Session {
             },
             move |_, res, _| {
                 let info = res?;
-                let line = format!(" {}", mlsx_line(&info, facts, perm, path.as_str()));
+                let line = format!(" {}", mlsx_line(&info, facts, perm, &path.shown()));
                 Ok(Reply::multi(
                     ReplyCode::FileActionOk,
                     vec![format!("Listing {path}"), line, "End".to_owned()],
@@ -194,16 +206,22 @@ impl Session {
         )
     }
 
-    /// STAT with a path (RFC 959 §4.1.3): the listing, over the control connection.
-    pub(super) fn cmd_stat_path(&mut self, path: VirtualPath) -> Handled {
+    /// STAT with a path (RFC 959 §4.1.3): the listing, over the control connection, with the
+    /// same options, dotfile rule and patterns as LIST.
+    pub(super) fn cmd_stat_path(&mut self, arg: &str) -> Handled {
         let jail = self.permitted_jail(|p| p.read)?;
+        let (arg, select) = self.list_selection(Some(arg));
+        let path = match &arg {
+            Some(a) => self.cwd.join(a),
+            None => self.cwd.clone(),
+        };
         let list = List {
             jail,
             path: path.clone(),
             format: ListFormat::Long,
             now: unix_now(),
         };
-        self.ask(list, move |_, res, _| {
+        self.ask(ListSelected { list, select }, move |_, res, _| {
             let ReadSource::Bytes(body) = res? else {
                 // A folder in object storage too large to list in one batch: not over the
                 // control connection.
@@ -212,9 +230,187 @@ impl Session {
                 )));
             };
             let mut lines = vec![format!("Status of {path}:")];
-            lines.extend(String::from_utf8_lossy(&body).lines().map(str::to_owned));
+            // Replies stay UTF-8: a name that is not is shown with U+FFFD here.
+            let text = rawname::decode(&body);
+            lines.extend(rawname::shown(&text).lines().map(str::to_owned));
             lines.push("End of status".to_owned());
             Ok(Reply::multi(ReplyCode::FileStatus, lines))
         })
+    }
+
+    /// LIST, NLST and STAT arguments: the folder to list (`None`: the current one) and what to
+    /// show of it. A glob in the last component (`*.txt`, `dir/file?.[ch]`) selects names in
+    /// that folder; a pattern anywhere else is an ordinary name, so no pattern walks a tree.
+    pub(super) fn list_selection(&self, arg: Option<&str>) -> (Option<String>, Selection) {
+        let args = ListArgs::parse(arg);
+        let show_hidden = args.all || self.services.config.show_dotfiles;
+        let plain = |path| {
+            (
+                path,
+                Selection {
+                    show_hidden,
+                    ..Selection::default()
+                },
+            )
+        };
+        let Some(path) = args.path else {
+            return plain(None);
+        };
+        let last = path.rsplit('/').next().unwrap_or_default();
+        // SECURITY: a pattern is bounded in length; the matcher's time is pattern x name.
+        if last.len() > MAX_PATTERN_LEN || !has_glob(last) {
+            return plain(Some(path));
+        }
+        let folder = &path[..path.len() - last.len()];
+        let select = Selection {
+            show_hidden,
+            pattern: Some(last.to_owned()),
+            prefix: (!folder.is_empty()).then(|| folder.to_owned()),
+        };
+        ((!folder.is_empty()).then(|| folder.to_owned()), select)
+    }
+
+    /// The jail for MFMT, MFF and SITE UTIME/CHMOD. A file's time is changed by whoever may
+    /// replace the file; its mode only with the `chmod` permission, never by anonymous users.
+    fn attribute_jail(&self, changes: FactChanges) -> Result<Jail, FtpError> {
+        // SECURITY: the permission checks of every command that changes a file's metadata.
+        let anonymous = self.user().is_some_and(|u| u.anonymous);
+        self.permitted_jail(|p| {
+            (changes.modify.is_none() || p.overwrite)
+                && (changes.mode.is_none() || (p.chmod && !anonymous))
+        })
+    }
+
+    /// MFMT (draft-somers-ftp-mfxx §3): `213 Modify=<time>; <path>`, the time as it now is.
+    pub(super) fn cmd_mfmt(&mut self, time: Timestamp, path: VirtualPath) -> Handled {
+        let changes = FactChanges {
+            modify: Some(time),
+            mode: None,
+        };
+        self.set_attributes(changes, path, |info, path| {
+            Reply::new(
+                ReplyCode::FileStatus,
+                format!(
+                    "Modify={}; {path}",
+                    CivilTime::from_unix(info.mtime).to_mdtm()
+                ),
+            )
+        })
+    }
+
+    /// MFF (draft-somers-ftp-mfxx §4): `213 <facts set>; <path>`.
+    pub(super) fn cmd_mff(&mut self, changes: FactChanges, path: VirtualPath) -> Handled {
+        self.set_attributes(changes, path, move |info, path| {
+            let mut facts = String::new();
+            if changes.modify.is_some() {
+                let time = CivilTime::from_unix(info.mtime).to_mdtm();
+                facts.push_str(&format!("modify={time};"));
+            }
+            if changes.mode.is_some() {
+                facts.push_str(&format!("UNIX.mode=0{:o};", info.mode & 0o777));
+            }
+            Reply::new(ReplyCode::FileStatus, format!("{facts} {path}"))
+        })
+    }
+
+    /// SITE UTIME: the modification time, answered 200 as ProFTPD does.
+    pub(super) fn cmd_site_utime(&mut self, time: Timestamp, path: VirtualPath) -> Handled {
+        let changes = FactChanges {
+            modify: Some(time),
+            mode: None,
+        };
+        self.set_attributes(changes, path, |_, _| {
+            Reply::new(ReplyCode::CommandOk, "SITE UTIME command successful")
+        })
+    }
+
+    /// SITE CHMOD: permission bits only (the parser refused the rest).
+    pub(super) fn cmd_site_chmod(&mut self, mode: u32, path: VirtualPath) -> Handled {
+        let changes = FactChanges {
+            modify: None,
+            mode: Some(mode),
+        };
+        self.set_attributes(changes, path, |_, _| {
+            Reply::new(ReplyCode::CommandOk, "SITE CHMOD command successful")
+        })
+    }
+
+    fn set_attributes(
+        &mut self,
+        changes: FactChanges,
+        path: VirtualPath,
+        answer: impl FnOnce(&EntryInfo, &VirtualPath) -> Reply + 'static,
+    ) -> Handled {
+        let jail = self.attribute_jail(changes)?;
+        let request = SetAttributes {
+            jail,
+            path: path.clone(),
+            modified: changes.modify,
+            mode: changes.mode,
+        };
+        self.ask(request, move |_, res, _| Ok(answer(&res?, &path)))
+    }
+
+    /// RANG (draft-bryan-ftpext-hash §3.2): the range of the next HASH.
+    pub(super) fn cmd_rang(&mut self, range: Option<ByteRange>) -> Handled {
+        self.hashing.range = range;
+        match range {
+            Some(r) => reply(
+                ReplyCode::FileActionPending,
+                format!(
+                    "Restarting at {}. Ending byte at {}",
+                    r.start,
+                    r.end.unwrap_or(0)
+                ),
+            ),
+            None => reply(ReplyCode::FileActionPending, "Byte range cleared"),
+        }
+    }
+
+    /// HASH (draft-bryan-ftpext-hash §3): `213 <algorithm> <start>-<end> <hex> <path>`, over the
+    /// range RANG set (given here) or the whole file. The same permission as RETR.
+    pub(super) fn cmd_hash(&mut self, path: VirtualPath, range: Option<ByteRange>) -> Handled {
+        let algo = self.hashing.algo;
+        let range = range.unwrap_or_default();
+        self.digest(path, algo, range, move |d, path| {
+            Reply::new(
+                ReplyCode::FileStatus,
+                format!("{} {}-{} {} {path}", algo.name(), d.start, d.end, d.hex),
+            )
+        })
+    }
+
+    /// XCRC, XMD5, XSHA1, XSHA256: `250 <hex>`, as ProFTPD's mod_digest answers (CRC in
+    /// upper case, as the clients that send XCRC print it).
+    pub(super) fn cmd_x_hash(
+        &mut self,
+        algo: HashAlgo,
+        path: VirtualPath,
+        range: ByteRange,
+    ) -> Handled {
+        self.digest(path, algo, range, move |d, _| {
+            let hex = match algo {
+                HashAlgo::Crc32 => d.hex.to_ascii_uppercase(),
+                _ => d.hex.clone(),
+            };
+            Reply::new(ReplyCode::FileActionOk, hex)
+        })
+    }
+
+    fn digest(
+        &mut self,
+        path: VirtualPath,
+        algo: HashAlgo,
+        range: ByteRange,
+        answer: impl FnOnce(&crate::file_store::FileDigest, &VirtualPath) -> Reply + 'static,
+    ) -> Handled {
+        let jail = self.permitted_jail(|p| p.read)?;
+        let request = HashFile {
+            jail,
+            path: path.clone(),
+            algo,
+            range,
+        };
+        self.ask(request, move |_, res, _| Ok(answer(&res?, &path)))
     }
 }

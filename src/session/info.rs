@@ -1,11 +1,13 @@
 //! Commands that describe the server or the session and change nothing on disk: FEAT, HELP,
-//! SITE, OPTS and STAT without a path.
+//! OPTS and STAT without a path; SITE HELP, and the routing of the SITE verbs that change a file
+//! (CHMOD, UTIME: files.rs).
 
 use super::dispatch::{reply, Answer, Handled};
 use super::transfer::{mode_name, rate};
 use super::Session;
 use crate::error::FtpError;
 use crate::listing::MlsxFacts;
+use crate::protocol::command::{parse_site, HashAlgo, SiteCommand};
 use crate::protocol::{ParseError, Reply, ReplyCode};
 
 /// FEAT lines (RFC 2389): exactly what is implemented, one space indent.
@@ -13,18 +15,33 @@ pub(super) const FEATURES: &[&str] = &[
     " EPRT",
     " EPSV",
     " MDTM",
+    " MFF modify;UNIX.mode;",
+    " MFMT",
     " PASV",
+    " RANG STREAM",
     " REST STREAM",
     " SIZE",
     " TVFS",
     " UTF8",
+    " XCRC",
+    " XMD5",
+    " XSHA1",
+    " XSHA256",
 ];
 
 /// HELP lists the verbs we answer.
 pub(super) const HELP_VERBS: &str =
-    "ABOR ACCT ALLO APPE CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MKD MLSD MLST MODE NLST \
-NOOP OPTS PASS PASV PORT PWD QUIT REIN REST RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU STRU \
-SYST TYPE USER XCUP XCWD XMKD XPWD XRMD";
+    "ABOR ACCT ALLO APPE CDUP CWD DELE EPRT EPSV FEAT HASH HELP LIST MDTM MFF MFMT MKD MLSD MLST \
+MODE NLST NOOP OPTS PASS PASV PORT PWD QUIT RANG REIN REST RETR RMD RNFR RNTO SITE SIZE STAT \
+STOR STOU STRU SYST TYPE USER XCRC XCUP XCWD XMD5 XMKD XPWD XRMD XSHA1 XSHA256";
+
+/// SITE HELP: the SITE verbs, with their arguments.
+pub(super) const SITE_VERBS: &[&str] = &[
+    " CHMOD <octal mode 0-777> <path>",
+    " HELP",
+    " UTIME <YYYYMMDDHHMMSS> <path>",
+    " UTIME <path> <atime> <mtime> <ctime> UTC",
+];
 
 /// Answered only when TLS is configured.
 pub(super) const HELP_TLS_VERBS: &str = "AUTH PBSZ PROT";
@@ -54,28 +71,12 @@ pub(super) fn help(topic: Option<String>, tls: bool) -> Reply {
     }
 }
 
-/// SITE (RFC 959 §4.1.3): only HELP; other subcommands are not offered.
-pub(super) fn site(arg: &str) -> Reply {
-    let sub = arg
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase();
-    if sub == "HELP" {
-        Reply::multi(
-            ReplyCode::HelpMessage,
-            vec![
-                "SITE commands recognized:".to_owned(),
-                " HELP".to_owned(),
-                "End".to_owned(),
-            ],
-        )
-    } else {
-        Reply::new(
-            ReplyCode::NotImplemented,
-            format!("SITE {sub} not implemented"),
-        )
-    }
+/// SITE HELP (RFC 959 §4.1.3): the SITE verbs offered.
+pub(super) fn site_help() -> Reply {
+    let mut lines = vec!["SITE commands recognized:".to_owned()];
+    lines.extend(SITE_VERBS.iter().map(|v| (*v).to_owned()));
+    lines.push("End".to_owned());
+    Reply::multi(ReplyCode::HelpMessage, lines)
 }
 
 /// RFC 2389 OPTS; RFC 2640 §3.3 UTF8 (MLST is handled by the Session, which holds the facts).
@@ -105,6 +106,7 @@ impl Session {
             ]);
         }
         features.push(format!(" MLST {}", self.mlst_facts.feat()));
+        features.push(format!(" HASH {}", hash_feat(self.hashing.algo)));
         features.sort();
         let mut lines = vec!["Features:".to_owned()];
         lines.extend(features);
@@ -116,11 +118,23 @@ impl Session {
         Ok(help(topic, self.tls_policy().is_some()).into())
     }
 
+    /// SITE (RFC 959 §4.1.3): HELP, CHMOD and UTIME; any other verb is 502.
     pub(super) fn cmd_site(&mut self, arg: &str) -> Handled {
-        Ok(site(arg).into())
+        match parse_site(arg)? {
+            SiteCommand::Help => Ok(site_help().into()),
+            SiteCommand::Chmod(mode, path) => self.cmd_site_chmod(mode, self.cwd.join(&path)),
+            SiteCommand::Utime(time, path) => self.cmd_site_utime(time, self.cwd.join(&path)),
+            SiteCommand::Unknown(sub) => reply(
+                ReplyCode::NotImplemented,
+                format!("SITE {sub} not implemented"),
+            ),
+        }
     }
 
     pub(super) fn cmd_opts(&mut self, name: &str, value: Option<&str>) -> Handled {
+        if name == "HASH" {
+            return self.cmd_opts_hash(value);
+        }
         if name != "MLST" {
             return opts(name, value).map(Answer::Reply);
         }
@@ -170,5 +184,34 @@ impl Session {
         }
         lines.push("End of status".to_owned());
         Ok(Reply::multi(ReplyCode::SystemStatus, lines).into())
+    }
+}
+
+/// The FEAT line body for HASH: every algorithm, `*` on the selected one.
+fn hash_feat(selected: HashAlgo) -> String {
+    HashAlgo::ALL
+        .iter()
+        .map(|&a| {
+            if a == selected {
+                format!("{}*", a.name())
+            } else {
+                a.name().to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+impl Session {
+    /// OPTS HASH (draft-bryan-ftpext-hash §4): without a value, the selected algorithm; with
+    /// one, select it (504 for one we do not have).
+    fn cmd_opts_hash(&mut self, value: Option<&str>) -> Handled {
+        if let Some(name) = value {
+            let algo = HashAlgo::from_name(name).ok_or(FtpError::Parse(
+                ParseError::UnsupportedParameter("OPTS HASH"),
+            ))?;
+            self.hashing.algo = algo;
+        }
+        reply(ReplyCode::CommandOk, self.hashing.algo.name())
     }
 }

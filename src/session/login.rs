@@ -284,6 +284,7 @@ impl Session {
         self.data = DataSetup::None;
         self.epsv_all = false;
         self.mlst_facts = MlsxFacts::default();
+        self.hashing = super::files::HashState::default();
         self.connected_at = Instant::now();
         reply(ReplyCode::ServiceReady, "Ready for a new user")
     }

@@ -77,6 +77,8 @@ pub struct Session {
     quit_after_transfer: bool,
     /// RFC 3659 §7.9: the facts MLST and MLSD show, chosen with OPTS MLST.
     mlst_facts: MlsxFacts,
+    /// HASH's algorithm (OPTS HASH) and pending RANG.
+    hashing: files::HashState,
     login_failures: u32,
     /// The control connection is in TLS (after AUTH TLS, or implicit TLS).
     control_tls: bool,
@@ -125,6 +127,7 @@ impl Session {
             closing: false,
             quit_after_transfer: false,
             mlst_facts: MlsxFacts::default(),
+            hashing: files::HashState::default(),
             login_failures: 0,
             control_tls: false,
             tls_config: None,

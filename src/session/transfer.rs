@@ -12,8 +12,8 @@ use crate::data_channel::{
 };
 use crate::error::{FtpError, StoreError};
 use crate::file_store::{
-    FinishUpload, Jail, List, ListFormat, OpenRead, OpenWrite, ReadSource, UploadSink,
-    UploadTarget, VirtualPath, WriteMode,
+    FinishUpload, Jail, List, ListFormat, ListSelected, OpenRead, OpenWrite, ReadSource, Selection,
+    UploadSink, UploadTarget, VirtualPath, WriteMode,
 };
 use crate::gatekeeper::PassiveLease;
 use crate::observability::metrics::MetricEvent;
@@ -219,8 +219,14 @@ impl Session {
         }
     }
 
-    /// LIST, NLST and MLSD: the listing, over a data connection.
-    pub(super) fn cmd_list(&mut self, arg: Option<String>, format: ListFormat) -> Handled {
+    /// LIST, NLST and MLSD: the listing, over a data connection; LIST and NLST show only what
+    /// `select` picks (files.rs `list_selection`), MLSD every entry.
+    pub(super) fn cmd_list(
+        &mut self,
+        arg: Option<String>,
+        format: ListFormat,
+        select: Option<Selection>,
+    ) -> Handled {
         self.rest = 0;
         let (jail, endpoint) = self.transfer_setup(self.require(|p| p.read))?;
         let path = match &arg {
@@ -232,14 +238,16 @@ impl Session {
             ListFormat::Names => "NLST",
             ListFormat::Machine(..) => "MLSD",
         };
-        self.ask(
-            List {
-                jail,
-                path: path.clone(),
-                format,
-                now: unix_now(),
-            },
-            move |act, res, ctx| {
+        let list = List {
+            jail,
+            path: path.clone(),
+            format,
+            now: unix_now(),
+        };
+        let then = move |act: &mut Session,
+                         res: Result<ReadSource, StoreError>,
+                         ctx: &mut Context<Session>| {
+            {
                 let body = match res {
                     // RFC 3659 §7.2: MLSD of something that is not a directory is 501.
                     Err(StoreError::NotADirectory) if verb == "MLSD" => {
@@ -263,8 +271,12 @@ impl Session {
                     ReplyCode::OpeningDataConnection,
                     "Here comes the directory listing",
                 ))
-            },
-        )
+            }
+        };
+        match select {
+            Some(select) => self.ask(ListSelected { list, select }, then),
+            None => self.ask(list, then),
+        }
     }
 
     pub(super) fn cmd_retr(&mut self, arg: String) -> Handled {
@@ -283,7 +295,7 @@ impl Session {
                 let mode = mode_name(act.transfer_type);
                 let text = format!(
                     "Opening {mode} mode data connection for {} ({} bytes)",
-                    path.file_name(),
+                    crate::protocol::rawname::shown(path.file_name()),
                     handle.size
                 );
                 act.start_transfer(

@@ -17,6 +17,7 @@
 //! stat, list and downloads; `writes.rs` uploads and the commands that change the bucket;
 //! `stream.rs` the channels between the copy thread and the runtime.
 
+mod attributes;
 mod keys;
 mod reads;
 pub mod stream;

@@ -7,8 +7,8 @@ use super::stream::{ObjectReader, Piece, CHANNEL_CHUNKS};
 use super::{bucket_of, describe, on_runtime, store_error, Bucket, ObjectStore};
 use crate::error::StoreError;
 use crate::file_store::{
-    is_temp_name, AsciiCounter, AsciiSize, List, ListFormat, OpenRead, ReadHandle, ReadSource,
-    Stat, VirtualPath, ASCII_SIZE_LIMIT, SMALL_FILE,
+    is_temp_name, selected, AsciiCounter, AsciiSize, List, ListFormat, ListSelected, OpenRead,
+    ReadHandle, ReadSource, Selection, Stat, VirtualPath, ASCII_SIZE_LIMIT, SMALL_FILE,
 };
 use crate::listing::{self, EntryInfo, EntryKind};
 use actix::prelude::*;
@@ -115,6 +115,8 @@ const LIST_BATCH: usize = 1000;
 async fn next_batch(
     lister: &mut opendal::Lister,
     dir: &str,
+    select: &Selection,
+    found: &mut usize,
 ) -> Result<(Vec<EntryInfo>, bool), StoreError> {
     let mut entries = Vec::new();
     while entries.len() < LIST_BATCH {
@@ -131,10 +133,19 @@ async fn next_batch(
         if name.is_empty() || name.contains('/') || is_temp_name(name) {
             continue;
         }
+        // Dotfiles and glob patterns, as on the disk (at most MAX_GLOB_MATCHES matches).
+        if !selected(name, select, *found)? {
+            continue;
+        }
+        *found += 1;
+        let shown = match (&select.prefix, entry.metadata().is_dir()) {
+            (Some(prefix), _) => format!("{prefix}{name}"),
+            (None, _) => name.to_owned(),
+        };
         entries.push(if entry.metadata().is_dir() {
-            dir_entry(name.to_owned(), key)
+            dir_entry(shown, key)
         } else {
-            file_entry(name.to_owned(), key, entry.metadata())
+            file_entry(shown, key, entry.metadata())
         });
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -150,9 +161,19 @@ fn format(entries: &[EntryInfo], format: ListFormat, now: i64) -> Vec<u8> {
 }
 
 /// A listing: the bytes when it fits in one batch, otherwise a stream that formats one batch
-/// at a time (bounded memory for a folder of any size).
-async fn list(bucket: &Bucket, msg: List) -> Result<ReadSource, StoreError> {
+/// at a time (bounded memory for a folder of any size). `select` picks the entries (LIST and
+/// NLST: dotfiles, a glob pattern; MLSD and STAT: all).
+async fn list(bucket: &Bucket, msg: List, select: Selection) -> Result<ReadSource, StoreError> {
+    // NLST's folder prefix (`NLST dir/*.txt` answers `dir/a.txt`) is for names only.
+    let select = Selection {
+        prefix: select
+            .prefix
+            .filter(|_| matches!(msg.format, ListFormat::Names)),
+        ..select
+    };
     let entries = match find(bucket, &msg.path).await? {
+        // A pattern filters the entries of a folder; after a file there is nothing to match.
+        Found::File(_) if select.pattern.is_some() => return Err(StoreError::NotADirectory),
         // RFC 3659 §7.1: MLSD names a directory; a file is an error (501).
         Found::File(_) if matches!(msg.format, ListFormat::Machine(..)) => {
             return Err(StoreError::NotADirectory)
@@ -165,11 +186,20 @@ async fn list(bucket: &Bucket, msg: List) -> Result<ReadSource, StoreError> {
         Found::Dir => {
             let dir = dir_key(&msg.path, &bucket.location.prefix)?;
             let mut lister = bucket.op.lister(&dir).await.map_err(store_error)?;
-            let (first, complete) = next_batch(&mut lister, &dir).await?;
+            let mut found = 0;
+            let (first, complete) = next_batch(&mut lister, &dir, &select, &mut found).await?;
             if !complete {
                 let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
                 let body = format(&first, msg.format, msg.now);
-                tokio::spawn(stream_listing(lister, dir, body, msg.format, msg.now, tx));
+                let rest = Rest {
+                    lister,
+                    dir,
+                    select,
+                    found,
+                    format: msg.format,
+                    now: msg.now,
+                };
+                tokio::spawn(stream_listing(rest, body, tx));
                 return Ok(ReadSource::Stream(ObjectReader::open_ended(rx)));
             }
             first
@@ -178,23 +208,26 @@ async fn list(bucket: &Bucket, msg: List) -> Result<ReadSource, StoreError> {
     Ok(ReadSource::Bytes(format(&entries, msg.format, msg.now)))
 }
 
-/// Sends `first`, then the rest of the listing batch by batch, then `End` (or `Failed`).
-async fn stream_listing(
-    mut lister: opendal::Lister,
+/// The rest of a listing that did not fit in one batch.
+struct Rest {
+    lister: opendal::Lister,
     dir: String,
-    first: Vec<u8>,
-    list_format: ListFormat,
+    select: Selection,
+    found: usize,
+    format: ListFormat,
     now: i64,
-    tx: mpsc::Sender<Piece>,
-) {
+}
+
+/// Sends `first`, then the rest of the listing batch by batch, then `End` (or `Failed`).
+async fn stream_listing(mut rest: Rest, first: Vec<u8>, tx: mpsc::Sender<Piece>) {
     let mut body = first;
     loop {
         if tx.send(Piece::Data(body.into())).await.is_err() {
             return;
         }
-        match next_batch(&mut lister, &dir).await {
+        match next_batch(&mut rest.lister, &rest.dir, &rest.select, &mut rest.found).await {
             Ok((entries, complete)) => {
-                body = format(&entries, list_format, now);
+                body = format(&entries, rest.format, rest.now);
                 if complete {
                     if !body.is_empty() && tx.send(Piece::Data(body.into())).await.is_err() {
                         return;
@@ -325,7 +358,20 @@ impl Handler<List> for ObjectStore {
     type Result = ResponseFuture<Result<ReadSource, StoreError>>;
 
     fn handle(&mut self, msg: List, _: &mut Context<Self>) -> Self::Result {
-        on_runtime(async move { list(&bucket_of(&msg.jail)?, msg).await })
+        // MLSD and STAT list every entry, dotfiles included.
+        let everything = Selection {
+            show_hidden: true,
+            ..Selection::default()
+        };
+        on_runtime(async move { list(&bucket_of(&msg.jail)?, msg, everything).await })
+    }
+}
+
+impl Handler<ListSelected> for ObjectStore {
+    type Result = ResponseFuture<Result<ReadSource, StoreError>>;
+
+    fn handle(&mut self, msg: ListSelected, _: &mut Context<Self>) -> Self::Result {
+        on_runtime(async move { list(&bucket_of(&msg.list.jail)?, msg.list, msg.select).await })
     }
 }
 

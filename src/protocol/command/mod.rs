@@ -4,6 +4,13 @@
 //! Session never sees raw text. Parsing is pure: it never touches the file system or a
 //! socket, and it never panics on any input (see the table tests below and the fuzz target).
 
+mod extensions;
+
+pub use extensions::{
+    parse_site, parse_time_val, ByteRange, FactChanges, HashAlgo, ListArgs, SiteCommand, Timestamp,
+};
+
+use super::rawname;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -28,6 +35,10 @@ pub enum EpsvArg {
 
 /// A fully parsed FTP command. Variants are the RFC verbs; X-prefixed aliases
 /// (XPWD, XCWD, ...) map to the same variant.
+///
+/// Arguments that name an existing file are decoded losslessly (`rawname`): a name that is not
+/// UTF-8, as a listing showed it, can be sent back. Arguments that create a name (STOR, APPE,
+/// MKD, RNTO) must have a UTF-8 last component; every other argument must be UTF-8.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Command {
     User(String),
@@ -51,7 +62,7 @@ pub enum Command {
     Epsv(EpsvArg),
     Port(SocketAddr),
     Eprt(SocketAddr),
-    /// LIST with its path (if any) after `-` options were removed.
+    /// LIST with its argument as sent: `ls` options and a path or pattern (`ListArgs::parse`).
     List(Option<String>),
     Nlst(Option<String>),
     Mlsd(Option<String>),
@@ -68,6 +79,16 @@ pub enum Command {
     Rnto(String),
     Size(String),
     Mdtm(String),
+    /// MFMT (draft-somers-ftp-mfxx): set a file's modification time.
+    Mfmt(Timestamp, String),
+    /// MFF: set the facts that map onto this file system (`modify`, `UNIX.mode`).
+    Mff(FactChanges, String),
+    /// HASH (draft-bryan-ftpext-hash): the selected algorithm over the RANG range.
+    Hash(String),
+    /// RANG: the byte range for the next HASH; `None` clears it (`RANG 1 0`).
+    Rang(Option<ByteRange>),
+    /// XCRC, XMD5, XSHA1 (and XSHA), XSHA256: one algorithm, optional offsets.
+    XHash(HashAlgo, String, ByteRange),
     Allo,
     Abor,
     Stat(Option<String>),
@@ -108,6 +129,7 @@ impl fmt::Display for Command {
             | Command::Rnto(a)
             | Command::Size(a)
             | Command::Mdtm(a)
+            | Command::Hash(a)
             | Command::Site(a)
             | Command::Smnt(a)
             | Command::Auth(a)
@@ -133,6 +155,15 @@ impl fmt::Display for Command {
             Command::Epsv(EpsvArg::Protocol(p)) => Some(p.to_string()),
             Command::Port(a) | Command::Eprt(a) => Some(a.to_string()),
             Command::Rest(n) => Some(n.to_string()),
+            Command::Mfmt(t, a) => Some(format!("{} {a}", t.secs)),
+            Command::Mff(_, a) => Some(format!("(facts) {a}")),
+            Command::Rang(Some(r)) => Some(format!("{} {}", r.start, r.end.unwrap_or(0))),
+            Command::Rang(None) => Some("1 0".into()),
+            Command::XHash(_, a, r) => Some(match r.end {
+                Some(e) => format!("{a} {} {e}", r.start),
+                None if r.start > 0 => format!("{a} {}", r.start),
+                None => a.clone(),
+            }),
             _ => None,
         };
         match arg {
@@ -182,6 +213,14 @@ impl Command {
             Command::Rnto(_) => "RNTO",
             Command::Size(_) => "SIZE",
             Command::Mdtm(_) => "MDTM",
+            Command::Mfmt(..) => "MFMT",
+            Command::Mff(..) => "MFF",
+            Command::Hash(_) => "HASH",
+            Command::Rang(_) => "RANG",
+            Command::XHash(HashAlgo::Crc32, ..) => "XCRC",
+            Command::XHash(HashAlgo::Md5, ..) => "XMD5",
+            Command::XHash(HashAlgo::Sha1, ..) => "XSHA1",
+            Command::XHash(HashAlgo::Sha256, ..) => "XSHA256",
             Command::Allo => "ALLO",
             Command::Abor => "ABOR",
             Command::Stat(_) => "STAT",
@@ -237,8 +276,8 @@ impl fmt::Display for ParseError {
     }
 }
 
-/// The longest verb we look at; anything longer is an unknown command.
-const MAX_VERB_LEN: usize = 4;
+/// The longest verb we look at (XSHA256); anything longer is an unknown command.
+const MAX_VERB_LEN: usize = 7;
 
 /// Parses one control line (without its line ending, Telnet sequences already removed).
 pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
@@ -246,10 +285,12 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         Some(i) => (&line[..i], Some(&line[i + 1..])),
         None => (line, None),
     };
-    // SECURITY: the verb is echoed in the 500 reply; keep it short and printable.
+    // SECURITY: the verb is echoed in the 500 reply; keep it short and printable. Verbs are
+    // letters, and digits after the first letter (XSHA256).
     if verb_bytes.is_empty()
         || verb_bytes.len() > MAX_VERB_LEN
-        || !verb_bytes.iter().all(u8::is_ascii_alphabetic)
+        || !verb_bytes[0].is_ascii_alphabetic()
+        || !verb_bytes.iter().all(u8::is_ascii_alphanumeric)
     {
         let shown: String = String::from_utf8_lossy(&verb_bytes[..verb_bytes.len().min(16)])
             .chars()
@@ -261,8 +302,17 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
     let verb_buf = &mut verb_buf[..verb_bytes.len()];
     verb_buf.copy_from_slice(verb_bytes);
     verb_buf.make_ascii_uppercase();
-    // Checked above: ASCII letters only.
+    // Checked above: ASCII letters and digits only.
     let verb = std::str::from_utf8(verb_buf).map_err(|_| ParseError::NotUtf8)?;
+
+    // A path argument that names an existing file: any bytes, decoded losslessly (RFC 2640
+    // §3.2: names that are not UTF-8 are sent as they are, and come back the same way).
+    let raw_arg = arg_bytes
+        .map(rawname::decode)
+        .filter(|a| !a.trim().is_empty());
+    if is_path_verb(verb) {
+        return parse_path_command(verb, raw_arg, arg_bytes);
+    }
 
     let arg: Option<&str> = match arg_bytes {
         None => None,
@@ -301,7 +351,6 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         "HELP" => Command::Help(arg.map(|a| a.trim().to_ascii_uppercase())),
         "OPTS" => parse_opts(&required("OPTS")?),
         "PWD" | "XPWD" => none(Command::Pwd, "PWD")?,
-        "CWD" | "XCWD" => Command::Cwd(required("CWD")?),
         "CDUP" | "XCUP" => none(Command::Cdup, "CDUP")?,
         "TYPE" => Command::Type(parse_type(&required("TYPE")?)?),
         "MODE" => Command::Mode(parse_single(&required("MODE")?, "MODE", "S", &["B", "C"])?),
@@ -310,35 +359,113 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         "EPSV" => Command::Epsv(parse_epsv(arg)?),
         "PORT" => Command::Port(parse_port(&required("PORT")?)?),
         "EPRT" => Command::Eprt(parse_eprt(&required("EPRT")?)?),
-        "LIST" => Command::List(strip_list_options(arg)),
-        "NLST" => Command::Nlst(strip_list_options(arg)),
-        "MLSD" => Command::Mlsd(arg.map(str::to_owned)),
-        "MLST" => Command::Mlst(arg.map(str::to_owned)),
-        "RETR" => Command::Retr(required("RETR")?),
-        "STOR" => Command::Stor(required("STOR")?),
-        "APPE" => Command::Appe(required("APPE")?),
         "STOU" => Command::Stou,
         "REST" => Command::Rest(required("REST")?.trim().parse().map_err(|_| {
             ParseError::BadArgument("REST", "offset must be a non-negative number")
         })?),
-        "DELE" => Command::Dele(required("DELE")?),
-        "MKD" | "XMKD" => Command::Mkd(required("MKD")?),
-        "RMD" | "XRMD" => Command::Rmd(required("RMD")?),
-        "RNFR" => Command::Rnfr(required("RNFR")?),
-        "RNTO" => Command::Rnto(required("RNTO")?),
-        "SIZE" => Command::Size(required("SIZE")?),
-        "MDTM" => Command::Mdtm(required("MDTM")?),
         // RFC 959 §4.1.3: ALLO is accepted and its argument is not needed by us.
         "ALLO" => Command::Allo,
         "ABOR" => none(Command::Abor, "ABOR")?,
-        "STAT" => Command::Stat(arg.map(str::to_owned)),
-        "SITE" => Command::Site(required("SITE")?),
         "SMNT" => Command::Smnt(required("SMNT")?),
         "AUTH" => Command::Auth(required("AUTH")?.trim().to_ascii_uppercase()),
         "PBSZ" => Command::Pbsz(required("PBSZ")?.trim().to_owned()),
         "PROT" => Command::Prot(required("PROT")?.trim().to_ascii_uppercase()),
         "CCC" => none(Command::Ccc, "CCC")?,
+        "RANG" => Command::Rang(extensions::parse_rang(&required("RANG")?)?),
         _ => return Err(ParseError::UnknownCommand(verb.to_owned())),
+    })
+}
+
+/// Verbs whose argument is a path (or carries one): parsed by `parse_path_command`.
+fn is_path_verb(verb: &str) -> bool {
+    matches!(
+        verb,
+        "CWD"
+            | "XCWD"
+            | "LIST"
+            | "NLST"
+            | "MLSD"
+            | "MLST"
+            | "RETR"
+            | "STOR"
+            | "APPE"
+            | "DELE"
+            | "MKD"
+            | "XMKD"
+            | "RMD"
+            | "XRMD"
+            | "RNFR"
+            | "RNTO"
+            | "SIZE"
+            | "MDTM"
+            | "STAT"
+            | "SITE"
+            | "MFMT"
+            | "MFF"
+            | "HASH"
+            | "XCRC"
+            | "XMD5"
+            | "XSHA"
+            | "XSHA1"
+            | "XSHA256"
+    )
+}
+
+/// The commands whose argument names a file, given losslessly decoded (`rawname`).
+fn parse_path_command(
+    verb: &str,
+    arg: Option<String>,
+    bytes: Option<&[u8]>,
+) -> Result<Command, ParseError> {
+    let required = |name: &'static str| arg.clone().ok_or(ParseError::MissingArgument(name));
+    // SECURITY: a command that creates a name creates a UTF-8 one (RFC 2640): bytes that are not
+    // UTF-8 may name the folders on the way, which already exist, but not the new last component.
+    let creates = |name: &'static str| -> Result<String, ParseError> {
+        let path = required(name)?;
+        let raw = bytes.unwrap_or_default();
+        let last = raw.rsplit(|&b| b == b'/').next().unwrap_or_default();
+        if std::str::from_utf8(last).is_err() {
+            return Err(ParseError::NotUtf8);
+        }
+        Ok(path)
+    };
+    Ok(match verb {
+        "CWD" | "XCWD" => Command::Cwd(required("CWD")?),
+        "LIST" => Command::List(arg),
+        "NLST" => Command::Nlst(arg),
+        "MLSD" => Command::Mlsd(arg),
+        "MLST" => Command::Mlst(arg),
+        "RETR" => Command::Retr(required("RETR")?),
+        "STOR" => Command::Stor(creates("STOR")?),
+        "APPE" => Command::Appe(creates("APPE")?),
+        "DELE" => Command::Dele(required("DELE")?),
+        "MKD" | "XMKD" => Command::Mkd(creates("MKD")?),
+        "RMD" | "XRMD" => Command::Rmd(required("RMD")?),
+        "RNFR" => Command::Rnfr(required("RNFR")?),
+        "RNTO" => Command::Rnto(creates("RNTO")?),
+        "SIZE" => Command::Size(required("SIZE")?),
+        "MDTM" => Command::Mdtm(required("MDTM")?),
+        "STAT" => Command::Stat(arg),
+        "SITE" => Command::Site(required("SITE")?),
+        "MFMT" => {
+            let (time, path) = extensions::parse_mfmt(&required("MFMT")?)?;
+            Command::Mfmt(time, path)
+        }
+        "MFF" => {
+            let (facts, path) = extensions::parse_mff(&required("MFF")?)?;
+            Command::Mff(facts, path)
+        }
+        "HASH" => Command::Hash(required("HASH")?),
+        _ => {
+            let (algo, name) = match verb {
+                "XCRC" => (HashAlgo::Crc32, "XCRC"),
+                "XMD5" => (HashAlgo::Md5, "XMD5"),
+                "XSHA256" => (HashAlgo::Sha256, "XSHA256"),
+                _ => (HashAlgo::Sha1, "XSHA1"),
+            };
+            let (path, range) = extensions::parse_x_hash(name, &required(name)?)?;
+            Command::XHash(algo, path, range)
+        }
     })
 }
 
@@ -464,29 +591,6 @@ fn parse_eprt(arg: &str) -> Result<SocketAddr, ParseError> {
         _ => return Err(ParseError::UnsupportedNetworkProtocol),
     };
     Ok(SocketAddr::new(ip, port))
-}
-
-/// Clients send `ls` options with LIST/NLST (`LIST -la`, `LIST -a /dir`). Leading words that
-/// start with `-` are options, not paths; we always list the same way, so they are dropped.
-fn strip_list_options(arg: Option<&str>) -> Option<String> {
-    let mut rest = arg?;
-    loop {
-        let trimmed = rest.trim_start();
-        if trimmed.starts_with('-') && trimmed.len() > 1 {
-            match trimmed.find(' ') {
-                Some(i) => rest = &trimmed[i + 1..],
-                None => return None,
-            }
-        } else {
-            rest = trimmed;
-            break;
-        }
-    }
-    if rest.is_empty() {
-        None
-    } else {
-        Some(rest.to_owned())
-    }
 }
 
 #[cfg(test)]

@@ -50,12 +50,36 @@ fn commands_parse_to_typed_variants() {
             Command::Eprt(SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 5282)),
         ),
         ("LIST", Command::List(None)),
-        ("LIST -la", Command::List(None)),
-        ("LIST -a -l", Command::List(None)),
-        ("LIST -a /dir", Command::List(Some("/dir".into()))),
+        // Options stay in the argument: `ListArgs::parse` reads them (`-a` shows dotfiles).
+        ("LIST -la", Command::List(Some("-la".into()))),
+        ("LIST -a /dir", Command::List(Some("-a /dir".into()))),
         ("LIST sub dir", Command::List(Some("sub dir".into()))),
-        ("NLST -al x", Command::Nlst(Some("x".into()))),
+        ("NLST *.txt", Command::Nlst(Some("*.txt".into()))),
         ("LIST -", Command::List(Some("-".into()))),
+        // Names that are not UTF-8 are carried losslessly where they name an existing file.
+        ("MFMT 20200102030405 a b", Command::Mfmt(ts(), "a b".into())),
+        ("HASH f.bin", Command::Hash("f.bin".into())),
+        ("RANG 1 0", Command::Rang(None)),
+        (
+            "XSHA256 f 1 9",
+            Command::XHash(
+                HashAlgo::Sha256,
+                "f".into(),
+                ByteRange {
+                    start: 1,
+                    end: Some(9),
+                },
+            ),
+        ),
+        (
+            "xcrc f",
+            Command::XHash(HashAlgo::Crc32, "f".into(), ByteRange::default()),
+        ),
+        (
+            "XSHA f",
+            Command::XHash(HashAlgo::Sha1, "f".into(), ByteRange::default()),
+        ),
+        ("SITE CHMOD 644 f", Command::Site("CHMOD 644 f".into())),
         ("RETR ünï cödé.txt", Command::Retr("ünï cödé.txt".into())),
         ("STOR a\"b", Command::Stor("a\"b".into())),
         ("REST 100", Command::Rest(100)),
@@ -88,6 +112,16 @@ fn bad_lines_map_to_parse_errors() {
         (b"CWD   ", MissingArgument("CWD")),
         (b"RETR", MissingArgument("RETR")),
         (b"STOR \xff\xfe", NotUtf8),
+        (b"MKD ok/\xe9", NotUtf8),
+        (b"RNTO \xc0\xaf", NotUtf8),
+        (b"USER \x80", NotUtf8),
+        (b"XSHA512 f", UnknownCommand("XSHA512".into())),
+        (b"XSHA2567 f", UnknownCommand("XSHA2567".into())),
+        (
+            b"MFMT 2020 f",
+            BadArgument("MFMT", "expected YYYYMMDDHHMMSS[.sss] and a path"),
+        ),
+        (b"MFF create=20200102030405; f", UnsupportedParameter("MFF")),
         (b"TYPE X", BadArgument("TYPE", "unknown type")),
         (b"TYPE E", UnsupportedParameter("TYPE")),
         (b"MODE B", UnsupportedParameter("MODE")),
@@ -158,4 +192,35 @@ fn unknown_verb_text_is_bounded_and_printable() {
         }
         other => panic!("unexpected {other:?}"),
     }
+}
+
+fn ts() -> Timestamp {
+    parse_time_val("20200102030405").expect("valid time")
+}
+
+#[test]
+fn raw_names_round_trip_and_new_names_must_be_utf8() {
+    // A name from a listing, not UTF-8, comes back byte for byte.
+    let Ok(Command::Retr(name)) = parse(b"RETR dir/caf\xe9.txt") else {
+        panic!("RETR with a Latin-1 name must parse");
+    };
+    assert_eq!(
+        &*crate::protocol::rawname::encode(&name),
+        b"dir/caf\xe9.txt"
+    );
+    // A folder on the way may be any bytes; the created name may not.
+    assert!(matches!(
+        parse(b"STOR caf\xe9/new.txt"),
+        Ok(Command::Stor(_))
+    ));
+    assert_eq!(parse(b"STOR dir/caf\xe9.txt"), Err(ParseError::NotUtf8));
+    // A genuine U+F7E9 in valid UTF-8 is not mistaken for the raw byte 0xE9.
+    let Ok(Command::Retr(genuine)) = p("RETR caf\u{F7E9}") else {
+        panic!("RETR with a private-use character must parse");
+    };
+    assert_ne!(genuine, name.replace("dir/", "").replace(".txt", ""));
+    assert_eq!(
+        &*crate::protocol::rawname::encode(&genuine),
+        "caf\u{F7E9}".as_bytes()
+    );
 }
