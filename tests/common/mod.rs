@@ -8,6 +8,7 @@
 // Each test binary uses a different subset of the harness.
 #![allow(dead_code)]
 
+pub mod s3;
 pub mod tls;
 
 use std::collections::VecDeque;
