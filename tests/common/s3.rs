@@ -103,7 +103,16 @@ struct Log {
     grew: Condvar,
 }
 
-static SHARED: OnceLock<Option<S3Server>> = OnceLock::new();
+static SHARED: OnceLock<Result<S3Server, String>> = OnceLock::new();
+
+/// Reports that moto cannot be had (see [`cannot_run`]) and returns `None`.
+fn unavailable<T>(why: &str) -> Option<T> {
+    cannot_run(
+        &format!("the S3 tests need moto, and it could not be installed: {why}"),
+        &format!("moto (S3 server) unavailable: {why}"),
+    );
+    None
+}
 
 /// A fresh bucket on this test binary's shared server; `None` when moto cannot be had here (a
 /// loud skip, see the module doc): `let Some(bucket) = s3::bucket() else { return };`.
@@ -113,25 +122,23 @@ pub fn bucket() -> Option<Bucket> {
 
 impl S3Server {
     /// The server shared by every test of this binary, started on first use. Never stopped
-    /// explicitly: it exits when the test process does (see the module doc).
+    /// explicitly: it exits when the test process does (see the module doc). `None` when moto
+    /// cannot be had here (a loud skip for every test that asks; a panic under `CI`).
     pub fn shared() -> Option<&'static S3Server> {
-        SHARED.get_or_init(S3Server::start).as_ref()
+        let shared = SHARED.get_or_init(|| moto_python().map(S3Server::start_with));
+        match shared {
+            Ok(server) => Some(server),
+            Err(why) => unavailable(why),
+        }
     }
 
     /// Starts a server of the test's own, for tests that make it misbehave. `None` when moto
     /// cannot be had here (a loud skip; a panic under `CI`).
     pub fn start() -> Option<S3Server> {
-        let python = match moto_python() {
-            Ok(p) => p,
-            Err(why) => {
-                cannot_run(
-                    &format!("the S3 tests need moto, and it could not be installed: {why}"),
-                    "moto (S3 server) unavailable",
-                );
-                return None;
-            }
-        };
-        Some(S3Server::start_with(python))
+        match moto_python() {
+            Ok(python) => Some(S3Server::start_with(python)),
+            Err(why) => unavailable(&why),
+        }
     }
 
     fn start_with(python: &Path) -> S3Server {
@@ -241,7 +248,7 @@ impl S3Server {
     }
 
     fn is_shared(&self) -> bool {
-        matches!(SHARED.get(), Some(Some(shared)) if std::ptr::eq(shared, self))
+        matches!(SHARED.get(), Some(Ok(shared)) if std::ptr::eq(shared, self))
     }
 
     /// Kills moto and waits for it to exit: its port then refuses connections (an unreachable
@@ -689,11 +696,11 @@ impl Bucket {
 
     /// moto's log lines that name this bucket (requests, mostly the daemon's).
     pub fn log_lines(&self) -> Vec<String> {
-        let needle = format!("/{}", self.name);
+        let needles = ['/', '?', ' '].map(|end| format!("/{}{end}", self.name));
         self.log
             .snapshot()
             .into_iter()
-            .filter(|l| l.contains(&needle))
+            .filter(|l| needles.iter().any(|n| l.contains(n.as_str())))
             .collect()
     }
 
@@ -760,8 +767,17 @@ impl Bucket {
             if keys.is_empty() {
                 break;
             }
+            // One DeleteObjects request a page, its keys copied as listed (still escaped).
+            let mut body = String::from("<Delete><Quiet>true</Quiet>");
             for key in keys {
-                call("DELETE", &self.key_path(&xml_unescape(key)), 204)?;
+                body.push_str(&format!("<Object><Key>{key}</Key></Object>"));
+            }
+            body.push_str("</Delete>");
+            let target = format!("/{}?delete", self.name);
+            let r = http(self.addr, "POST", &target, &[], body.as_bytes())
+                .map_err(|e| e.to_string())?;
+            if r.status != 200 || r.text().contains("<Error>") {
+                return Err(format!("DeleteObjects answered {}: {}", r.status, r.text()));
             }
         }
         call("DELETE", &format!("/{}", self.name), 204).map(drop)
@@ -1147,6 +1163,10 @@ fn ensure_venv() -> Result<PathBuf, String> {
         .map_err(|e| format!("lock {}: {e}", lock_path.display()))?;
     if python.exists() {
         return Ok(python); // made by another process while this one waited
+    }
+    // There but unusable: its base Python is gone (a `bin/python` symlink to nowhere).
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
     }
     // Holding the lock, any half-made environment is a leftover of a process that died.
     let tmp_prefix = format!("{name}.tmp-");
