@@ -179,6 +179,64 @@ fn conditional_put_refuses_to_overwrite() {
     assert_eq!(bucket.get("once.txt").as_deref(), Some(&b"first"[..]));
 }
 
+/// moto does the server-side copies a rename can use: CopyObject, and UploadPartCopy with
+/// source ranges (the way to copy objects over 5 GiB).
+#[test]
+fn server_side_copy_and_upload_part_copy_work() {
+    let Some(bucket) = s3::bucket() else { return };
+    let data = random_bytes(6 * MIB + 5);
+    bucket.put("src dir/source.bin", &data);
+    let source = format!(
+        "/{}/{}",
+        bucket.name(),
+        s3::path_encode("src dir/source.bin")
+    );
+
+    let copy = bucket.request(
+        "PUT",
+        &bucket.key_path("copied.bin"),
+        &[("x-amz-copy-source", &source)],
+        b"",
+    );
+    assert_eq!(copy.status, 200, "CopyObject: {}", copy.text());
+    assert_eq!(bucket.sha256("copied.bin"), Some(sha256_hex(&data)));
+
+    let id = bucket.create_upload("part-copied.bin");
+    let split = 5 * MIB;
+    let mut parts = Vec::new();
+    for (number, range) in [
+        (1, format!("bytes=0-{}", split - 1)),
+        (2, format!("bytes={split}-{}", data.len() - 1)),
+    ] {
+        let target = format!(
+            "{}?partNumber={number}&uploadId={}",
+            bucket.key_path("part-copied.bin"),
+            s3::query_encode(&id)
+        );
+        let r = bucket.request(
+            "PUT",
+            &target,
+            &[
+                ("x-amz-copy-source", &source),
+                ("x-amz-copy-source-range", &range),
+            ],
+            b"",
+        );
+        assert_eq!(r.status, 200, "UploadPartCopy {range}: {}", r.text());
+        let etag = s3::xml_first(&r.text(), "ETag")
+            .map(s3::xml_unescape)
+            .unwrap_or_else(|| panic!("no ETag in {}", r.text()));
+        parts.push((number, etag));
+    }
+    bucket.complete_upload("part-copied.bin", &id, &parts);
+    assert_eq!(bucket.sha256("part-copied.bin"), Some(sha256_hex(&data)));
+    assert_eq!(
+        bucket.sha256("src dir/source.bin"),
+        Some(sha256_hex(&data)),
+        "source intact"
+    );
+}
+
 #[test]
 fn deny_policy_refuses_object_requests_under_its_prefix() {
     let Some(bucket) = s3::bucket() else { return };
