@@ -109,6 +109,9 @@ pub fn init(settings: &LogSettings) -> Result<Option<AppendFile>, String> {
     // connection. Its lines are kept to errors unless RUST_LOG or --log-level name `rustls`;
     // a handshake that fails is logged by the connection, with its session id.
     builder.filter_module("rustls", log::LevelFilter::Error);
+    // opendal logs each retry of an S3 request with the whole error and a backtrace; the
+    // ObjectStore logs one line when a request finally fails (or RUST_LOG names `opendal`).
+    builder.filter_module("opendal", log::LevelFilter::Error);
     builder.parse_env(env_logger::Env::default().default_filter_or(settings.level.as_str()));
     builder.format(move |buf, record| {
         let text = match record.args().as_str() {

@@ -8,6 +8,8 @@
 // Each test binary uses a different subset of the harness.
 #![allow(dead_code)]
 
+pub mod backend;
+pub mod s3;
 pub mod tls;
 
 use std::collections::VecDeque;

@@ -249,7 +249,10 @@ fn store_error(e: opendal::Error) -> StoreError {
     use opendal::ErrorKind as K;
     match e.kind() {
         K::NotFound => StoreError::NotFound,
-        K::PermissionDenied => StoreError::PermissionDenied,
+        K::PermissionDenied => {
+            log::warn!("object storage: {}", describe(&e));
+            StoreError::PermissionDenied
+        }
         K::AlreadyExists | K::ConditionNotMatch => StoreError::AlreadyExists,
         K::IsADirectory => StoreError::IsADirectory,
         K::NotADirectory => StoreError::NotADirectory,
@@ -257,9 +260,15 @@ fn store_error(e: opendal::Error) -> StoreError {
             log::warn!("object storage: {}", describe(&e));
             StoreError::Unavailable("object storage is throttling requests; try again".into())
         }
-        _ if e.is_temporary() => {
+        // What is left after the retries is the network or the server: the client may try
+        // again later (451), whatever the cause.
+        K::Unexpected => {
             log::warn!("object storage: {}", describe(&e));
-            StoreError::Unavailable("object storage did not answer; try again".into())
+            StoreError::Unavailable(match cause(&e) {
+                Cause::Unreachable => "object storage is unreachable; try again".into(),
+                Cause::Timeout => "object storage did not answer in time; try again".into(),
+                Cause::Other => "object storage failed the request; try again".into(),
+            })
         }
         _ => {
             log::warn!("object storage: {}", describe(&e));
@@ -268,11 +277,57 @@ fn store_error(e: opendal::Error) -> StoreError {
     }
 }
 
-/// An opendal error on one line, without request dumps.
+enum Cause {
+    Unreachable,
+    Timeout,
+    Other,
+}
+
+/// What lies at the bottom of an error's chain of sources.
+fn cause(e: &opendal::Error) -> Cause {
+    let text = innermost(e).to_ascii_lowercase();
+    if text.contains("timed out") || text.contains("timeout") || text.contains("deadline") {
+        Cause::Timeout
+    } else if text.contains("connect") || text.contains("refused") || text.contains("dns") {
+        Cause::Unreachable
+    } else {
+        Cause::Other
+    }
+}
+
+/// The innermost source's message: "tcp connect error: Connection refused (os error 111)"
+/// rather than "send http request".
+fn innermost(e: &opendal::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text = s.to_string();
+        source = s.source();
+    }
+    text
+}
+
+/// An opendal error on one line for the log and for start-up: what it means where we can say,
+/// else its kind and innermost cause, never request dumps or backtraces.
 fn describe(e: &opendal::Error) -> String {
-    let text = e.to_string();
-    let line = text.lines().next().unwrap_or("");
-    crate::printable::escape_controls(line)
+    use opendal::ErrorKind as K;
+    let inner = innermost(e);
+    let line = match e.kind() {
+        K::PermissionDenied => "access denied (check the credentials and the bucket policy)".into(),
+        _ if inner.contains("NoSuchBucket") || inner.contains("status: 404") => {
+            "the bucket does not exist".into()
+        }
+        kind => {
+            // Cut the request context opendal appends.
+            let cut = [" context:", ", context", " response:"]
+                .iter()
+                .filter_map(|m| inner.find(m))
+                .min()
+                .unwrap_or(inner.len());
+            format!("{kind}: {}", &inner[..cut])
+        }
+    };
+    crate::printable::escape_controls(line.lines().next().unwrap_or(""))
         .chars()
         .take(300)
         .collect()
