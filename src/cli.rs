@@ -139,6 +139,16 @@ struct Opt {
     #[structopt(long, value_name = "HOST")]
     passive_address: Option<String>,
 
+    /// Control and passive data connections from --trusted-proxies must start with a PROXY
+    /// protocol header (v1 or v2, as HAProxy's send-proxy-v2 sends) naming the client, whose
+    /// address then counts everywhere; a header from any other address is refused.
+    #[structopt(long)]
+    proxy_protocol: bool,
+
+    /// The load balancers allowed to send PROXY headers: CIDR,CIDR,... (needs --proxy-protocol).
+    #[structopt(long, value_name = "CIDRS")]
+    trusted_proxies: Option<String>,
+
     /// Seconds running transfers may go on after SIGTERM/SIGINT before they are aborted. [default: 30]
     #[structopt(long, value_name = "S")]
     shutdown_grace: Option<u64>,
@@ -380,6 +390,8 @@ fn from_opt(opt: Opt) -> Result<Invocation, String> {
         allow_fxp: set("allow_fxp", opt.allow_fxp),
         show_dotfiles: set("show_dotfiles", opt.show_dotfiles),
         passive_address: given("passive_address", opt.passive_address),
+        proxy_protocol: set("proxy_protocol", opt.proxy_protocol),
+        trusted_proxies: given("trusted_proxies", opt.trusted_proxies),
         shutdown_grace: given("shutdown_grace", opt.shutdown_grace),
         stale_upload_age: given("stale_upload_age", opt.stale_upload_age),
         tls_cert: given("tls_cert", opt.tls_cert),

@@ -148,6 +148,9 @@ pub struct Config {
     pub banner: String,
     /// The secret the admin endpoint requires (`Authorization: Bearer`), from `--admin-token-file`.
     pub admin_token: Option<crate::observability::token::AdminToken>,
+    /// `--proxy-protocol`: connections from these proxies start with a PROXY header naming
+    /// the client (control connections, and passive data connections).
+    pub proxy_protocol: Option<crate::proxy::ProxyProtocol>,
 }
 
 impl Default for Config {
@@ -173,6 +176,7 @@ impl Default for Config {
             metrics_enabled: false,
             banner: "actorftpd ready".to_owned(),
             admin_token: None,
+            proxy_protocol: None,
         }
     }
 }

@@ -147,6 +147,8 @@ options! {
     allow_fxp: bool,
     show_dotfiles: bool,
     passive_address: String,
+    proxy_protocol: bool,
+    trusted_proxies: String,
     shutdown_grace: u64,
     stale_upload_age: u64,
     tls_cert: PathBuf,
@@ -479,6 +481,7 @@ pub fn resolve(o: Options) -> Result<RunSettings, String> {
         implicit_tls_listen,
         xferlog: value(&o.xferlog),
         metrics_enabled: admin_listen.is_some() || metrics_listen.is_some(),
+        proxy_protocol: proxy_protocol(&o)?,
         ..defaults
     };
     if let Some(s) = &o.storage {
@@ -513,6 +516,21 @@ pub fn resolve(o: Options) -> Result<RunSettings, String> {
         umask,
         warnings,
     })
+}
+
+/// `--proxy-protocol` with its `--trusted-proxies`: one without the other is a mistake.
+fn proxy_protocol(o: &Options) -> Result<Option<crate::proxy::ProxyProtocol>, String> {
+    match (
+        o.proxy_protocol.as_ref().filter(|s| s.value),
+        &o.trusted_proxies,
+    ) {
+        (Some(_), Some(list)) => crate::proxy::ProxyProtocol::parse(&list.value)
+            .map(Some)
+            .map_err(|e| list.fail(e)),
+        (Some(s), None) => Err(s.fail("needs --trusted-proxies CIDR,... (the load balancers)")),
+        (None, Some(list)) => Err(list.fail("is only for --proxy-protocol, which is not given")),
+        (None, None) => Ok(None),
+    }
 }
 
 /// The passive range, and the rule that ties it to the session limits.
