@@ -455,6 +455,9 @@ fn passive_data_through_a_proxy_is_checked_against_the_client_and_has_no_header(
     assert!(c.reply().is_some_and(|r| r.starts_with("220")));
     c.login();
     c.expect("TYPE I", 200);
+    // PASV names the load balancer (--passive-address), even to a client on a local network.
+    let pasv = c.expect("PASV", 227);
+    assert!(pasv.contains("(127,0,0,3,"), "{pasv}");
     let epsv = c.expect("EPSV", 229);
     let port: u16 = epsv
         .split('|')

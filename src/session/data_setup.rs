@@ -209,9 +209,13 @@ impl Session {
             ));
         }
         // Behind NAT the outside world must be told the public address; local peers
-        // (loopback, private networks) keep the address they connected to.
+        // (loopback, private networks) keep the address they connected to, unless a load
+        // balancer (--proxy-protocol) stands in front of every replica's passive ports.
+        let behind_proxy = self.services.config.proxy_protocol.is_some();
         let advertised = match self.services.config.passive_address {
-            Some(IpAddr::V4(public)) if !is_local_peer(self.peer.remote.ip()) => Some(public),
+            Some(IpAddr::V4(public)) if behind_proxy || !is_local_peer(self.peer.remote.ip()) => {
+                Some(public)
+            }
             _ => as_v4(local_ip),
         };
         let o = advertised.map(|a| a.octets()).unwrap_or([127, 0, 0, 1]);
