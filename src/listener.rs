@@ -226,7 +226,10 @@ impl Handler<Proxied> for Listener {
     /// From here on the client's address from the header is the connection's.
     fn handle(&mut self, msg: Proxied, _: &mut Context<Self>) -> Self::Result {
         let client = msg.origin.client(msg.proxy);
-        self.admit(msg.stream, client, Some(msg.proxy))
+        // A header with no client in it (HAProxy's health checks send v2 LOCAL) leaves the
+        // proxy as the peer: nothing to say about a proxy in between.
+        let via = matches!(msg.origin, Origin::Client { .. }).then_some(msg.proxy);
+        self.admit(msg.stream, client, via)
     }
 }
 

@@ -34,20 +34,30 @@ impl Replica {
     /// A daemon serving alice (password `pw`, root `<tmp>/srv`) behind HAProxy, with its passive
     /// range (none: the kernel's ports) and `extra` options.
     fn start(passive: Option<(u16, u16)>, extra: &[&str]) -> Replica {
+        Replica::start_with_users(passive, extra, &[])
+    }
+
+    /// [`Replica::start`], with more users (password `pw`, alice's root) allowed only from
+    /// the networks given.
+    fn start_with_users(
+        passive: Option<(u16, u16)>,
+        extra: &[&str],
+        networks: &[(&str, &str)],
+    ) -> Replica {
         let tmp = TempDir::new().expect("tmp");
         let root = tmp.path().join("srv");
         std::fs::create_dir_all(&root).expect("root");
-        let hash = actorftpd::auth::hash_password("pw").expect("hash");
-        let users = tmp.path().join("users.toml");
-        std::fs::write(
-            &users,
-            format!(
-                "[[user]]\nname = \"alice\"\npassword_hash = {}\nroot = {}\n",
-                toml_string(&hash),
-                toml_string(root.to_str().expect("utf-8"))
-            ),
-        )
-        .expect("users file");
+        let hash = toml_string(&actorftpd::auth::hash_password("pw").expect("hash"));
+        let root_text = toml_string(root.to_str().expect("utf-8"));
+        let mut users =
+            format!("[[user]]\nname = \"alice\"\npassword_hash = {hash}\nroot = {root_text}\n");
+        for (name, net) in networks {
+            users.push_str(&format!(
+                "[[user]]\nname = \"{name}\"\npassword_hash = {hash}\nroot = {root_text}\n\
+                 allowed_networks = [\"{net}\"]\n"
+            ));
+        }
+        std::fs::write(tmp.path().join("users.toml"), users).expect("users file");
         let token = TokenFile::new();
         let path = |name: &str| tmp.path().join(name).to_str().expect("utf-8").to_owned();
         let mut args = vec![
@@ -600,4 +610,52 @@ fn the_readme_shows_the_haproxy_configuration_the_tests_use() {
         config,
         "README shows src/dist/haproxy.cfg as it is"
     );
+}
+
+/// The test plays the proxy (v1 headers, from 127.0.0.1) for a client at 127.0.0.2: a user's
+/// allowed_networks and the PORT/EPRT rule see the client, never the proxy.
+#[test]
+fn allowed_networks_and_port_see_the_client_behind_the_proxy() {
+    let d = Replica::start_with_users(
+        None,
+        &[],
+        &[("near", "127.0.0.2/32"), ("proxyonly", "127.0.0.1/32")],
+    );
+    let addr = d.daemon.addr();
+    let session = || {
+        let mut c = Ctrl::on(haproxy::connect_from(PROXY_IP, addr));
+        c.reader
+            .get_mut()
+            .write_all(b"PROXY TCP4 127.0.0.2 127.0.0.3 50010 21\r\n")
+            .expect("header");
+        assert!(c.reply().is_some_and(|r| r.starts_with("220")));
+        c
+    };
+    let mut c = session();
+    c.expect("USER proxyonly", 331);
+    c.expect("PASS pw", 530);
+    let mut c = session();
+    c.expect("USER near", 331);
+    c.expect("PASS pw", 230);
+    // Active mode: the proxy's address is not the client's; the client's is.
+    c.expect("PORT 127,0,0,1,200,10", 501);
+    let listener = std::net::TcpListener::bind((CLIENT, 0)).expect("listen on the client");
+    let port = listener.local_addr().expect("addr").port();
+    c.expect(&format!("EPRT |1|{CLIENT}|{port}|"), 200);
+    std::fs::write(d.root().join("seen.txt"), b"x").expect("file");
+    c.expect("NLST", 150);
+    let (mut data, from) = listener
+        .accept()
+        .expect("the replica connects to the client");
+    let mut names = String::new();
+    data.read_to_string(&mut names).expect("listing");
+    assert!(names.contains("seen.txt"), "{names}");
+    assert_eq!(
+        from.ip().to_string(),
+        "127.0.0.1",
+        "straight from the replica"
+    );
+    let done = c.reply().expect("226");
+    assert!(done.starts_with("226"), "{done}");
+    c.expect("QUIT", 221);
 }
