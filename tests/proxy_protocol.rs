@@ -146,8 +146,8 @@ impl Replica {
 }
 
 /// A control connection: replies read line by line.
-struct Ctrl {
-    reader: BufReader<TcpStream>,
+struct Ctrl<S: Read + Write = TcpStream> {
+    reader: BufReader<S>,
 }
 
 impl Ctrl {
@@ -156,7 +156,9 @@ impl Ctrl {
             reader: BufReader::new(stream),
         }
     }
+}
 
+impl<S: Read + Write> Ctrl<S> {
     /// One reply (its last line), or `None` if the server closed first.
     fn reply(&mut self) -> Option<String> {
         loop {
@@ -657,5 +659,38 @@ fn allowed_networks_and_port_see_the_client_behind_the_proxy() {
     );
     let done = c.reply().expect("226");
     assert!(done.starts_with("226"), "{done}");
+    c.expect("QUIT", 221);
+}
+
+/// On the implicit-TLS port the header comes first, in clear, then the TLS handshake; the
+/// session inside is the client's.
+#[test]
+fn implicit_tls_behind_a_proxy_reads_the_header_before_the_handshake() {
+    let cert = common::tls::make_cert();
+    let mut d = Replica::start(
+        None,
+        &[
+            "--tls-cert",
+            cert.cert_arg(),
+            "--tls-key",
+            cert.key_arg(),
+            "--implicit-tls-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let implicit = d.daemon.announced("actorftpd implicit TLS on ");
+    let mut sock = haproxy::connect_from(PROXY_IP, implicit);
+    sock.write_all(&v2_header(v4(CLIENT, 50_020), v4(PUBLIC, 990)))
+        .expect("header");
+    let tls = common::tls::tls_client(sock, common::tls::client_config(&cert));
+    let mut c = Ctrl {
+        reader: BufReader::new(tls),
+    };
+    assert!(
+        c.reply().is_some_and(|r| r.starts_with("220")),
+        "greeting inside TLS"
+    );
+    c.login();
+    d.log_line(&["127.0.0.2:50020] login ok as alice"]);
     c.expect("QUIT", 221);
 }
