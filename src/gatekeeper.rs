@@ -8,12 +8,16 @@
 //! are counted by `source_key`: an IPv4 address, or the IPv6 prefix (`/64` by default) that one
 //! subscriber gets, so a client cannot walk around a ban or a limit by changing the low bits of
 //! its address. When a source is banned, the Listeners are told (`SourceBanned`), and they close
-//! its sessions that have not logged in. With a configured passive port range, it also counts
-//! the passive ports each source holds (`HoldPassive`, released when the `PassiveLease` is
-//! dropped), so one source cannot take the whole range. It never touches a socket.
+//! its sessions that have not logged in. It also keeps the book of the passive range
+//! (`ports`): `HoldPassive` hands out a free port of it at random, counted against its source so
+//! one source cannot take the whole range, and the `PassiveLease` gives it back when dropped.
+//! It never touches a socket: the Session binds the port it was given.
+
+pub mod ports;
 
 use crate::config::{Limits, LoginPolicy};
 use actix::prelude::*;
+use ports::PortPool;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -22,7 +26,7 @@ use tokio::sync::oneshot;
 /// Failed-login records kept before old, unbanned ones are pruned.
 const MAX_TRACKED_SOURCES: usize = 10_000;
 
-/// How many ports of a `--passive-ports` range of `ports` one source may hold at once.
+/// How many ports of a passive range of `ports` one source may hold at once.
 pub fn passive_share(ports: usize) -> usize {
     (ports / 8).max(1)
 }
@@ -67,6 +71,10 @@ impl Failures {
     }
 }
 
+/// The passive range of a Gatekeeper not given one (`with_passive_range`): the daemon always
+/// gives one, its `--passive-ports` or `ports::default_range`.
+const DEFAULT_UNTIL_SET: std::ops::RangeInclusive<u16> = ports::FALLBACK;
+
 pub struct Gatekeeper {
     limits: Limits,
     policy: LoginPolicy,
@@ -75,9 +83,11 @@ pub struct Gatekeeper {
     failures: HashMap<IpAddr, Failures>,
     /// Told of every new ban (the Listeners, which close the source's sessions).
     watchers: Vec<Recipient<SourceBanned>>,
-    /// Passive ports each source holds, and how many it may (an eighth of the configured range).
+    /// Passive ports each source holds, and how many it may (an eighth of the range).
     passive_held: HashMap<IpAddr, usize>,
     passive_share: usize,
+    /// The ports of the passive range no session holds.
+    passive_free: PortPool,
 }
 
 impl Gatekeeper {
@@ -91,14 +101,16 @@ impl Gatekeeper {
             watchers: Vec::new(),
             passive_held: HashMap::new(),
             passive_share: usize::MAX,
+            passive_free: PortPool::new(DEFAULT_UNTIL_SET),
         }
     }
 
-    /// Counts passive ports per source for a configured range of `ports`: a source (all its
-    /// sessions together) may hold at most an eighth of it, so it takes at least eight
-    /// sources (each within its own session limits) to leave others without a port.
-    pub fn with_passive_range(mut self, ports: usize) -> Gatekeeper {
-        self.passive_share = passive_share(ports);
+    /// Hands out passive ports from `range` (until called: `ports::FALLBACK`): a source (all its sessions together) may hold at
+    /// most an eighth of it, so it takes at least eight sources (each within its own session
+    /// limits) to leave others without a port.
+    pub fn with_passive_range(mut self, range: std::ops::RangeInclusive<u16>) -> Gatekeeper {
+        self.passive_free = PortPool::new(range);
+        self.passive_share = passive_share(self.passive_free.len());
         self
     }
 
@@ -160,42 +172,63 @@ pub struct LoginEnded {
     pub failed: bool,
 }
 
-/// May a session from `ip` hold one more passive port? On `true`, it holds a `PassiveLease`.
+/// A passive port for a session from `ip`: on `Ok`, a free port of the range, picked at random,
+/// which it holds (a `PassiveLease`) until it sends `ReleasePassive`.
 #[derive(Debug, Message)]
-#[rtype(result = "bool")]
+#[rtype(result = "Result<u16, Refusal>")]
 pub struct HoldPassive {
     pub ip: IpAddr,
 }
 
-/// A fact: a passive port `HoldPassive` granted to `ip` is given back.
+/// A fact: the passive `port` `HoldPassive` granted to `ip` is given back.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct ReleasePassive {
     pub ip: IpAddr,
+    pub port: u16,
 }
 
-/// A passive port counted against its source; dropping it gives it back.
+/// The refusal when every port of the passive range is held.
+pub const NO_FREE_PORT: Refusal = "Cannot open a passive port: all are in use";
+
+/// The refusal when the source holds its share of the passive range.
+pub const SHARE_USED: Refusal = "Too many passive ports held from your address";
+
+/// A passive port held from the Gatekeeper, counted against its source; dropping it gives it
+/// back.
 pub struct PassiveLease {
     gatekeeper: Addr<Gatekeeper>,
     ip: IpAddr,
+    port: u16,
 }
 
 impl PassiveLease {
-    /// The lease for a `HoldPassive` that was granted.
-    pub fn new(gatekeeper: Addr<Gatekeeper>, ip: IpAddr) -> PassiveLease {
-        PassiveLease { gatekeeper, ip }
+    /// The lease on the `port` a `HoldPassive` from `ip` was granted.
+    pub fn new(gatekeeper: Addr<Gatekeeper>, ip: IpAddr, port: u16) -> PassiveLease {
+        PassiveLease {
+            gatekeeper,
+            ip,
+            port,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 }
 
 impl std::fmt::Debug for PassiveLease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PassiveLease({})", self.ip)
+        write!(f, "PassiveLease({}, port {})", self.ip, self.port)
     }
 }
 
 impl Drop for PassiveLease {
     fn drop(&mut self) {
-        self.gatekeeper.do_send(ReleasePassive { ip: self.ip });
+        self.gatekeeper.do_send(ReleasePassive {
+            ip: self.ip,
+            port: self.port,
+        });
     }
 }
 
@@ -378,18 +411,24 @@ impl Drop for LoginAttempt {
 }
 
 impl Handler<HoldPassive> for Gatekeeper {
-    type Result = bool;
+    type Result = Result<u16, Refusal>;
 
     /// SECURITY: one source (all its sessions, on every port) holds at most its share of the
-    /// passive range, so it cannot leave other clients without a data port.
-    fn handle(&mut self, msg: HoldPassive, _: &mut Context<Self>) -> bool {
+    /// passive range, so it cannot leave other clients without a data port; and the port is
+    /// random among the free ones, so the next one cannot be guessed from the last.
+    fn handle(&mut self, msg: HoldPassive, _: &mut Context<Self>) -> Self::Result {
         let key = self.key(msg.ip);
-        let held = self.passive_held.entry(key).or_default();
-        if *held >= self.passive_share {
-            return false;
+        let held = self.passive_held.get(&key).copied().unwrap_or(0);
+        if held >= self.passive_share {
+            return Err(SHARE_USED);
         }
-        *held += 1;
-        true
+        let random = ports::random_u32().map_err(|e| {
+            log::error!("no random number for a passive port: {e}");
+            NO_FREE_PORT
+        })?;
+        let port = self.passive_free.take(random).ok_or(NO_FREE_PORT)?;
+        self.passive_held.insert(key, held + 1);
+        Ok(port)
     }
 }
 
@@ -397,6 +436,7 @@ impl Handler<ReleasePassive> for Gatekeeper {
     type Result = ();
 
     fn handle(&mut self, msg: ReleasePassive, _: &mut Context<Self>) {
+        self.passive_free.give_back(msg.port);
         let key = self.key(msg.ip);
         if let Some(n) = self.passive_held.get_mut(&key) {
             *n = n.saturating_sub(1);
@@ -416,173 +456,4 @@ impl Handler<WatchBans> for Gatekeeper {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().expect("ip")
-    }
-
-    #[test]
-    fn source_keys() {
-        let cases = [
-            ("192.0.2.7", 64, "192.0.2.7"),
-            ("::ffff:192.0.2.7", 64, "192.0.2.7"),
-            ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 64, "2001:db8:1:2::"),
-            ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 48, "2001:db8:1::"),
-            (
-                "2001:db8:1:2:aaaa:bbbb:cccc:dddd",
-                128,
-                "2001:db8:1:2:aaaa:bbbb:cccc:dddd",
-            ),
-            ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 0, "::"),
-            ("2001:db8::1", 200, "2001:db8::1"),
-            ("::1", 64, "::"),
-        ];
-        for (addr, prefix, want) in cases {
-            assert_eq!(source_key(ip(addr), prefix), ip(want), "{addr}/{prefix}");
-        }
-    }
-
-    #[test]
-    fn a_ban_covers_the_whole_prefix() {
-        let b = SourceBanned {
-            source: source_key(ip("2001:db8:1:2::5"), 64),
-            v6_prefix: 64,
-        };
-        assert!(b.covers(ip("2001:db8:1:2:ffff::1")));
-        assert!(!b.covers(ip("2001:db8:1:3::1")));
-        assert!(!b.covers(ip("192.0.2.1")));
-    }
-
-    fn keeper(max_sessions: usize, per_ip: usize, ban_failures: u32) -> Addr<Gatekeeper> {
-        let limits = Limits {
-            max_sessions,
-            max_sessions_per_ip: per_ip,
-            ..Limits::default()
-        };
-        let policy = LoginPolicy {
-            ban_failures,
-            ..LoginPolicy::default()
-        };
-        Gatekeeper::new(limits, policy).start()
-    }
-
-    #[actix::test]
-    async fn one_slash_64_shares_one_per_source_limit() {
-        let g = keeper(100, 2, 10);
-        let a = ip("2001:db8::1");
-        let b = ip("2001:db8::ffff:2");
-        assert_eq!(g.send(Admit { ip: a }).await, Ok(Ok(())));
-        assert_eq!(g.send(Admit { ip: b }).await, Ok(Ok(())));
-        let third = g
-            .send(Admit {
-                ip: ip("2001:db8::3"),
-            })
-            .await
-            .expect("alive");
-        assert!(third.is_err(), "a third address of the same /64 got in");
-        assert_eq!(
-            g.send(Admit {
-                ip: ip("2001:db9::1")
-            })
-            .await,
-            Ok(Ok(()))
-        );
-        g.send(Release { ip: a }).await.expect("alive");
-        assert_eq!(
-            g.send(Admit {
-                ip: ip("2001:db8::4")
-            })
-            .await,
-            Ok(Ok(()))
-        );
-    }
-
-    #[actix::test]
-    async fn concurrent_guesses_never_exceed_the_ban_threshold() {
-        let g = keeper(100, 100, 3);
-        let src = ip("192.0.2.9");
-        // Five connections ask at once: three checks run, two wait for their outcome.
-        let asks: Vec<_> = (0..5).map(|_| g.send(BeginLogin { ip: src })).collect();
-        let mut asks = asks.into_iter();
-        for ask in asks.by_ref().take(3) {
-            assert_eq!(ask.await, Ok(Ok(())));
-        }
-        for _ in 0..3 {
-            g.send(LoginEnded {
-                ip: src,
-                failed: true,
-            })
-            .await
-            .expect("alive");
-        }
-        // The three wrong ones earned the ban: the two waiting are refused, unchecked.
-        for ask in asks {
-            assert_eq!(ask.await, Ok(Err(BANNED)));
-        }
-        let after = g.send(BeginLogin { ip: src }).await.expect("alive");
-        assert_eq!(after, Err(BANNED));
-        assert_eq!(g.send(Admit { ip: src }).await, Ok(Err(BANNED)));
-    }
-
-    #[actix::test]
-    async fn many_right_passwords_at_once_only_wait_for_each_other() {
-        let g = keeper(100, 100, 2);
-        let src = ip("192.0.2.11");
-        let asks: Vec<_> = (0..6).map(|_| g.send(BeginLogin { ip: src })).collect();
-        for ask in asks {
-            assert_eq!(ask.await, Ok(Ok(())));
-            // Each check ends well, which lets the next waiting one go on.
-            LoginAttempt::new(g.clone(), src).end(false);
-        }
-    }
-
-    #[actix::test]
-    async fn hanging_up_during_a_check_counts_as_a_failure() {
-        let g = keeper(100, 100, 1);
-        let src = ip("192.0.2.12");
-        assert_eq!(g.send(BeginLogin { ip: src }).await, Ok(Ok(())));
-        drop(LoginAttempt::new(g.clone(), src));
-        assert_eq!(g.send(Admit { ip: src }).await, Ok(Err(BANNED)));
-    }
-
-    #[actix::test]
-    async fn one_source_holds_at_most_an_eighth_of_the_passive_range() {
-        let g = Gatekeeper::new(Limits::default(), LoginPolicy::default())
-            .with_passive_range(16)
-            .start();
-        let a = ip("192.0.2.1");
-        let mut leases = Vec::new();
-        for _ in 0..2 {
-            assert_eq!(g.send(HoldPassive { ip: a }).await, Ok(true));
-            leases.push(PassiveLease::new(g.clone(), a));
-        }
-        assert_eq!(g.send(HoldPassive { ip: a }).await, Ok(false));
-        assert_eq!(
-            g.send(HoldPassive {
-                ip: ip("192.0.2.2")
-            })
-            .await,
-            Ok(true)
-        );
-        // A dropped lease is a port given back.
-        leases.pop();
-        assert_eq!(g.send(HoldPassive { ip: a }).await, Ok(true));
-    }
-
-    #[actix::test]
-    async fn a_successful_login_frees_its_place() {
-        let g = keeper(100, 100, 1);
-        let src = ip("192.0.2.10");
-        assert_eq!(g.send(BeginLogin { ip: src }).await, Ok(Ok(())));
-        let waiting = g.send(BeginLogin { ip: src });
-        g.send(LoginEnded {
-            ip: src,
-            failed: false,
-        })
-        .await
-        .expect("alive");
-        assert_eq!(waiting.await, Ok(Ok(())));
-    }
-}
+mod tests;

@@ -150,11 +150,12 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
         None => None,
     };
     let workers: Vec<Arbiter> = (0..config.workers.max(1)).map(|_| Arbiter::new()).collect();
-    let mut gatekeeper = Gatekeeper::new(config.limits.clone(), config.login.clone());
-    if let Some(range) = &config.passive_ports {
-        gatekeeper = gatekeeper.with_passive_range(range.clone().count());
-    }
-    let gatekeeper = gatekeeper.start();
+    let passive = config.passive_ports.clone().unwrap_or_else(|| {
+        crate::gatekeeper::ports::default_range(&crate::gatekeeper::ports::ephemeral_range())
+    });
+    let gatekeeper = Gatekeeper::new(config.limits.clone(), config.login.clone())
+        .with_passive_range(passive)
+        .start();
     let admin_token = config.admin_token.clone();
     let mut worker_set = Vec::new();
     let mut services = shared_services(
