@@ -8,16 +8,18 @@
 //! are counted by `source_key`: an IPv4 address, or the IPv6 prefix (`/64` by default) that one
 //! subscriber gets, so a client cannot walk around a ban or a limit by changing the low bits of
 //! its address. When a source is banned, the Listeners are told (`SourceBanned`), and they close
-//! its sessions that have not logged in. It also keeps the book of the passive range
-//! (`ports`): `HoldPassive` hands out a free port of it at random, counted against its source so
-//! one source cannot take the whole range, and the `PassiveLease` gives it back when dropped.
-//! It never touches a socket: the Session binds the port it was given.
+//! its sessions that have not logged in. It never touches a socket.
+//!
+//! Passive ports are counted by source the same way, but in `ports::PassiveBook`, which every
+//! Session asks directly (a lock held for a few instructions) rather than by message: a PASV
+//! waits for no other thread.
 
 pub mod ports;
 
+pub use ports::{PassiveBook, PassiveLease};
+
 use crate::config::{Limits, LoginPolicy};
 use actix::prelude::*;
-use ports::PortPool;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -71,10 +73,6 @@ impl Failures {
     }
 }
 
-/// The passive range of a Gatekeeper not given one (`with_passive_range`): the daemon always
-/// gives one, its `--passive-ports` or `ports::default_range`.
-const DEFAULT_UNTIL_SET: std::ops::RangeInclusive<u16> = ports::FALLBACK;
-
 pub struct Gatekeeper {
     limits: Limits,
     policy: LoginPolicy,
@@ -83,11 +81,6 @@ pub struct Gatekeeper {
     failures: HashMap<IpAddr, Failures>,
     /// Told of every new ban (the Listeners, which close the source's sessions).
     watchers: Vec<Recipient<SourceBanned>>,
-    /// Passive ports each source holds, and how many it may (an eighth of the range).
-    passive_held: HashMap<IpAddr, usize>,
-    passive_share: usize,
-    /// The ports of the passive range no session holds.
-    passive_free: PortPool,
 }
 
 impl Gatekeeper {
@@ -99,19 +92,7 @@ impl Gatekeeper {
             per_source: HashMap::new(),
             failures: HashMap::new(),
             watchers: Vec::new(),
-            passive_held: HashMap::new(),
-            passive_share: usize::MAX,
-            passive_free: PortPool::new(DEFAULT_UNTIL_SET),
         }
-    }
-
-    /// Hands out passive ports from `range` (until called: `ports::FALLBACK`): a source (all its sessions together) may hold at
-    /// most an eighth of it, so it takes at least eight sources (each within its own session
-    /// limits) to leave others without a port.
-    pub fn with_passive_range(mut self, range: std::ops::RangeInclusive<u16>) -> Gatekeeper {
-        self.passive_free = PortPool::new(range);
-        self.passive_share = passive_share(self.passive_free.len());
-        self
     }
 
     fn key(&self, ip: IpAddr) -> IpAddr {
@@ -170,66 +151,6 @@ pub struct BeginLogin {
 pub struct LoginEnded {
     pub ip: IpAddr,
     pub failed: bool,
-}
-
-/// A passive port for a session from `ip`: on `Ok`, a free port of the range, picked at random,
-/// which it holds (a `PassiveLease`) until it sends `ReleasePassive`.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<u16, Refusal>")]
-pub struct HoldPassive {
-    pub ip: IpAddr,
-}
-
-/// A fact: the passive `port` `HoldPassive` granted to `ip` is given back.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct ReleasePassive {
-    pub ip: IpAddr,
-    pub port: u16,
-}
-
-/// The refusal when every port of the passive range is held.
-pub const NO_FREE_PORT: Refusal = "Cannot open a passive port: all are in use";
-
-/// The refusal when the source holds its share of the passive range.
-pub const SHARE_USED: Refusal = "Too many passive ports held from your address";
-
-/// A passive port held from the Gatekeeper, counted against its source; dropping it gives it
-/// back.
-pub struct PassiveLease {
-    gatekeeper: Addr<Gatekeeper>,
-    ip: IpAddr,
-    port: u16,
-}
-
-impl PassiveLease {
-    /// The lease on the `port` a `HoldPassive` from `ip` was granted.
-    pub fn new(gatekeeper: Addr<Gatekeeper>, ip: IpAddr, port: u16) -> PassiveLease {
-        PassiveLease {
-            gatekeeper,
-            ip,
-            port,
-        }
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-}
-
-impl std::fmt::Debug for PassiveLease {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PassiveLease({}, port {})", self.ip, self.port)
-    }
-}
-
-impl Drop for PassiveLease {
-    fn drop(&mut self) {
-        self.gatekeeper.do_send(ReleasePassive {
-            ip: self.ip,
-            port: self.port,
-        });
-    }
 }
 
 /// Tell this recipient of every new ban.
@@ -406,43 +327,6 @@ impl Drop for LoginAttempt {
                 ip: self.ip,
                 failed: true,
             });
-        }
-    }
-}
-
-impl Handler<HoldPassive> for Gatekeeper {
-    type Result = Result<u16, Refusal>;
-
-    /// SECURITY: one source (all its sessions, on every port) holds at most its share of the
-    /// passive range, so it cannot leave other clients without a data port; and the port is
-    /// random among the free ones, so the next one cannot be guessed from the last.
-    fn handle(&mut self, msg: HoldPassive, _: &mut Context<Self>) -> Self::Result {
-        let key = self.key(msg.ip);
-        let held = self.passive_held.get(&key).copied().unwrap_or(0);
-        if held >= self.passive_share {
-            return Err(SHARE_USED);
-        }
-        let random = ports::random_u32().map_err(|e| {
-            log::error!("no random number for a passive port: {e}");
-            NO_FREE_PORT
-        })?;
-        let port = self.passive_free.take(random).ok_or(NO_FREE_PORT)?;
-        self.passive_held.insert(key, held + 1);
-        Ok(port)
-    }
-}
-
-impl Handler<ReleasePassive> for Gatekeeper {
-    type Result = ();
-
-    fn handle(&mut self, msg: ReleasePassive, _: &mut Context<Self>) {
-        self.passive_free.give_back(msg.port);
-        let key = self.key(msg.ip);
-        if let Some(n) = self.passive_held.get_mut(&key) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.passive_held.remove(&key);
-            }
         }
     }
 }

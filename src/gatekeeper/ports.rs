@@ -6,8 +6,13 @@
 //! to `net.ipv4.ip_local_port_range`, outside it (`default_range`). Within the range a port is
 //! picked at random (SECURITY: a predictable passive port is easier to steal), from the ports
 //! the daemon does not hold (`PortPool`), so a PASV costs one bind, not a scan of failed ones.
+//! The `PassiveBook` holds that pool and what each source holds, for every Session at once.
 
+use super::{passive_share, source_key, Refusal};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Where the kernel's ephemeral range is read from.
 const EPHEMERAL_FILE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
@@ -132,6 +137,108 @@ impl PortPool {
     }
 }
 
+/// The refusal when every port of the passive range is held.
+pub const NO_FREE_PORT: Refusal = "Cannot open a passive port: all are in use";
+
+/// The refusal when the source holds its share of the passive range.
+pub const SHARE_USED: Refusal = "Too many passive ports held from your address";
+
+/// The daemon's book of its passive range: which ports are free, and how many each source (see
+/// `source_key`) holds. One per daemon, shared by every Session; each call holds its lock for a
+/// few instructions.
+pub struct PassiveBook {
+    v6_prefix: u8,
+    /// How many ports one source may hold: an eighth of the range (`passive_share`).
+    share: usize,
+    book: Mutex<Book>,
+}
+
+struct Book {
+    free: PortPool,
+    held: HashMap<IpAddr, usize>,
+}
+
+impl PassiveBook {
+    pub fn new(range: RangeInclusive<u16>, v6_prefix: u8) -> Arc<PassiveBook> {
+        let free = PortPool::new(range);
+        Arc::new(PassiveBook {
+            v6_prefix,
+            share: passive_share(free.len()),
+            book: Mutex::new(Book {
+                free,
+                held: HashMap::new(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Book> {
+        // A panic while the lock was held left counts, not broken invariants: go on with them.
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A free port of the range, picked at random, held for `ip` until the lease is dropped.
+    ///
+    /// SECURITY: one source (all its sessions, on every port) holds at most its share of the
+    /// range, so it cannot leave other clients without a data port; and the port is random
+    /// among the free ones, so the next one cannot be guessed from the last.
+    pub fn hold(self: &Arc<Self>, ip: IpAddr) -> Result<PassiveLease, Refusal> {
+        let key = source_key(ip, self.v6_prefix);
+        let random = random_u32().map_err(|e| {
+            log::error!("no random number for a passive port: {e}");
+            NO_FREE_PORT
+        })?;
+        let mut book = self.lock();
+        let held = book.held.get(&key).copied().unwrap_or(0);
+        if held >= self.share {
+            return Err(SHARE_USED);
+        }
+        let port = book.free.take(random).ok_or(NO_FREE_PORT)?;
+        book.held.insert(key, held + 1);
+        Ok(PassiveLease {
+            book: self.clone(),
+            key,
+            port,
+        })
+    }
+
+    fn release(&self, key: IpAddr, port: u16) {
+        let mut book = self.lock();
+        book.free.give_back(port);
+        if let Some(n) = book.held.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                book.held.remove(&key);
+            }
+        }
+    }
+}
+
+/// A passive port held in the `PassiveBook`, counted against its source; dropping it gives it
+/// back.
+pub struct PassiveLease {
+    book: Arc<PassiveBook>,
+    key: IpAddr,
+    port: u16,
+}
+
+impl PassiveLease {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl std::fmt::Debug for PassiveLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PassiveLease({}, port {})", self.key, self.port)
+    }
+}
+
+impl Drop for PassiveLease {
+    fn drop(&mut self) {
+        self.book.release(self.key, self.port);
+    }
+}
+
 /// A random number from the OS's generator, fetched 64 at a time per thread: passive ports
 /// stay unpredictable, and PASV costs a `getrandom` call once in 64 times, not every time.
 pub fn random_u32() -> std::io::Result<u32> {
@@ -206,6 +313,47 @@ mod tests {
         pool.give_back(50000);
         assert_eq!(pool.available(), 1, "double and foreign give-backs ignored");
         assert_eq!(pool.take(12345), Some(40004));
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn one_source_holds_at_most_an_eighth_of_the_passive_range() {
+        let book = PassiveBook::new(40000..=40015, 64);
+        let a = ip("192.0.2.1");
+        let mut leases: Vec<_> = (0..2).map(|_| book.hold(a).expect("share")).collect();
+        assert_eq!(book.hold(a).map(|l| l.port()), Err(SHARE_USED));
+        // The same /64 is the same source.
+        let v6 = ip("2001:db8::1");
+        let _v6: Vec<_> = (0..2).map(|_| book.hold(v6).expect("share")).collect();
+        let other_v6 = book.hold(ip("2001:db8::ffff:2")).map(|l| l.port());
+        assert_eq!(other_v6, Err(SHARE_USED));
+        let other = book.hold(ip("192.0.2.2")).expect("another source");
+        assert!((40000..=40015).contains(&other.port()));
+        // A dropped lease is a port given back.
+        leases.pop();
+        assert!(book.hold(a).is_ok());
+    }
+
+    #[test]
+    fn every_port_is_handed_out_once_until_given_back() {
+        let book = PassiveBook::new(40000..=40015, 64);
+        // Sixteen sources, one port each: every port once, then none.
+        let mut leases: Vec<PassiveLease> = (1..=16u8)
+            .map(|last| book.hold(IpAddr::from([192, 0, 2, last])).expect("free"))
+            .collect();
+        let mut ports: Vec<u16> = leases.iter().map(PassiveLease::port).collect();
+        ports.sort_unstable();
+        assert_eq!(ports, (40000..=40015).collect::<Vec<_>>());
+        let late = ip("198.51.100.1");
+        assert_eq!(book.hold(late).map(|l| l.port()), Err(NO_FREE_PORT));
+        // The port given back is the one handed out next.
+        let back = leases.swap_remove(5);
+        let port = back.port();
+        drop(back);
+        assert_eq!(book.hold(late).map(|l| l.port()), Ok(port));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The Gatekeeper's limits, bans and passive-port book, through its messages.
+//! The Gatekeeper's limits and bans, through its messages.
 
 use super::*;
 
@@ -128,56 +128,6 @@ async fn hanging_up_during_a_check_counts_as_a_failure() {
     assert_eq!(g.send(BeginLogin { ip: src }).await, Ok(Ok(())));
     drop(LoginAttempt::new(g.clone(), src));
     assert_eq!(g.send(Admit { ip: src }).await, Ok(Err(BANNED)));
-}
-
-/// Holds a passive port for `ip`: the port granted, and its lease.
-async fn hold(g: &Addr<Gatekeeper>, ip: IpAddr) -> Result<PassiveLease, Refusal> {
-    let port = g.send(HoldPassive { ip }).await.expect("alive")?;
-    Ok(PassiveLease::new(g.clone(), ip, port))
-}
-
-#[actix::test]
-async fn one_source_holds_at_most_an_eighth_of_the_passive_range() {
-    let g = Gatekeeper::new(Limits::default(), LoginPolicy::default())
-        .with_passive_range(40000..=40015)
-        .start();
-    let a = ip("192.0.2.1");
-    let mut leases = Vec::new();
-    for _ in 0..2 {
-        leases.push(hold(&g, a).await.expect("within the share"));
-    }
-    assert_eq!(hold(&g, a).await.map(|l| l.port()), Err(SHARE_USED));
-    let other = hold(&g, ip("192.0.2.2")).await.expect("another source");
-    assert!((40000..=40015).contains(&other.port()));
-    // A dropped lease is a port given back.
-    leases.pop();
-    assert!(hold(&g, a).await.is_ok());
-}
-
-#[actix::test]
-async fn every_port_of_the_range_is_handed_out_once_until_given_back() {
-    let g = Gatekeeper::new(Limits::default(), LoginPolicy::default())
-        .with_passive_range(40000..=40015)
-        .start();
-    // Sixteen sources, one port each: every port once, then none.
-    let mut leases = Vec::new();
-    for last in 1..=16u8 {
-        leases.push(
-            hold(&g, IpAddr::from([192, 0, 2, last]))
-                .await
-                .expect("free"),
-        );
-    }
-    let mut ports: Vec<u16> = leases.iter().map(PassiveLease::port).collect();
-    ports.sort_unstable();
-    assert_eq!(ports, (40000..=40015).collect::<Vec<_>>());
-    let late = ip("198.51.100.1");
-    assert_eq!(hold(&g, late).await.map(|l| l.port()), Err(NO_FREE_PORT));
-    // The port given back is the one handed out next.
-    let back = leases.swap_remove(5);
-    let port = back.port();
-    drop(back);
-    assert_eq!(hold(&g, late).await.map(|l| l.port()), Ok(port));
 }
 
 #[actix::test]

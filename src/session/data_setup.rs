@@ -7,16 +7,15 @@ use super::Session;
 use crate::data_channel;
 use crate::data_channel::DataEndpoint;
 use crate::error::FtpError;
-use crate::gatekeeper::{ports, HoldPassive, PassiveLease};
+use crate::gatekeeper::PassiveLease;
 use crate::protocol::{ParseError, Reply, ReplyCode};
 use actix::prelude::*;
 use std::net::{IpAddr, SocketAddr};
 
 pub(super) enum DataSetup {
     None,
-    /// A passive listener, and the Gatekeeper's lease on its port (`None` only in sessions run
-    /// without a Gatekeeper, by actor tests).
-    Passive(std::net::TcpListener, Option<PassiveLease>),
+    /// A passive listener, and the lease on its port in the daemon's `PassiveBook`.
+    Passive(std::net::TcpListener, PassiveLease),
     Active(SocketAddr),
 }
 
@@ -64,28 +63,9 @@ fn bind_passive(ip: IpAddr, port: u16) -> std::io::Result<std::net::TcpListener>
     Ok(socket.into())
 }
 
-/// Ports of the Gatekeeper's range tried per PASV: a port can still be taken by another program
+/// Ports of the passive range tried per PASV: a port can still be taken by another program
 /// (the range is the daemon's by convention only); each try is a different port.
 const BIND_TRIES: usize = 4;
-
-/// Without a Gatekeeper (actor tests only): random ports of the default range, each tried once.
-fn bind_without_book(ip: IpAddr) -> std::io::Result<(std::net::TcpListener, u16)> {
-    let range = ports::default_range(&ports::ephemeral_range());
-    let (lo, span) = (*range.start(), u32::from(*range.end() - *range.start()) + 1);
-    let start = ports::random_u32()?;
-    let mut last_err = std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free passive port");
-    for i in 0..span {
-        let port = lo + (start.wrapping_add(i) % span) as u16;
-        match bind_passive(ip, port) {
-            Ok(l) => return Ok((l, port)),
-            Err(e) => last_err = e,
-        }
-    }
-    Err(last_err)
-}
-
-/// What a PASV waits for: a bound listener with its lease, or why there is none.
-type Opened = Result<(std::net::TcpListener, PassiveLease), FtpError>;
 
 impl Session {
     /// PASV and EPSV: open one passive listener (closing any earlier one).
@@ -113,61 +93,37 @@ impl Session {
                 "PASV works over IPv4 only; use EPSV",
             ));
         }
-        // A new PASV replaces (and closes) the previous listener, and gives back its lease
-        // (sent before the request below, so the Gatekeeper counts it first).
+        // A new PASV replaces (and closes) the previous listener, and gives back its port.
         self.data = DataSetup::None;
         let local_ip = self.peer.local.ip();
-        let Some(gatekeeper) = self.services.gatekeeper.clone() else {
-            let (listener, port) = bind_without_book(local_ip).map_err(|e| {
-                log::warn!("[{}] no passive port: {e}", self.tag);
-                FtpError::NoDataConnection("Cannot open a passive port")
-            })?;
-            return Ok(Answer::Reply(
-                self.open_passive(ctx, listener, port, None, extended),
-            ));
-        };
-        let ip = self.peer.remote.ip();
-        let tag = self.tag.clone();
-        // The Gatekeeper picks the port (at random, among those the daemon does not hold); the
-        // bind is ours. A port another program holds is kept out of the next try by keeping
-        // its lease until a bind succeeds.
-        let open = async move {
-            let mut busy = Vec::new();
-            for _ in 0..BIND_TRIES {
-                let port = match gatekeeper.send(HoldPassive { ip }).await {
-                    Ok(Ok(port)) => port,
-                    // SECURITY: the passive range is shared; one source (all its sessions
-                    // together) may hold only its share of it.
-                    Ok(Err(refusal)) => {
-                        log::warn!("[{tag}] no passive port: {refusal}");
-                        return Err(FtpError::NoDataConnection(refusal));
-                    }
-                    Err(_) => return Err(FtpError::Internal),
-                };
-                let lease = PassiveLease::new(gatekeeper.clone(), ip, port);
-                match bind_passive(local_ip, port) {
-                    Ok(listener) => return Ok((listener, lease)),
-                    Err(e) => {
-                        log::warn!("[{tag}] passive port {port} of the range is taken: {e}");
-                        busy.push(lease);
-                    }
+        // The book picks the port (at random, among those the daemon does not hold); the bind
+        // is ours. A port another program holds is kept out of the next try by keeping its
+        // lease until a bind succeeds.
+        let mut busy = Vec::new();
+        for _ in 0..BIND_TRIES {
+            // SECURITY: the passive range is shared; one source (all its sessions together)
+            // may hold only its share of it.
+            let lease = self
+                .services
+                .passive
+                .hold(self.peer.remote.ip())
+                .map_err(|refusal| {
+                    log::warn!("[{}] no passive port: {refusal}", self.tag);
+                    FtpError::NoDataConnection(refusal)
+                })?;
+            match bind_passive(local_ip, lease.port()) {
+                Ok(listener) => {
+                    return Ok(Answer::Reply(
+                        self.open_passive(ctx, listener, lease, extended),
+                    ))
+                }
+                Err(e) => {
+                    log::warn!("[{}] passive port {} is taken: {e}", self.tag, lease.port());
+                    busy.push(lease);
                 }
             }
-            Err(FtpError::NoDataConnection("Cannot open a passive port"))
-        };
-        Ok(Answer::Later(Box::pin(open.into_actor(self).map(
-            move |opened: Opened, act, ctx| {
-                let (listener, lease) = opened?;
-                let port = lease.port();
-                Ok(Answer::Reply(act.open_passive(
-                    ctx,
-                    listener,
-                    port,
-                    Some(lease),
-                    extended,
-                )))
-            },
-        ))))
+        }
+        Err(FtpError::NoDataConnection("Cannot open a passive port"))
     }
 
     /// EPSV ALL (RFC 2428 §4): from now on only EPSV sets up data connections.
@@ -184,11 +140,11 @@ impl Session {
         &mut self,
         ctx: &mut Context<Self>,
         listener: std::net::TcpListener,
-        port: u16,
-        lease: Option<PassiveLease>,
+        lease: PassiveLease,
         extended: bool,
     ) -> Reply {
         let local_ip = self.peer.local.ip();
+        let port = lease.port();
         self.set_data(ctx, DataSetup::Passive(listener, lease));
         if extended {
             return Reply::new(
@@ -270,7 +226,7 @@ impl Session {
         match std::mem::replace(&mut self.data, DataSetup::None) {
             DataSetup::Passive(l, lease) => Ok(Endpoint {
                 to: DataEndpoint::Passive(l),
-                lease,
+                lease: Some(lease),
             }),
             DataSetup::Active(a) => Ok(Endpoint {
                 to: DataEndpoint::Active(a),
