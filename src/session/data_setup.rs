@@ -1,6 +1,7 @@
 //! Preparing the data connection: PASV, EPSV, PORT and EPRT, the one pending endpoint (a
-//! passive listener with its Gatekeeper lease, or an active target) and its expiry, and binding
-//! the passive port the Gatekeeper hands out. It never moves data: the DataChannel does.
+//! passive listener with the lease on its port, or an active target) and its expiry, and binding
+//! the passive port the daemon's `PassiveBook` hands out. It never moves data: the DataChannel
+//! does.
 
 use super::dispatch::{reply, Answer, Handled};
 use super::Session;
