@@ -47,7 +47,9 @@ struct Opt {
     users: Option<PathBuf>,
 
     /// Passive data ports, LOW-HIGH; one client address holds at most an eighth of them at once.
-    /// [default: any free port the kernel picks]
+    /// Each PASV gets a random free one. [default: up to 8192 ports just outside the kernel's
+    /// ephemeral range (net.ipv4.ip_local_port_range, read at start): 61000-65535 for Linux's
+    /// 32768-60999]
     #[structopt(long, value_name = "LOW-HIGH")]
     passive_ports: Option<String>,
 

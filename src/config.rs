@@ -116,7 +116,8 @@ impl Default for LoginPolicy {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    /// Passive data ports; `None` lets the kernel choose an ephemeral port.
+    /// Passive data ports; `None`: `gatekeeper::ports::default_range`, outside the kernel's
+    /// ephemeral range (`config_file::resolve` fills it in).
     pub passive_ports: Option<RangeInclusive<u16>>,
     /// Worker arbiters (threads) that run sessions; default one per core.
     pub workers: usize,
