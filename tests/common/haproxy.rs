@@ -119,23 +119,28 @@ fn free_port(ip: Ipv4Addr) -> u16 {
 }
 
 /// Two passive ranges of `PASSIVE_PORTS` ports, one after the other, free both on the replicas'
-/// address and on the public one (HAProxy binds the same ports there).
+/// address and on the public one (HAProxy binds the same ports there). They are looked for
+/// below Linux's ephemeral range (32768 up), where no outgoing connection and no daemon's
+/// default passive port (61000 up) lands, from a random start.
 pub fn passive_ranges() -> [(u16, u16); 2] {
+    use std::hash::{BuildHasher, Hasher};
     let proxy: Ipv4Addr = PROXY.parse().expect("ip");
-    for _ in 0..50 {
-        let low = free_port(PUBLIC);
-        let Some(high) = low.checked_add(2 * PASSIVE_PORTS - 1) else {
-            continue;
-        };
+    let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+    random.write_u32(std::process::id());
+    let start = 20_000 + (random.finish() % 12_000) as u16;
+    let span = 2 * PASSIVE_PORTS;
+    for attempt in 0..200u16 {
+        let low = 20_000 + (start - 20_000 + attempt * span) % 12_000;
+        let high = low + span - 1;
         let all_free = (low..=high).all(|p| {
             TcpListener::bind((PUBLIC, p)).is_ok() && TcpListener::bind((proxy, p)).is_ok()
         });
-        if all_free && low >= 1024 {
+        if all_free {
             let mid = low + PASSIVE_PORTS;
             return [(low, mid - 1), (mid, high)];
         }
     }
-    panic!("no run of {} free ports found", 2 * PASSIVE_PORTS)
+    panic!("no run of {span} free ports found below 32000")
 }
 
 /// A TCP connection from `source` (any port) to `to`.
