@@ -250,6 +250,11 @@ async fn open_read(
     path: &VirtualPath,
     offset: u64,
 ) -> Result<ReadHandle, StoreError> {
+    if offset == 0 && !path.is_root() {
+        if let Some(handle) = open_read_from_start(bucket, path).await? {
+            return Ok(handle);
+        }
+    }
     let meta = match find(bucket, path).await? {
         Found::File(meta) => meta,
         Found::Dir => return Err(StoreError::IsADirectory),
@@ -284,6 +289,58 @@ async fn open_read(
     Ok(ReadHandle { source, size })
 }
 
+/// RETR from the start without a HEAD first: one GET of the whole object, whose reply gives its
+/// size (Content-Length) and so whether it is read whole here or streamed. A HEAD first made
+/// two requests of every download (twice the requests for many small files). `None` when the
+/// GET finds no object (a folder, or nothing: `find` tells them apart on the HEAD path).
+async fn open_read_from_start(
+    bucket: &Bucket,
+    path: &VirtualPath,
+) -> Result<Option<ReadHandle>, StoreError> {
+    use opendal::ErrorKind as K;
+    let key = file_key(path, &bucket.location.prefix)?;
+    let opened = async {
+        // `0..`: no Range header, so no size to resolve first (that would be a HEAD).
+        let mut stream = bucket.op.reader(&key).await?.into_bytes_stream(0..).await?;
+        let meta = stream.metadata().await?;
+        Ok::<_, opendal::Error>((stream, meta))
+    }
+    .await;
+    let (mut stream, meta) = match opened {
+        Ok(opened) => opened,
+        Err(e) if matches!(e.kind(), K::NotFound | K::Unsupported) => return Ok(None),
+        Err(e) => return Err(store_error(e)),
+    };
+    let size = meta.content_length();
+    if size > SMALL_FILE {
+        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        tokio::spawn(pump(key, stream, tx));
+        let source = ReadSource::Stream(ObjectReader::new(rx, size));
+        return Ok(Some(ReadHandle { source, size }));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    while let Some(chunk) = stream
+        .try_next()
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("download failed: {e}")))?
+    {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() as u64 > size {
+            break;
+        }
+    }
+    // SECURITY (truncation): exactly the bytes the reply announced.
+    if bytes.len() as u64 != size {
+        return Err(StoreError::Unavailable(
+            "object storage sent a short read".into(),
+        ));
+    }
+    Ok(Some(ReadHandle {
+        source: ReadSource::Bytes(bytes),
+        size,
+    }))
+}
+
 /// Streams `range` of `key` into `tx`, then `End`, or `Failed` with the reason. Stops as soon
 /// as the reader is gone (ABOR, a vanished client): dropping the GET closes its connection.
 async fn download(
@@ -293,31 +350,47 @@ async fn download(
     range: std::ops::Range<u64>,
     tx: mpsc::Sender<Piece>,
 ) {
-    let sent = async {
+    let opened = async {
         let mut reader = bucket.bulk.reader_with(&key);
         if let Some(etag) = &etag {
             reader = reader.if_match(etag);
         }
-        let mut stream = reader.await?.into_bytes_stream(range).await?;
-        while let Some(chunk) = stream.try_next().await.map_err(|e| {
-            opendal::Error::new(opendal::ErrorKind::Unexpected, e.to_string()).set_temporary()
-        })? {
-            if tx.send(Piece::Data(chunk)).await.is_err() {
-                return Ok(false);
-            }
-        }
-        Ok::<bool, opendal::Error>(true)
+        reader.await?.into_bytes_stream(range).await
     }
     .await;
-    let last = match sent {
-        Ok(true) => Piece::End,
-        Ok(false) => return,
-        Err(e) => {
-            log::warn!("object storage: download of {key}: {}", describe(&e));
-            Piece::Failed(format!("object storage: {}", describe(&e)))
+    match opened {
+        Ok(stream) => pump(key, stream, tx).await,
+        Err(e) => failed(&key, &e, &tx).await,
+    }
+}
+
+/// Sends the bytes of an open GET into `tx`, then `End`, or `Failed` with the reason.
+async fn pump(key: String, mut stream: opendal::FuturesBytesStream, tx: mpsc::Sender<Piece>) {
+    loop {
+        match stream.try_next().await {
+            Ok(Some(chunk)) => {
+                if tx.send(Piece::Data(chunk)).await.is_err() {
+                    return; // the reader is gone
+                }
+            }
+            Ok(None) => {
+                let _ = tx.send(Piece::End).await;
+                return;
+            }
+            Err(e) => {
+                let e = opendal::Error::new(opendal::ErrorKind::Unexpected, e.to_string())
+                    .set_temporary();
+                return failed(&key, &e, &tx).await;
+            }
         }
-    };
-    let _ = tx.send(last).await;
+    }
+}
+
+async fn failed(key: &str, e: &opendal::Error, tx: &mpsc::Sender<Piece>) {
+    log::warn!("object storage: download of {key}: {}", describe(e));
+    let _ = tx
+        .send(Piece::Failed(format!("object storage: {}", describe(e))))
+        .await;
 }
 
 /// SIZE in TYPE A: the object read once, LFs counted (up to `ASCII_SIZE_LIMIT`).
