@@ -9,7 +9,7 @@
 //! pool (auth/authenticator.rs), so it never runs on a worker Arbiter. Passwords and hashing
 //! are in auth/password.rs.
 
-use super::db::Database;
+use super::db::{parse_networks as parse_list_networks, parse_permissions, Database, Row};
 use super::password::{check_cost, decoy_like, Argon2Memory, Credential, Password};
 use super::permissions::{IpNet, Permissions};
 use super::roots::{root_or_storage, StorageEntry};
@@ -414,7 +414,7 @@ impl UserDb {
     ) -> Result<Arc<User>, LoginRefused> {
         let found = db
             .find(name)
-            .and_then(|row| row.map(|r| db.user_of(r)).transpose());
+            .and_then(|row| row.map(|r| user_of(db, r)).transpose());
         match found {
             Ok(user) => self.check(user.map(Arc::new).as_ref(), password, source, memory),
             Err(e) => {
@@ -520,6 +520,32 @@ impl UserDb {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The `User` a database row describes, checked as a users-file entry is; its object-storage
+/// root reuses the client made for the same location before. Blocking (a local root is stat'ed).
+fn user_of(db: &Database, row: Row) -> Result<User, String> {
+    let (name, hash, root, storage, endpoint, region, permissions, networks, enabled, tls) = row;
+    let fail = |e: String| format!("user {name:?}: {e}");
+    argon2::password_hash::PasswordHash::new(&hash)
+        .map_err(|e| fail(format!("password_hash is not an Argon2 PHC string: {e}")))?;
+    let entry = StorageEntry {
+        storage,
+        endpoint,
+        region,
+    };
+    let (root, location) =
+        root_or_storage(root.map(PathBuf::from), entry, Path::new("/")).map_err(fail)?;
+    let permissions = parse_permissions(&permissions).map_err(fail)?;
+    let mut user = User::new(&name, Credential::Argon2(hash), root, permissions);
+    user.allowed_networks = parse_list_networks(&networks).map_err(fail)?;
+    user.enabled = enabled;
+    user.require_tls = tls;
+    if let Some(location) = location {
+        user.jail = Some(db.jail_for(&location)?);
+        user.storage = Some(location);
+    }
+    Ok(user)
 }
 
 #[cfg(test)]

@@ -167,3 +167,50 @@ fn help_shows_the_defaults_and_usage_lists_no_defaulted_option() {
     let err = Opt::from_iter_safe(["actorftpd", "--bogus"]).expect_err("unknown");
     assert!(!err.message.contains("--idle-timeout"), "{}", err.message);
 }
+
+#[test]
+fn user_subcommand_takes_the_database_from_users_or_the_config_file() {
+    let opt = Opt::from_iter_safe([
+        "actorftpd",
+        "user",
+        "add",
+        "alice",
+        "--users",
+        "sqlite:/var/lib/u.db",
+        "--root",
+        "/srv",
+    ])
+    .expect("parses");
+    match from_opt(opt) {
+        Ok(Invocation::User(c)) => {
+            assert_eq!(
+                (c.database.as_str(), c.action.as_str()),
+                ("sqlite:/var/lib/u.db", "add")
+            );
+            assert_eq!(c.root, Some(PathBuf::from("/srv")));
+        }
+        other => panic!("{other:?}"),
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let conf = dir.path().join("a.toml");
+    std::fs::write(&conf, "users = \"sqlite:users.db\"\n").expect("write");
+    assert!(Opt::from_iter_safe(["actorftpd", "user", "list", "--config"]).is_err());
+    let args = [
+        "actorftpd",
+        "user",
+        "list",
+        "--config",
+        conf.to_str().expect("utf-8"),
+    ];
+    match from_opt(Opt::from_iter_safe(args).expect("parses")) {
+        Ok(Invocation::User(c)) => assert_eq!(
+            c.database,
+            format!("sqlite:{}", dir.path().join("users.db").display()),
+            "a relative SQLite file is beside the configuration file"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let err = from_opt(Opt::from_iter_safe(["actorftpd", "user", "list"]).expect("parses"))
+        .expect_err("no database");
+    assert!(err.contains("--users URL"), "{err}");
+}

@@ -7,13 +7,11 @@
 //! never caches a user; only the object-storage clients of `storage` roots are kept (one per
 //! location). sqlx is async: its connections live on this module's own small tokio runtime,
 //! and the callers (the Authenticator's threads, the `user` subcommand) block on it; nothing here
-//! runs on a session's Arbiter. Turning a row into a `User` checks it as the users file is
-//! checked: an entry that fails is refused at login and logged.
+//! runs on a session's Arbiter. auth/users.rs turns a row into a `User`, checked as a users-file
+//! entry is: an entry that fails is refused at login and logged.
 
 use super::password::{hash_password, Credential};
 use super::permissions::{IpNet, Permissions};
-use super::roots::{root_or_storage, StorageEntry};
-use super::users::User;
 use crate::file_store::object::{Bucket, Location};
 use crate::file_store::Jail;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -342,42 +340,8 @@ impl Database {
         Ok(done == 1)
     }
 
-    /// The `User` a row describes, checked as a users-file entry is; its object-storage root
-    /// reuses the client made for the same location before. Blocking (a local root is stat'ed).
-    pub fn user_of(&self, row: Row) -> Result<User, String> {
-        let (name, hash, root, storage, endpoint, region, permissions, networks, enabled, tls) =
-            row;
-        argon2::password_hash::PasswordHash::new(&hash).map_err(|e| {
-            format!("user {name:?}: password_hash is not an Argon2 PHC string: {e}")
-        })?;
-        let (root, location) = root_or_storage(
-            root.map(PathBuf::from),
-            StorageEntry {
-                storage,
-                endpoint,
-                region,
-            },
-            Path::new("/"),
-        )
-        .map_err(|e| format!("user {name:?}: {e}"))?;
-        let mut user = User::new(
-            &name,
-            Credential::Argon2(hash),
-            root,
-            parse_permissions(&permissions).map_err(|e| format!("user {name:?}: {e}"))?,
-        );
-        user.allowed_networks =
-            parse_networks(&networks).map_err(|e| format!("user {name:?}: {e}"))?;
-        user.enabled = enabled;
-        user.require_tls = tls;
-        if let Some(location) = location {
-            user.jail = Some(self.jail_for(&location)?);
-            user.storage = Some(location);
-        }
-        Ok(user)
-    }
-
-    fn jail_for(&self, location: &Location) -> Result<Jail, String> {
+    /// The object-storage root of `location`: the client made for it before, or a new one.
+    pub fn jail_for(&self, location: &Location) -> Result<Jail, String> {
         let mut jails = self.jails.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(jail) = jails.get(location) {
             return Ok(jail.clone());
