@@ -139,7 +139,7 @@ fn sqlite_users_change_at_the_next_login_on_two_daemons() {
 
 #[test]
 fn postgres_users_are_shared_by_two_daemons_without_restart() {
-    let Some(pg) = Postgres::start() else {
+    let Some(mut pg) = Postgres::start() else {
         return;
     };
     let dir = tempfile::tempdir().expect("tmp");
@@ -154,6 +154,17 @@ fn postgres_users_are_shared_by_two_daemons_without_restart() {
         "SELECT version FROM _sqlx_migrations ORDER BY version",
     );
     assert_eq!(applied.trim(), "1");
+    // A database that is gone refuses logins (within the query deadline), as a wrong password.
+    user_ok(
+        &db,
+        &["add", "bob", "--root", &root.display().to_string()],
+        "pw\n",
+    );
+    round_trip(&daemons[0], "bob", "pw", &root, "bob.bin");
+    pg.stop();
+    for d in &daemons {
+        assert_eq!(refused(d, "bob", "pw"), refused(d, "bob", "wrong"));
+    }
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub struct Postgres {
     data: PathBuf,
     port: u16,
     as_user: Option<String>,
+    stopped: bool,
     // Last: removed after the server has stopped.
     dir: TempDir,
 }
@@ -91,6 +92,7 @@ impl Postgres {
             data: dir.path().join("data"),
             port,
             as_user,
+            stopped: false,
             dir,
         };
         pg.run(
@@ -182,8 +184,20 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// Stops the server now (fast shutdown: clients are disconnected).
+    pub fn stop(&mut self) {
+        let data = self.data.display().to_string();
+        self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
+        self.stopped = true;
+    }
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
         let path = self.bin.join("pg_ctl");
         let mut cmd = match &self.as_user {
             Some(user) => {
