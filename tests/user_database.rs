@@ -219,3 +219,30 @@ fn a_daemon_whose_database_cannot_be_opened_says_so_in_one_line() {
         .expect("run");
     common::assert_refused_in_one_line(out.status, &out.stderr, "users database", "bad db");
 }
+
+#[test]
+fn a_database_user_with_a_root_in_object_storage() {
+    let Some(bucket) = common::s3::bucket() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite:{}", dir.path().join("users.db").display());
+    let storage = bucket.storage_arg("bob");
+    let endpoint = bucket.endpoint();
+    let args = ["add", "bob", "--storage", &storage, "--endpoint", &endpoint];
+    user_ok(&db, &args, "pw\n");
+    let listed = user_ok(&db, &["list"], "");
+    assert!(listed.contains(&format!("bob\tenabled\t{}", storage.trim_end_matches('/'))));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let daemon_args = ["--listen", "127.0.0.1:0", "--users", &db];
+    let daemon =
+        Daemon::start_configured(tmp, &daemon_args, Vec::new(), |cmd| bucket.apply_env(cmd));
+    let mut ftp = ftp_connect(daemon.addr());
+    ftp.login("bob", "pw").expect("bob logs in");
+    ftp.transfer_type(suppaftp::types::FileType::Binary)
+        .expect("TYPE I");
+    let data = random_bytes(300_000);
+    put(&mut ftp, "in-s3.bin", &data);
+    assert_eq!(sha256_hex(&get(&mut ftp, "in-s3.bin")), sha256_hex(&data));
+    assert_eq!(bucket.sha256("bob/in-s3.bin"), Some(sha256_hex(&data)));
+}
