@@ -48,7 +48,9 @@ struct Opt {
     users: Option<PathBuf>,
 
     /// Passive data ports, LOW-HIGH; one client address holds at most an eighth of them at once.
-    /// [default: any free port the kernel picks]
+    /// Each PASV gets a random free one. [default: up to 8192 ports just outside the kernel's
+    /// ephemeral range (net.ipv4.ip_local_port_range, read at start): 61000-65535 for Linux's
+    /// 32768-60999]
     #[structopt(long, value_name = "LOW-HIGH")]
     passive_ports: Option<String>,
 
@@ -139,6 +141,16 @@ struct Opt {
     /// outside loopback and private networks, for a server behind NAT.
     #[structopt(long, value_name = "HOST")]
     passive_address: Option<String>,
+
+    /// Control and passive data connections from --trusted-proxies must start with a PROXY
+    /// protocol header (v1 or v2, as HAProxy's send-proxy-v2 sends) naming the client, whose
+    /// address then counts everywhere; a header from any other address is refused.
+    #[structopt(long)]
+    proxy_protocol: bool,
+
+    /// The load balancers allowed to send PROXY headers: CIDR,CIDR,... (needs --proxy-protocol).
+    #[structopt(long, value_name = "CIDRS")]
+    trusted_proxies: Option<String>,
 
     /// Seconds running transfers may go on after SIGTERM/SIGINT before they are aborted. [default: 30]
     #[structopt(long, value_name = "S")]
@@ -448,6 +460,8 @@ fn from_opt(opt: Opt) -> Result<Invocation, String> {
         allow_fxp: set("allow_fxp", opt.allow_fxp),
         show_dotfiles: set("show_dotfiles", opt.show_dotfiles),
         passive_address: given("passive_address", opt.passive_address),
+        proxy_protocol: set("proxy_protocol", opt.proxy_protocol),
+        trusted_proxies: given("trusted_proxies", opt.trusted_proxies),
         shutdown_grace: given("shutdown_grace", opt.shutdown_grace),
         stale_upload_age: given("stale_upload_age", opt.stale_upload_age),
         tls_cert: given("tls_cert", opt.tls_cert),

@@ -116,7 +116,8 @@ impl Default for LoginPolicy {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    /// Passive data ports; `None` lets the kernel choose an ephemeral port.
+    /// Passive data ports; `None`: `gatekeeper::ports::default_range`, outside the kernel's
+    /// ephemeral range (`config_file::resolve` fills it in).
     pub passive_ports: Option<RangeInclusive<u16>>,
     /// Worker arbiters (threads) that run sessions; default one per core.
     pub workers: usize,
@@ -148,6 +149,9 @@ pub struct Config {
     pub banner: String,
     /// The secret the admin endpoint requires (`Authorization: Bearer`), from `--admin-token-file`.
     pub admin_token: Option<crate::observability::token::AdminToken>,
+    /// `--proxy-protocol`: connections from these proxies start with a PROXY header naming
+    /// the client (control connections, and passive data connections).
+    pub proxy_protocol: Option<crate::proxy::ProxyProtocol>,
 }
 
 impl Default for Config {
@@ -173,6 +177,7 @@ impl Default for Config {
             metrics_enabled: false,
             banner: "actorftpd ready".to_owned(),
             admin_token: None,
+            proxy_protocol: None,
         }
     }
 }

@@ -3,9 +3,11 @@
 //! It decodes lines with `FtpCodec`, hands each parsed command to its Session (waiting for the
 //! Session to take it, which gives back-pressure), and writes the replies the Session queues.
 //! It is a plain task rather than an actor so that it can own the socket across an in-place
-//! TLS upgrade (`AUTH TLS`, RFC 4217). It never interprets commands.
+//! TLS upgrade (`AUTH TLS`, RFC 4217). It never interprets commands. The one thing it looks
+//! at is a connection's first bytes: a PROXY protocol header there did not come from a trusted
+//! proxy (the Listener has already read those), and the connection is closed.
 
-use crate::protocol::{Command, FtpCodec};
+use crate::protocol::{Command, FtpCodec, ParseError, Reply};
 use crate::session::{ControlClosed, Session, SinkItem, Unparsable};
 use actix::Addr;
 use bytes::BytesMut;
@@ -19,7 +21,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Decoder, Encoder, Framed};
 
 /// A client that does not read its replies for this long is disconnected.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -157,14 +159,73 @@ impl AsyncWrite for ControlIo {
 /// How long a TLS handshake on the control connection may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
-type ControlFramed = Framed<ControlIo, FtpCodec>;
+type ControlFramed = Framed<ControlIo, ControlCodec>;
+
+/// `FtpCodec`, with a look at the connection's first bytes.
+struct ControlCodec {
+    lines: FtpCodec,
+    /// Still deciding whether the first bytes are a PROXY header.
+    first_bytes: bool,
+}
+
+/// The read error that closes a connection whose first bytes are a PROXY header.
+#[derive(Debug)]
+struct ProxyHeaderRefused;
+
+impl std::fmt::Display for ProxyHeaderRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PROXY header from a peer not in --trusted-proxies")
+    }
+}
+
+impl std::error::Error for ProxyHeaderRefused {}
+
+impl Decoder for ControlCodec {
+    type Item = Result<Command, ParseError>;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, io::Error> {
+        if self.first_bytes {
+            // SECURITY: a client must not claim another address. A header from a trusted proxy
+            // was read before this task started; one here comes from anyone else (or is a
+            // second one), and the connection is closed before the Session sees a byte of it.
+            match crate::proxy::looks_like_header(src) {
+                Some(true) => return Err(io::Error::other(ProxyHeaderRefused)),
+                Some(false) => self.first_bytes = false,
+                // At most 11 bytes wait here (the v2 signature is 12) for the rest.
+                None => return Ok(None),
+            }
+        }
+        self.lines.decode(src)
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, io::Error> {
+        // A connection that ends inside what could have been a header's first bytes was not
+        // one: what arrived is still lines.
+        self.first_bytes = false;
+        self.lines.decode_eof(src)
+    }
+}
+
+impl Encoder<Reply> for ControlCodec {
+    type Error = io::Error;
+
+    fn encode(&mut self, reply: Reply, dst: &mut BytesMut) -> Result<(), io::Error> {
+        self.lines.encode(reply, dst)
+    }
+}
 
 /// Replies are short: the write buffer starts small and grows only for long listings (STAT,
 /// HELP). tokio-util would give every connection 8 KiB here, most of an idle session's cost.
 const WRITE_BUFFER: usize = 128;
 
-fn control_framed(io: ControlIo, max_line: usize) -> ControlFramed {
-    let mut framed = Framed::with_capacity(io, FtpCodec::new(max_line), READ_BUFFER);
+/// `first_bytes`: the connection's first bytes are still to come (not after a TLS upgrade).
+fn control_framed(io: ControlIo, max_line: usize, first_bytes: bool) -> ControlFramed {
+    let codec = ControlCodec {
+        lines: FtpCodec::new(max_line),
+        first_bytes,
+    };
+    let mut framed = Framed::with_capacity(io, codec, READ_BUFFER);
     *framed.write_buffer_mut() = BytesMut::with_capacity(WRITE_BUFFER);
     framed
 }
@@ -206,7 +267,7 @@ async fn start_tls(
         return Err(io::Error::other("AUTH TLS on a connection already in TLS"));
     };
     let io = accept_tls(plain, config).await?;
-    Ok(control_framed(io, max_line))
+    Ok(control_framed(io, max_line, false))
 }
 
 /// Runs the control connection until the client leaves or the Session closes it. With
@@ -231,7 +292,7 @@ pub async fn run_control(
             }
         },
     };
-    let mut framed = control_framed(io, max_line);
+    let mut framed = control_framed(io, max_line, true);
     let mut reading = true;
     loop {
         tokio::select! {
@@ -306,6 +367,12 @@ pub async fn run_control(
                     Some(Ok(Ok(cmd))) => session.send::<Command>(cmd).await.is_ok(),
                     Some(Ok(Err(e))) => session.send::<Unparsable>(Unparsable(e)).await.is_ok(),
                     // EOF or a read error: the Session decides how to wind down.
+                    Some(Err(e)) if e.get_ref().is_some_and(|e| e.is::<ProxyHeaderRefused>()) => {
+                        log::warn!("[{tag}] {e}: closed");
+                        reading = false;
+                        session.do_send(ControlClosed);
+                        true
+                    }
                     Some(Err(_)) | None => {
                         reading = false;
                         session.do_send(ControlClosed);

@@ -8,9 +8,15 @@
 //! are counted by `source_key`: an IPv4 address, or the IPv6 prefix (`/64` by default) that one
 //! subscriber gets, so a client cannot walk around a ban or a limit by changing the low bits of
 //! its address. When a source is banned, the Listeners are told (`SourceBanned`), and they close
-//! its sessions that have not logged in. With a configured passive port range, it also counts
-//! the passive ports each source holds (`HoldPassive`, released when the `PassiveLease` is
-//! dropped), so one source cannot take the whole range. It never touches a socket.
+//! its sessions that have not logged in. It never touches a socket.
+//!
+//! Passive ports are counted by source the same way, but in `ports::PassiveBook`, which every
+//! Session asks directly (a lock held for a few instructions) rather than by message: a PASV
+//! waits for no other thread.
+
+pub mod ports;
+
+pub use ports::{PassiveBook, PassiveLease};
 
 use crate::config::{Limits, LoginPolicy};
 use actix::prelude::*;
@@ -22,7 +28,7 @@ use tokio::sync::oneshot;
 /// Failed-login records kept before old, unbanned ones are pruned.
 const MAX_TRACKED_SOURCES: usize = 10_000;
 
-/// How many ports of a `--passive-ports` range of `ports` one source may hold at once.
+/// How many ports of a passive range of `ports` one source may hold at once.
 pub fn passive_share(ports: usize) -> usize {
     (ports / 8).max(1)
 }
@@ -75,9 +81,6 @@ pub struct Gatekeeper {
     failures: HashMap<IpAddr, Failures>,
     /// Told of every new ban (the Listeners, which close the source's sessions).
     watchers: Vec<Recipient<SourceBanned>>,
-    /// Passive ports each source holds, and how many it may (an eighth of the configured range).
-    passive_held: HashMap<IpAddr, usize>,
-    passive_share: usize,
 }
 
 impl Gatekeeper {
@@ -89,17 +92,7 @@ impl Gatekeeper {
             per_source: HashMap::new(),
             failures: HashMap::new(),
             watchers: Vec::new(),
-            passive_held: HashMap::new(),
-            passive_share: usize::MAX,
         }
-    }
-
-    /// Counts passive ports per source for a configured range of `ports`: a source (all its
-    /// sessions together) may hold at most an eighth of it, so it takes at least eight
-    /// sources (each within its own session limits) to leave others without a port.
-    pub fn with_passive_range(mut self, ports: usize) -> Gatekeeper {
-        self.passive_share = passive_share(ports);
-        self
     }
 
     fn key(&self, ip: IpAddr) -> IpAddr {
@@ -158,45 +151,6 @@ pub struct BeginLogin {
 pub struct LoginEnded {
     pub ip: IpAddr,
     pub failed: bool,
-}
-
-/// May a session from `ip` hold one more passive port? On `true`, it holds a `PassiveLease`.
-#[derive(Debug, Message)]
-#[rtype(result = "bool")]
-pub struct HoldPassive {
-    pub ip: IpAddr,
-}
-
-/// A fact: a passive port `HoldPassive` granted to `ip` is given back.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct ReleasePassive {
-    pub ip: IpAddr,
-}
-
-/// A passive port counted against its source; dropping it gives it back.
-pub struct PassiveLease {
-    gatekeeper: Addr<Gatekeeper>,
-    ip: IpAddr,
-}
-
-impl PassiveLease {
-    /// The lease for a `HoldPassive` that was granted.
-    pub fn new(gatekeeper: Addr<Gatekeeper>, ip: IpAddr) -> PassiveLease {
-        PassiveLease { gatekeeper, ip }
-    }
-}
-
-impl std::fmt::Debug for PassiveLease {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PassiveLease({})", self.ip)
-    }
-}
-
-impl Drop for PassiveLease {
-    fn drop(&mut self) {
-        self.gatekeeper.do_send(ReleasePassive { ip: self.ip });
-    }
 }
 
 /// Tell this recipient of every new ban.
@@ -377,36 +331,6 @@ impl Drop for LoginAttempt {
     }
 }
 
-impl Handler<HoldPassive> for Gatekeeper {
-    type Result = bool;
-
-    /// SECURITY: one source (all its sessions, on every port) holds at most its share of the
-    /// passive range, so it cannot leave other clients without a data port.
-    fn handle(&mut self, msg: HoldPassive, _: &mut Context<Self>) -> bool {
-        let key = self.key(msg.ip);
-        let held = self.passive_held.entry(key).or_default();
-        if *held >= self.passive_share {
-            return false;
-        }
-        *held += 1;
-        true
-    }
-}
-
-impl Handler<ReleasePassive> for Gatekeeper {
-    type Result = ();
-
-    fn handle(&mut self, msg: ReleasePassive, _: &mut Context<Self>) {
-        let key = self.key(msg.ip);
-        if let Some(n) = self.passive_held.get_mut(&key) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.passive_held.remove(&key);
-            }
-        }
-    }
-}
-
 impl Handler<WatchBans> for Gatekeeper {
     type Result = ();
 
@@ -416,173 +340,4 @@ impl Handler<WatchBans> for Gatekeeper {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().expect("ip")
-    }
-
-    #[test]
-    fn source_keys() {
-        let cases = [
-            ("192.0.2.7", 64, "192.0.2.7"),
-            ("::ffff:192.0.2.7", 64, "192.0.2.7"),
-            ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 64, "2001:db8:1:2::"),
-            ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 48, "2001:db8:1::"),
-            (
-                "2001:db8:1:2:aaaa:bbbb:cccc:dddd",
-                128,
-                "2001:db8:1:2:aaaa:bbbb:cccc:dddd",
-            ),
-            ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 0, "::"),
-            ("2001:db8::1", 200, "2001:db8::1"),
-            ("::1", 64, "::"),
-        ];
-        for (addr, prefix, want) in cases {
-            assert_eq!(source_key(ip(addr), prefix), ip(want), "{addr}/{prefix}");
-        }
-    }
-
-    #[test]
-    fn a_ban_covers_the_whole_prefix() {
-        let b = SourceBanned {
-            source: source_key(ip("2001:db8:1:2::5"), 64),
-            v6_prefix: 64,
-        };
-        assert!(b.covers(ip("2001:db8:1:2:ffff::1")));
-        assert!(!b.covers(ip("2001:db8:1:3::1")));
-        assert!(!b.covers(ip("192.0.2.1")));
-    }
-
-    fn keeper(max_sessions: usize, per_ip: usize, ban_failures: u32) -> Addr<Gatekeeper> {
-        let limits = Limits {
-            max_sessions,
-            max_sessions_per_ip: per_ip,
-            ..Limits::default()
-        };
-        let policy = LoginPolicy {
-            ban_failures,
-            ..LoginPolicy::default()
-        };
-        Gatekeeper::new(limits, policy).start()
-    }
-
-    #[actix::test]
-    async fn one_slash_64_shares_one_per_source_limit() {
-        let g = keeper(100, 2, 10);
-        let a = ip("2001:db8::1");
-        let b = ip("2001:db8::ffff:2");
-        assert_eq!(g.send(Admit { ip: a }).await, Ok(Ok(())));
-        assert_eq!(g.send(Admit { ip: b }).await, Ok(Ok(())));
-        let third = g
-            .send(Admit {
-                ip: ip("2001:db8::3"),
-            })
-            .await
-            .expect("alive");
-        assert!(third.is_err(), "a third address of the same /64 got in");
-        assert_eq!(
-            g.send(Admit {
-                ip: ip("2001:db9::1")
-            })
-            .await,
-            Ok(Ok(()))
-        );
-        g.send(Release { ip: a }).await.expect("alive");
-        assert_eq!(
-            g.send(Admit {
-                ip: ip("2001:db8::4")
-            })
-            .await,
-            Ok(Ok(()))
-        );
-    }
-
-    #[actix::test]
-    async fn concurrent_guesses_never_exceed_the_ban_threshold() {
-        let g = keeper(100, 100, 3);
-        let src = ip("192.0.2.9");
-        // Five connections ask at once: three checks run, two wait for their outcome.
-        let asks: Vec<_> = (0..5).map(|_| g.send(BeginLogin { ip: src })).collect();
-        let mut asks = asks.into_iter();
-        for ask in asks.by_ref().take(3) {
-            assert_eq!(ask.await, Ok(Ok(())));
-        }
-        for _ in 0..3 {
-            g.send(LoginEnded {
-                ip: src,
-                failed: true,
-            })
-            .await
-            .expect("alive");
-        }
-        // The three wrong ones earned the ban: the two waiting are refused, unchecked.
-        for ask in asks {
-            assert_eq!(ask.await, Ok(Err(BANNED)));
-        }
-        let after = g.send(BeginLogin { ip: src }).await.expect("alive");
-        assert_eq!(after, Err(BANNED));
-        assert_eq!(g.send(Admit { ip: src }).await, Ok(Err(BANNED)));
-    }
-
-    #[actix::test]
-    async fn many_right_passwords_at_once_only_wait_for_each_other() {
-        let g = keeper(100, 100, 2);
-        let src = ip("192.0.2.11");
-        let asks: Vec<_> = (0..6).map(|_| g.send(BeginLogin { ip: src })).collect();
-        for ask in asks {
-            assert_eq!(ask.await, Ok(Ok(())));
-            // Each check ends well, which lets the next waiting one go on.
-            LoginAttempt::new(g.clone(), src).end(false);
-        }
-    }
-
-    #[actix::test]
-    async fn hanging_up_during_a_check_counts_as_a_failure() {
-        let g = keeper(100, 100, 1);
-        let src = ip("192.0.2.12");
-        assert_eq!(g.send(BeginLogin { ip: src }).await, Ok(Ok(())));
-        drop(LoginAttempt::new(g.clone(), src));
-        assert_eq!(g.send(Admit { ip: src }).await, Ok(Err(BANNED)));
-    }
-
-    #[actix::test]
-    async fn one_source_holds_at_most_an_eighth_of_the_passive_range() {
-        let g = Gatekeeper::new(Limits::default(), LoginPolicy::default())
-            .with_passive_range(16)
-            .start();
-        let a = ip("192.0.2.1");
-        let mut leases = Vec::new();
-        for _ in 0..2 {
-            assert_eq!(g.send(HoldPassive { ip: a }).await, Ok(true));
-            leases.push(PassiveLease::new(g.clone(), a));
-        }
-        assert_eq!(g.send(HoldPassive { ip: a }).await, Ok(false));
-        assert_eq!(
-            g.send(HoldPassive {
-                ip: ip("192.0.2.2")
-            })
-            .await,
-            Ok(true)
-        );
-        // A dropped lease is a port given back.
-        leases.pop();
-        assert_eq!(g.send(HoldPassive { ip: a }).await, Ok(true));
-    }
-
-    #[actix::test]
-    async fn a_successful_login_frees_its_place() {
-        let g = keeper(100, 100, 1);
-        let src = ip("192.0.2.10");
-        assert_eq!(g.send(BeginLogin { ip: src }).await, Ok(Ok(())));
-        let waiting = g.send(BeginLogin { ip: src });
-        g.send(LoginEnded {
-            ip: src,
-            failed: false,
-        })
-        .await
-        .expect("alive");
-        assert_eq!(waiting.await, Ok(Ok(())));
-    }
-}
+mod tests;

@@ -51,6 +51,8 @@ pub mod printable;
 pub mod privileges;
 /// The pure protocol: bytes to `Command`, `Reply` to bytes.
 pub mod protocol;
+/// The PROXY protocol from trusted load balancers: the client's real address.
+pub mod proxy;
 /// SIGHUP: re-reading and validating the users and TLS files.
 pub mod reload;
 /// Wiring: binds the sockets and starts the actors of a daemon.

@@ -7,12 +7,16 @@
 //! The accepted socket crosses threads as a std socket and is registered again on the worker's
 //! reactor. It keeps its sessions' addresses (told by `SessionStarted` and `SessionClosed`) to
 //! tell them about a shutdown or a ban of their source, and tells the Gatekeeper when one ends.
-//! It never reads a control connection itself.
+//! With `--proxy-protocol`, a connection from a trusted proxy first has its PROXY header read
+//! (in a task of its own, so the accept loop never waits on it), and from then on the client's
+//! address in it is the connection's: for the Gatekeeper, the Session, every log line. That
+//! header is the only thing it ever reads from a control connection.
 
 use crate::connection::{run_control, ControlStream};
 use crate::fdlimit::{is_out_of_descriptors, Reserve};
 use crate::file_store::Resolver;
 use crate::gatekeeper::{Admit, Gatekeeper, Release, SourceBanned};
+use crate::proxy::{self, Origin};
 use crate::session::{Peer, ServerShutdown, Services, Session, SessionClosed};
 use actix::prelude::*;
 use actix_rt::ArbiterHandle;
@@ -90,6 +94,16 @@ impl Listener {
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Accepted(io::Result<(TcpStream, SocketAddr)>);
+
+/// A trusted proxy's connection whose PROXY header has been read.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Proxied {
+    stream: TcpStream,
+    /// The proxy's end of the connection.
+    proxy: SocketAddr,
+    origin: Origin,
+}
 
 /// A fact from a worker: this Session is running (the Listener keeps its address).
 #[derive(Message)]
@@ -169,7 +183,7 @@ impl Handler<Accepted> for Listener {
     type Result = ResponseActFuture<Self, ()>;
 
     /// The accept loop waits for this answer, so connections are admitted one at a time.
-    fn handle(&mut self, msg: Accepted, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Accepted, ctx: &mut Context<Self>) -> Self::Result {
         let (stream, remote) = match msg.0 {
             Ok(v) => v,
             Err(e) => {
@@ -180,15 +194,66 @@ impl Handler<Accepted> for Listener {
         if self.shutting_down {
             return Box::pin(actix::fut::ready(()));
         }
+        if let Some(policy) = self.services.config.proxy_protocol.clone() {
+            // SECURITY: a trusted proxy must start with a PROXY header, read within its time
+            // and size bounds before anything else; it is read in a task of its own (only
+            // trusted proxies get one), so the accept loop never waits on a slow sender.
+            if policy.trusts(remote.ip()) {
+                let me = ctx.address();
+                actix_rt::spawn(async move {
+                    let mut stream = stream;
+                    match proxy::read_header(&mut stream, policy.header_timeout).await {
+                        Ok(origin) => me.do_send(Proxied {
+                            stream,
+                            proxy: remote,
+                            origin,
+                        }),
+                        // Closed without a reply: a proxy that speaks no PROXY protocol is
+                        // misconfigured, and whatever it relays must not reach a Session.
+                        Err(e) => log::warn!("connection from trusted proxy {remote} closed: {e}"),
+                    }
+                });
+                return Box::pin(actix::fut::ready(()));
+            }
+        }
+        self.admit(stream, remote, None)
+    }
+}
+
+impl Handler<Proxied> for Listener {
+    type Result = ResponseActFuture<Self, ()>;
+
+    /// From here on the client's address from the header is the connection's.
+    fn handle(&mut self, msg: Proxied, _: &mut Context<Self>) -> Self::Result {
+        let client = msg.origin.client(msg.proxy);
+        // A header with no client in it (HAProxy's health checks send v2 LOCAL) leaves the
+        // proxy as the peer: nothing to say about a proxy in between.
+        let via = matches!(msg.origin, Origin::Client { .. }).then_some(msg.proxy);
+        self.admit(msg.stream, client, via)
+    }
+}
+
+impl Listener {
+    /// Asks the Gatekeeper about the client at `remote` (through the proxy at `via`, if any);
+    /// starts its Session or refuses it with 421.
+    fn admit(
+        &mut self,
+        stream: TcpStream,
+        remote: SocketAddr,
+        via: Option<SocketAddr>,
+    ) -> ResponseActFuture<Self, ()> {
+        if self.shutting_down {
+            return Box::pin(actix::fut::ready(()));
+        }
         let admit = self.gatekeeper.send(Admit { ip: remote.ip() });
         Box::pin(
             admit
                 .into_actor(self)
                 .map(move |answer, act, ctx| match answer {
-                    Ok(Ok(())) if !act.shutting_down => act.start(stream, remote, ctx),
+                    Ok(Ok(())) if !act.shutting_down => act.start(stream, remote, via, ctx),
                     Ok(Ok(())) => act.gatekeeper.do_send(Release { ip: remote.ip() }),
                     Ok(Err(why)) => {
-                        log::warn!("refused connection from {remote}: {why}");
+                        log::warn!("refused connection from {remote}{}: {why}", through(via));
                         actix_rt::spawn(refuse(stream, why));
                     }
                     Err(_) => {
@@ -200,9 +265,21 @@ impl Handler<Accepted> for Listener {
     }
 }
 
+/// ` through proxy ADDR` for a log line, or nothing.
+fn through(via: Option<SocketAddr>) -> String {
+    via.map(|p| format!(" through proxy {p}"))
+        .unwrap_or_default()
+}
+
 impl Listener {
     /// Starts an admitted connection's Session on the next worker.
-    fn start(&mut self, stream: TcpStream, remote: SocketAddr, ctx: &mut Context<Self>) {
+    fn start(
+        &mut self,
+        stream: TcpStream,
+        remote: SocketAddr,
+        via: Option<SocketAddr>,
+        ctx: &mut Context<Self>,
+    ) {
         let id = self.next_id;
         self.next_id += 1;
         self.sessions.insert(id, (remote.ip(), None));
@@ -220,7 +297,7 @@ impl Listener {
         let me = ctx.address();
         let implicit = self.implicit_tls;
         let spawned = worker.arbiter.spawn(async move {
-            start_session(std_stream, remote, id, services, me, implicit);
+            start_session(std_stream, remote, via, id, services, me, implicit);
         });
         if !spawned {
             log::error!("worker arbiter is gone; connection from {remote} dropped");
@@ -324,6 +401,7 @@ impl Handler<Shutdown> for Listener {
 fn start_session(
     std_stream: std::net::TcpStream,
     remote: SocketAddr,
+    via: Option<SocketAddr>,
     id: u64,
     services: Services,
     listener: Addr<Listener>,
@@ -342,6 +420,9 @@ fn start_session(
             return;
         }
     };
+    if let Some(proxy) = via {
+        log::info!("[#{id} {remote}] through proxy {proxy} (PROXY header)");
+    }
     let max_line = services.config.limits.max_line;
     let (tx, rx) = mpsc::unbounded_channel();
     let peer = Peer { id, remote, local };

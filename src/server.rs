@@ -57,6 +57,10 @@ fn shared_services(
 ) -> Services {
     let users = Arc::new(crate::swap::Shared::new(Arc::new(users)));
     let pool = FileStore::start_pool(config.store_threads);
+    let passive_range = config.passive_ports.clone().unwrap_or_else(|| {
+        crate::gatekeeper::ports::default_range(&crate::gatekeeper::ports::ephemeral_range())
+    });
+    let passive = crate::gatekeeper::PassiveBook::new(passive_range, config.limits.ipv6_prefix);
     let auth = Authenticator::start_pool(users.clone(), crate::config::default_workers());
     Services {
         transfer_threads: Arc::new(tokio::sync::Semaphore::new(
@@ -68,6 +72,7 @@ fn shared_services(
         auth,
         recorders,
         gatekeeper: None,
+        passive,
     }
 }
 
@@ -150,11 +155,7 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
         None => None,
     };
     let workers: Vec<Arbiter> = (0..config.workers.max(1)).map(|_| Arbiter::new()).collect();
-    let mut gatekeeper = Gatekeeper::new(config.limits.clone(), config.login.clone());
-    if let Some(range) = &config.passive_ports {
-        gatekeeper = gatekeeper.with_passive_range(range.clone().count());
-    }
-    let gatekeeper = gatekeeper.start();
+    let gatekeeper = Gatekeeper::new(config.limits.clone(), config.login.clone()).start();
     let admin_token = config.admin_token.clone();
     let mut worker_set = Vec::new();
     let mut services = shared_services(

@@ -219,3 +219,29 @@ fn the_transfer_log_names_objects_by_their_url() {
         "{line}"
     );
 }
+
+#[test]
+fn a_store_that_hangs_gets_451_in_bounded_time_and_recovers() {
+    let Some(mut server) = S3Server::start() else {
+        return;
+    };
+    let bucket = server.bucket();
+    let Some(s) = Served::start_on(Some(bucket), &[ALICE], &[]) else {
+        return;
+    };
+    s.write("alice", "file.txt", b"content");
+    let mut c = Ctrl::login(s.daemon.addr(), ALICE.name, ALICE.password);
+    c.expect("SIZE file.txt", 213);
+    server.pause();
+    let started = Instant::now();
+    let r = c.expect("SIZE file.txt", 451);
+    let waited = started.elapsed();
+    server.resume();
+    assert!(r.text().contains("did not answer in time"), "{}", r.text());
+    // Quick requests: 6 s each, two retries, backoff in between (about 19 s).
+    assert!(
+        waited < Duration::from_secs(45),
+        "given up in bounded time: {waited:?}"
+    );
+    c.expect("SIZE file.txt", 213);
+}

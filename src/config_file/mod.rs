@@ -156,6 +156,8 @@ options! {
     allow_fxp: bool,
     show_dotfiles: bool,
     passive_address: String,
+    proxy_protocol: bool,
+    trusted_proxies: String,
     shutdown_grace: u64,
     stale_upload_age: u64,
     tls_cert: PathBuf,
@@ -438,10 +440,11 @@ pub fn resolve(o: Options) -> Result<RunSettings, String> {
     let max_sessions_per_ip = value(&o.max_sessions_per_ip)
         .unwrap_or(defaults.limits.max_sessions_per_ip)
         .max(1);
-    let passive_ports = match &o.passive_ports {
-        Some(s) => Some(passive_range(s, max_sessions_per_ip, &mut warnings)?),
-        None => None,
-    };
+    let ephemeral = crate::gatekeeper::ports::ephemeral_range();
+    let passive_ports = Some(match &o.passive_ports {
+        Some(s) => passive_range(s, max_sessions_per_ip, &ephemeral, &mut warnings)?,
+        None => crate::gatekeeper::ports::default_range(&ephemeral),
+    });
     let passive_address = o.passive_address.as_ref().map(resolve_ipv4).transpose()?;
     let secs = |s: &Option<Setting<u64>>, d: Duration| value(s).map_or(d, Duration::from_secs);
     let t = &defaults.timeouts;
@@ -488,6 +491,7 @@ pub fn resolve(o: Options) -> Result<RunSettings, String> {
         implicit_tls_listen,
         xferlog: value(&o.xferlog),
         metrics_enabled: admin_listen.is_some() || metrics_listen.is_some(),
+        proxy_protocol: proxy_protocol(&o)?,
         ..defaults
     };
     if let Some(s) = &o.storage {
@@ -524,19 +528,48 @@ pub fn resolve(o: Options) -> Result<RunSettings, String> {
     })
 }
 
+/// `--proxy-protocol` with its `--trusted-proxies`: one without the other is a mistake.
+fn proxy_protocol(o: &Options) -> Result<Option<crate::proxy::ProxyProtocol>, String> {
+    match (
+        o.proxy_protocol.as_ref().filter(|s| s.value),
+        &o.trusted_proxies,
+    ) {
+        (Some(_), Some(list)) => crate::proxy::ProxyProtocol::parse(&list.value)
+            .map(Some)
+            .map_err(|e| list.fail(e)),
+        (Some(s), None) => Err(s.fail("needs --trusted-proxies CIDR,... (the load balancers)")),
+        (None, Some(list)) => Err(list.fail("is only for --proxy-protocol, which is not given")),
+        (None, None) => Ok(None),
+    }
+}
+
 /// The passive range, and the rule that ties it to the session limits.
 ///
 /// Each source (all its sessions together) may hold at most an eighth of the range, at least
 /// one port (`gatekeeper::passive_share`), so a few sources cannot take it all. A range of one
 /// port cannot keep that promise: refused. A share smaller than `--max-sessions-per-ip` is no
 /// contradiction (a source's further PASV get 425 until one of its ports is given back), but
-/// worth one warning line.
+/// worth one warning line. So is a range that overlaps the kernel's `ephemeral` range.
 fn passive_range(
     s: &Setting<String>,
     per_ip: usize,
+    ephemeral: &RangeInclusive<u16>,
     warnings: &mut Vec<String>,
 ) -> Result<RangeInclusive<u16>, String> {
     let range = config::parse_port_range(&s.value).map_err(|e| s.fail(e))?;
+    if crate::gatekeeper::ports::overlaps(&range, ephemeral) {
+        let default = crate::gatekeeper::ports::default_range(ephemeral);
+        warnings.push(format!(
+            "{s} {}: overlaps the kernel's ephemeral port range {}-{} \
+             (net.ipv4.ip_local_port_range), where outgoing connections and their TIME_WAIT \
+             sockets take ports too; a range outside it (the default is {}-{}) keeps PASV cheap",
+            s.value,
+            ephemeral.start(),
+            ephemeral.end(),
+            default.start(),
+            default.end()
+        ));
+    }
     let ports = range.clone().count();
     if ports < 2 {
         return Err(s.fail(format!(

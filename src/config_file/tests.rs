@@ -104,3 +104,40 @@ fn readme_example_is_every_option_at_its_default() {
     let defaults = resolve(Options::default()).expect("defaults");
     assert_eq!(format!("{given:?}"), format!("{defaults:?}"));
 }
+
+#[test]
+fn proxy_protocol_needs_its_trusted_proxies() {
+    let s = file("proxy_protocol = true\ntrusted_proxies = \"10.0.0.0/8, 127.0.0.1\"\n")
+        .expect("valid");
+    let p = s.config.proxy_protocol.expect("on");
+    assert!(
+        p.trusts("10.1.2.3".parse().expect("ip")) && p.trusts("127.0.0.1".parse().expect("ip"))
+    );
+    assert!(!p.trusts("127.0.0.2".parse().expect("ip")));
+    for (text, want) in [
+        (
+            "proxy_protocol = true\n",
+            "line 1: proxy_protocol: needs --trusted-proxies",
+        ),
+        (
+            "trusted_proxies = \"10.0.0.1\"\n",
+            "is only for --proxy-protocol",
+        ),
+        (
+            "proxy_protocol = false\ntrusted_proxies = \"10.0.0.1\"\n",
+            "is only for",
+        ),
+        (
+            "proxy_protocol = true\n\ntrusted_proxies = \"10.0.0.0/40\"\n",
+            "line 3: trusted_proxies",
+        ),
+    ] {
+        let err = file(text).expect_err(text);
+        assert!(err.contains(want), "{text:?}: {err}");
+    }
+    assert!(file("proxy_protocol = false\n")
+        .expect("off")
+        .config
+        .proxy_protocol
+        .is_none());
+}

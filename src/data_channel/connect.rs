@@ -1,8 +1,11 @@
 //! Opening the data connection: accepting the passive one (SECURITY: only from the control
 //! connection's peer, unless FXP is allowed) or connecting to the active target, within the
-//! data-connection timeout.
+//! data-connection timeout. With `--proxy-protocol`, a passive connection from a trusted proxy
+//! (a load balancer forwarding the passive ports) has its PROXY header read first: exactly its
+//! bytes, so none reaches an uploaded file, and the client in it is the one compared.
 
 use super::{DataSocket, TransferError, QUICK_ACCEPTS};
+use crate::proxy::ProxyProtocol;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -14,35 +17,32 @@ use tokio::net::{TcpListener, TcpStream};
 pub(super) async fn accept_from(
     listener: std::net::TcpListener,
     peer: Option<IpAddr>,
+    proxies: Option<&ProxyProtocol>,
     timeout: Duration,
 ) -> Result<DataSocket, TransferError> {
-    // SECURITY: a passive port is guessable; only the control connection's peer may use it.
-    let from_peer = |from: SocketAddr| match peer {
-        Some(peer) if !same_ip(from.ip(), peer) => {
-            log::warn!("data connection from {from} refused: control connection is from {peer}");
-            false
-        }
-        _ => true,
-    };
     let failed = |e: io::Error| TransferError::NoConnection(format!("accept failed: {e}"));
-    // A few tries at most: a host that keeps the backlog full of foreign connections must not
-    // hold this thread (and every session on it) in a loop that never yields; the reactor's
-    // accept below is bounded by tokio's cooperative budget.
-    for _ in 0..QUICK_ACCEPTS {
-        match accept_nonblocking(&listener) {
-            Ok((sock, from)) if from_peer(from) => return Ok(sock),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => return Err(failed(e)),
-        }
-    }
-    let listener = TcpListener::from_std(listener).map_err(failed)?;
     let accept = async {
+        // A few tries at most: a host that keeps the backlog full of foreign connections must
+        // not hold this thread (and every session on it) in a loop that never yields; the
+        // reactor's accept below is bounded by tokio's cooperative budget.
+        for _ in 0..QUICK_ACCEPTS {
+            match accept_nonblocking(&listener) {
+                Ok((sock, from)) => {
+                    if let Some(sock) = admit(sock, from, peer, proxies).await {
+                        return Ok(sock);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(failed(e)),
+            }
+        }
+        let listener = TcpListener::from_std(listener).map_err(failed)?;
         loop {
             let (stream, from) = listener.accept().await.map_err(failed)?;
-            if from_peer(from) {
-                return stream.into_std().map_err(failed);
+            let sock = stream.into_std().map_err(failed)?;
+            if let Some(sock) = admit(sock, from, peer, proxies).await {
+                return Ok(sock);
             }
         }
     };
@@ -51,6 +51,53 @@ pub(super) async fn accept_from(
         Err(_) => Err(TransferError::NoConnection(
             "nobody connected to the passive port in time".into(),
         )),
+    }
+}
+
+/// The data socket if the connection from `from` may be this transfer's; `None` (and it is
+/// closed) if not.
+async fn admit(
+    sock: DataSocket,
+    from: SocketAddr,
+    peer: Option<IpAddr>,
+    proxies: Option<&ProxyProtocol>,
+) -> Option<DataSocket> {
+    let (sock, client) = match proxies {
+        // SECURITY: a trusted proxy's connection starts with a PROXY header, required and read
+        // (bounded in size and time) whether or not the peer is checked, so it can never end
+        // up in an uploaded file; the client it names is the one checked below.
+        Some(proxies) if proxies.trusts(from.ip()) => {
+            let header = async {
+                let mut stream = TcpStream::from_std(sock)?;
+                let origin = crate::proxy::read_header(&mut stream, proxies.header_timeout)
+                    .await
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                Ok::<_, io::Error>((stream.into_std()?, origin.client(from)))
+            };
+            match header.await {
+                Ok(v) => v,
+                Err(e) => {
+                    log::warn!("data connection from trusted proxy {from} refused: {e}");
+                    return None;
+                }
+            }
+        }
+        _ => (sock, from),
+    };
+    // SECURITY: a passive port is guessable; only the control connection's peer may use it.
+    match peer {
+        Some(peer) if !same_ip(client.ip(), peer) => {
+            let through = if client == from {
+                String::new()
+            } else {
+                format!(" through proxy {from}")
+            };
+            log::warn!(
+                "data connection from {client}{through} refused: control connection is from {peer}"
+            );
+            None
+        }
+        _ => Some(sock),
     }
 }
 

@@ -112,6 +112,9 @@ pub struct TransferSpec {
     pub ascii: bool,
     /// SECURITY: only this address may connect to a passive endpoint (`None`: FXP allowed).
     pub control_peer: Option<IpAddr>,
+    /// `--proxy-protocol`: a passive connection from these proxies starts with a PROXY header
+    /// naming the client (read, and that client compared with `control_peer`).
+    pub proxies: Option<crate::proxy::ProxyProtocol>,
     /// Bytes still to send when known (a buffer size hint).
     pub size_hint: Option<u64>,
     pub connect_timeout: Duration,
@@ -408,7 +411,8 @@ impl Handler<Abort> for DataChannel {
 async fn run_transfer(spec: TransferSpec, switch: Arc<AbortSwitch>) -> TransferResult {
     let sock = match spec.endpoint {
         DataEndpoint::Passive(listener) => {
-            accept_from(listener, spec.control_peer, spec.connect_timeout).await?
+            let proxies = spec.proxies.as_ref();
+            accept_from(listener, spec.control_peer, proxies, spec.connect_timeout).await?
         }
         DataEndpoint::Active(addr) => connect_to(addr, spec.connect_timeout).await?,
     };

@@ -77,7 +77,7 @@ pub struct Jail(Arc<Root>);
 /// root to the ObjectStore.
 enum Root {
     Local(Dir),
-    Object(object::Bucket),
+    Object(Box<object::Bucket>),
 }
 
 impl std::fmt::Debug for Jail {
@@ -95,7 +95,7 @@ impl Jail {
 
     /// A root in object storage: the user's prefix in a bucket.
     pub fn object(bucket: object::Bucket) -> Jail {
-        Jail(Arc::new(Root::Object(bucket)))
+        Jail(Arc::new(Root::Object(Box::new(bucket))))
     }
 
     /// The bucket and prefix, for a root in object storage.

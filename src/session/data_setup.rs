@@ -1,21 +1,22 @@
 //! Preparing the data connection: PASV, EPSV, PORT and EPRT, the one pending endpoint (a
-//! passive listener with its Gatekeeper lease, or an active target) and its expiry, and binding
-//! passive ports. It never moves data: the DataChannel does.
+//! passive listener with the lease on its port, or an active target) and its expiry, and binding
+//! the passive port the daemon's `PassiveBook` hands out. It never moves data: the DataChannel
+//! does.
 
 use super::dispatch::{reply, Answer, Handled};
 use super::Session;
 use crate::data_channel;
 use crate::data_channel::DataEndpoint;
 use crate::error::FtpError;
-use crate::gatekeeper::{HoldPassive, PassiveLease};
+use crate::gatekeeper::PassiveLease;
 use crate::protocol::{ParseError, Reply, ReplyCode};
 use actix::prelude::*;
 use std::net::{IpAddr, SocketAddr};
 
 pub(super) enum DataSetup {
     None,
-    /// A passive listener, and the Gatekeeper's lease on it when ports are counted per source.
-    Passive(std::net::TcpListener, Option<PassiveLease>),
+    /// A passive listener, and the lease on its port in the daemon's `PassiveBook`.
+    Passive(std::net::TcpListener, PassiveLease),
     Active(SocketAddr),
 }
 
@@ -49,71 +50,23 @@ fn is_local_peer(ip: IpAddr) -> bool {
     }
 }
 
-/// Binds a passive listener on the control connection's local address, in the configured
-/// range (a random starting point, then every port once) or on an ephemeral port.
-pub(super) fn bind_passive(
-    ip: IpAddr,
-    range: Option<std::ops::RangeInclusive<u16>>,
-) -> std::io::Result<(std::net::TcpListener, u16)> {
+/// Binds a passive listener on the control connection's local address, on `port`.
+fn bind_passive(ip: IpAddr, port: u16) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     // Non-blocking from the start, and not registered with the reactor: the DataChannel
-    // does that only if it has to wait for the client. The port is known when we chose it;
-    // only the kernel's choice (port 0) needs a `getsockname`.
-    let bind = |port: u16| -> std::io::Result<(std::net::TcpListener, u16)> {
-        let addr = SocketAddr::new(ip, port);
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)?;
-        socket.set_reuse_address(true)?;
-        socket.bind(&addr.into())?;
-        socket.listen(8)?;
-        let listener: std::net::TcpListener = socket.into();
-        let port = match port {
-            0 => listener.local_addr()?.port(),
-            chosen => chosen,
-        };
-        Ok((listener, port))
-    };
-    let Some(range) = range else { return bind(0) };
-    let (lo, hi) = (*range.start(), *range.end());
-    let span = u32::from(hi - lo) + 1;
-    let start = random_u32()? % span;
-    let mut last_err = std::io::Error::new(
-        std::io::ErrorKind::AddrInUse,
-        "passive port range exhausted",
-    );
-    for i in 0..span {
-        let port = lo + ((start + i) % span) as u16;
-        match bind(port) {
-            Ok(l) => return Ok(l),
-            Err(e) => last_err = e,
-        }
-    }
-    Err(last_err)
+    // does that only if it has to wait for the client. SO_REUSEADDR: the port's earlier data
+    // connections in TIME_WAIT do not keep it from being bound again.
+    let addr = SocketAddr::new(ip, port);
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(8)?;
+    Ok(socket.into())
 }
 
-/// A random number from the OS's generator, fetched 64 at a time per thread: passive ports
-/// stay unpredictable, and PASV costs a `getrandom` call once in 64 times, not every time.
-pub(super) fn random_u32() -> std::io::Result<u32> {
-    use std::cell::RefCell;
-    const BATCH: usize = 64;
-    thread_local! {
-        static POOL: RefCell<([u32; BATCH], usize)> = const { RefCell::new(([0; BATCH], BATCH)) };
-    }
-    POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        let (values, used) = &mut *pool;
-        if *used == BATCH {
-            let mut bytes = [0u8; BATCH * 4];
-            getrandom::getrandom(&mut bytes).map_err(std::io::Error::other)?;
-            for (v, b) in values.iter_mut().zip(bytes.chunks_exact(4)) {
-                *v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            }
-            *used = 0;
-        }
-        let v = values[*used];
-        *used += 1;
-        Ok(v)
-    })
-}
+/// Ports of the passive range tried per PASV: a port can still be taken by another program
+/// (the range is the daemon's by convention only); each try is a different port.
+const BIND_TRIES: usize = 4;
 
 impl Session {
     /// PASV and EPSV: open one passive listener (closing any earlier one).
@@ -141,42 +94,37 @@ impl Session {
                 "PASV works over IPv4 only; use EPSV",
             ));
         }
-        // A new PASV replaces (and closes) the previous listener, and gives back its lease
-        // (sent before the request below, so the Gatekeeper counts it first).
+        // A new PASV replaces (and closes) the previous listener, and gives back its port.
         self.data = DataSetup::None;
-        let gatekeeper = match (
-            &self.services.gatekeeper,
-            &self.services.config.passive_ports,
-        ) {
-            (Some(g), Some(_)) => g.clone(),
-            // Ports from the kernel's ephemeral range are not counted: one source's sessions
-            // cannot hold enough of them to matter.
-            _ => return self.open_passive(ctx, None, extended).map(Answer::Reply),
-        };
-        let ip = self.peer.remote.ip();
-        Ok(Answer::Later(Box::pin(
-            gatekeeper
-                .send(HoldPassive { ip })
-                .into_actor(self)
-                .map(move |granted, act, ctx| {
-                    let reply = match granted {
-                        Ok(true) => {
-                            let lease = PassiveLease::new(gatekeeper, ip);
-                            act.open_passive(ctx, Some(lease), extended)
-                        }
-                        // SECURITY: a configured passive range is shared; one source (all its
-                        // sessions together) may hold only its share of it.
-                        Ok(false) => {
-                            log::warn!("[{}] passive share of the source used up", act.tag);
-                            Err(FtpError::NoDataConnection(
-                                "Too many passive ports held from your address",
-                            ))
-                        }
-                        Err(_) => Err(FtpError::Internal),
-                    };
-                    reply.map(Answer::Reply)
-                }),
-        )))
+        let local_ip = self.peer.local.ip();
+        // The book picks the port (at random, among those the daemon does not hold); the bind
+        // is ours. A port another program holds is kept out of the next try by keeping its
+        // lease until a bind succeeds.
+        let mut busy = Vec::new();
+        for _ in 0..BIND_TRIES {
+            // SECURITY: the passive range is shared; one source (all its sessions together)
+            // may hold only its share of it.
+            let lease = self
+                .services
+                .passive
+                .hold(self.peer.remote.ip())
+                .map_err(|refusal| {
+                    log::warn!("[{}] no passive port: {refusal}", self.tag);
+                    FtpError::NoDataConnection(refusal)
+                })?;
+            match bind_passive(local_ip, lease.port()) {
+                Ok(listener) => {
+                    return Ok(Answer::Reply(
+                        self.open_passive(ctx, listener, lease, extended),
+                    ))
+                }
+                Err(e) => {
+                    log::warn!("[{}] passive port {} is taken: {e}", self.tag, lease.port());
+                    busy.push(lease);
+                }
+            }
+        }
+        Err(FtpError::NoDataConnection("Cannot open a passive port"))
     }
 
     /// EPSV ALL (RFC 2428 §4): from now on only EPSV sets up data connections.
@@ -188,34 +136,35 @@ impl Session {
         )
     }
 
-    /// Binds a passive listener, makes it the data endpoint, and says where it is.
+    /// Makes a bound passive listener the data endpoint, and says where it is.
     pub(super) fn open_passive(
         &mut self,
         ctx: &mut Context<Self>,
-        lease: Option<PassiveLease>,
+        listener: std::net::TcpListener,
+        lease: PassiveLease,
         extended: bool,
-    ) -> Result<Reply, FtpError> {
+    ) -> Reply {
         let local_ip = self.peer.local.ip();
-        let (listener, port) = bind_passive(local_ip, self.services.config.passive_ports.clone())
-            .map_err(|e| {
-            log::warn!("[{}] no passive port: {e}", self.tag);
-            FtpError::NoDataConnection("Cannot open a passive port")
-        })?;
+        let port = lease.port();
         self.set_data(ctx, DataSetup::Passive(listener, lease));
         if extended {
-            return Ok(Reply::new(
+            return Reply::new(
                 ReplyCode::EnteringExtendedPassiveMode,
                 format!("Entering Extended Passive Mode (|||{port}|)"),
-            ));
+            );
         }
         // Behind NAT the outside world must be told the public address; local peers
-        // (loopback, private networks) keep the address they connected to.
+        // (loopback, private networks) keep the address they connected to, unless a load
+        // balancer (--proxy-protocol) stands in front of every replica's passive ports.
+        let behind_proxy = self.services.config.proxy_protocol.is_some();
         let advertised = match self.services.config.passive_address {
-            Some(IpAddr::V4(public)) if !is_local_peer(self.peer.remote.ip()) => Some(public),
+            Some(IpAddr::V4(public)) if behind_proxy || !is_local_peer(self.peer.remote.ip()) => {
+                Some(public)
+            }
             _ => as_v4(local_ip),
         };
         let o = advertised.map(|a| a.octets()).unwrap_or([127, 0, 0, 1]);
-        Ok(Reply::new(
+        Reply::new(
             ReplyCode::EnteringPassiveMode,
             format!(
                 "Entering Passive Mode ({},{},{},{},{},{})",
@@ -226,7 +175,7 @@ impl Session {
                 port >> 8,
                 port & 0xff
             ),
-        ))
+        )
     }
 
     /// PORT and EPRT: remember where to connect for the next transfer.
@@ -282,7 +231,7 @@ impl Session {
         match std::mem::replace(&mut self.data, DataSetup::None) {
             DataSetup::Passive(l, lease) => Ok(Endpoint {
                 to: DataEndpoint::Passive(l),
-                lease,
+                lease: Some(lease),
             }),
             DataSetup::Active(a) => Ok(Endpoint {
                 to: DataEndpoint::Active(a),

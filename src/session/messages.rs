@@ -57,6 +57,8 @@ pub struct Services {
     /// The daemon's table of failed logins and bans, asked before each password check. `None`
     /// in actor tests that run a Session without a daemon around it.
     pub gatekeeper: Option<Addr<Gatekeeper>>,
+    /// The daemon's passive ports: which are free, and how many each source holds.
+    pub passive: Arc<crate::gatekeeper::PassiveBook>,
     /// SECURITY: permits for transfers copying on blocking-pool threads
     /// (`Limits::transfer_threads`), shared by every Session of the daemon.
     pub transfer_threads: Arc<tokio::sync::Semaphore>,

@@ -429,6 +429,7 @@ impl Session {
             } else {
                 Some(self.peer.remote.ip())
             },
+            proxies: config.proxy_protocol.clone(),
             size_hint: size,
             connect_timeout: config.timeouts.data_connect,
             stall_timeout: config.timeouts.data_stall,

@@ -18,6 +18,7 @@
 #   ACTORFTPD_PORT   control port (default 30030)
 #   ACTORFTPD_WORKERS  --workers N (default: the daemon's default, one per core)
 #   ACTORFTPD_EXTRA  more daemon options
+#   PASV_DEFAULT=1   no --passive-ports: the daemon's default range (outside the ephemeral one)
 #   ACTORFTPD_VMEM_KB  address-space cap for the daemon (ulimit -v), a guard for shared machines:
 #                    as built, every Argon2 verification can leave ~19 MiB resident (glibc arena
 #                    retention, see BENCHMARKS.md), so a long login-heavy run would exhaust RAM
@@ -71,9 +72,11 @@ TOML
   local workers=()
   [ -n "${ACTORFTPD_WORKERS:-}" ] && workers=(--workers "$ACTORFTPD_WORKERS")
   local log="$BENCH_TMP/$NAME.log"
+  local pasv=(--passive-ports "$PASV_MIN-$PASV_MAX")
+  [ -n "${PASV_DEFAULT:-}" ] && pasv=()
   # shellcheck disable=SC2086
   nohup "$BIN" --listen "127.0.0.1:$PORT" --users "$dir/users.toml" \
-    --passive-ports "$PASV_MIN-$PASV_MAX" -q --max-sessions 20000 --max-sessions-per-ip 20000 \
+    "${pasv[@]}" -q --max-sessions 20000 --max-sessions-per-ip 20000 \
     --idle-timeout 1200 "${workers[@]}" ${ACTORFTPD_EXTRA:-} >"$log" 2>&1 &
   local pid=$!
   echo "$pid" >"$BENCH_TMP/$NAME.pid"
@@ -101,5 +104,5 @@ case "$CMD" in
   start) start ;;
   stop) stop ;;
   port) echo "$PORT" ;;
-  *) sed -n '2,22p' "$0"; exit 2 ;;
+  *) sed -n '2,23p' "$0"; exit 2 ;;
 esac

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod haproxy;
 pub mod postgres;
 pub mod s3;
 pub mod tls;

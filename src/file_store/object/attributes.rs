@@ -50,7 +50,7 @@ async fn hash(
     let mut hasher = Hasher::new(algo);
     if end > start {
         let key = file_key(path, &bucket.location.prefix)?;
-        let mut reader = bucket.op.reader_with(&key);
+        let mut reader = bucket.bulk.reader_with(&key);
         if let Some(etag) = meta.etag() {
             reader = reader.if_match(etag);
         }

@@ -37,14 +37,32 @@ use std::time::Duration;
 /// of sessions (they wait on the network, not the CPU).
 const RUNTIME_THREADS: usize = 2;
 
-/// One S3 request may take this long before it is retried (by the retry layer) or fails.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// A streaming read or write may go this long without moving a byte.
-const IO_TIMEOUT: Duration = Duration::from_secs(30);
-/// Attempts after the first for a request that failed in a way worth retrying (throttling,
-/// 5xx, a reset connection), with exponential backoff and jitter: 0.2, 0.4, 0.8, 1.6 s, so a
-/// client gets its 451 within a few seconds when the store is down.
-const RETRIES: usize = 4;
+/// How long a request may take before it is retried (by the retry layer) or fails, and how
+/// often it is retried. Two sets: quick requests (HEAD, a listing page, a delete, a marker)
+/// answer in milliseconds from a healthy store, so a hanging one is given up soon and the
+/// client gets 451 within about half a minute; transfers and server-side copies (a 5 GiB
+/// CopyObject takes minutes) get a long overall bound and an idle bound instead.
+#[derive(Clone, Copy)]
+struct Patience {
+    /// One request, start to end (a copy, a stat, a page).
+    request: Duration,
+    /// A streaming read or write without a byte moving.
+    idle: Duration,
+    /// Attempts after the first for a failure worth retrying (throttling, 5xx, a reset
+    /// connection, a timeout), with exponential backoff and jitter from `FIRST_BACKOFF`.
+    retries: usize,
+}
+
+const QUICK: Patience = Patience {
+    request: Duration::from_secs(6),
+    idle: Duration::from_secs(6),
+    retries: 2,
+};
+const BULK: Patience = Patience {
+    request: Duration::from_secs(15 * 60),
+    idle: Duration::from_secs(30),
+    retries: 4,
+};
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -132,10 +150,13 @@ impl Location {
     }
 }
 
-/// A user's root in object storage: an operator rooted at the prefix. Cheap to clone.
+/// A user's root in object storage: operators rooted at the prefix. Cheap to clone.
 #[derive(Clone)]
 pub struct Bucket {
+    /// For quick requests: HEAD, listings, deletes, markers, small reads.
     op: Operator,
+    /// For transfers and server-side copies.
+    bulk: Operator,
     location: Arc<Location>,
 }
 
@@ -165,23 +186,28 @@ impl Bucket {
             // S3-compatible servers (MinIO, Ceph, moto) take any region; AWS's default.
             builder = builder.region("us-east-1");
         }
-        let op = Operator::new(builder)
-            .map_err(|e| format!("storage {}: {e}", location.url()))?
-            .layer(
-                opendal::layers::TimeoutLayer::new()
-                    .with_timeout(REQUEST_TIMEOUT)
-                    .with_io_timeout(IO_TIMEOUT),
+        let base =
+            Operator::new(builder).map_err(|e| format!("storage {}: {e}", location.url()))?;
+        let patient = |p: Patience| {
+            with_shared_client(
+                base.clone()
+                    .layer(
+                        opendal::layers::TimeoutLayer::new()
+                            .with_timeout(p.request)
+                            .with_io_timeout(p.idle),
+                    )
+                    .layer(
+                        opendal::layers::RetryLayer::new()
+                            .with_max_times(p.retries)
+                            .with_min_delay(FIRST_BACKOFF)
+                            .with_max_delay(MAX_BACKOFF)
+                            .with_jitter(),
+                    ),
             )
-            .layer(
-                opendal::layers::RetryLayer::new()
-                    .with_max_times(RETRIES)
-                    .with_min_delay(FIRST_BACKOFF)
-                    .with_max_delay(MAX_BACKOFF)
-                    .with_jitter(),
-            );
-        let op = with_shared_client(op)?;
+        };
         Ok(Bucket {
-            op,
+            op: patient(QUICK)?,
+            bulk: patient(BULK)?,
             location: Arc::new(location.clone()),
         })
     }

@@ -294,7 +294,7 @@ async fn download(
     tx: mpsc::Sender<Piece>,
 ) {
     let sent = async {
-        let mut reader = bucket.op.reader_with(&key);
+        let mut reader = bucket.bulk.reader_with(&key);
         if let Some(etag) = &etag {
             reader = reader.if_match(etag);
         }
@@ -330,7 +330,7 @@ async fn ascii_size(bucket: &Bucket, path: &VirtualPath) -> Result<Option<u64>, 
         return Ok(None);
     }
     let key = file_key(path, &bucket.location.prefix)?;
-    let reader = bucket.op.reader(&key).await.map_err(store_error)?;
+    let reader = bucket.bulk.reader(&key).await.map_err(store_error)?;
     let mut stream = reader
         .into_bytes_stream(0..meta.content_length())
         .await

@@ -106,7 +106,7 @@ async fn open_write(
     // that name exists then (If-None-Match: *): two uploads racing for a name cannot replace
     // each other, nor one that appeared after the check above.
     let mut writer = bucket
-        .op
+        .bulk
         .writer_with(&key)
         .chunk(PART_SIZE)
         .concurrent(PARTS_IN_FLIGHT)
@@ -286,7 +286,7 @@ async fn rename(bucket: Bucket, msg: Rename) -> Result<(), StoreError> {
             // SECURITY: without the overwrite permission, the copy happens only if nothing
             // has that name by then.
             bucket
-                .op
+                .bulk
                 .copy_with(&from_key, &to_key)
                 .if_not_exists(!msg.allow_overwrite)
                 .chunk(MAX_PART as usize)
