@@ -7,8 +7,10 @@
 //! This is the only place that writes to stdout: the listening address and, for the embedded
 //! default user, exactly how to connect. Everything else goes to the log (stderr).
 
+use actorftpd::auth::db::{Database, DbUrl};
 use actorftpd::auth::{
-    hash_password, random_password, Credential, Password, Permissions, User, UserDb,
+    hash_password, random_password, read_new_password, Credential, Password, Permissions, User,
+    UserDb,
 };
 use actorftpd::config_file::{self, RunSettings};
 use actorftpd::file_store::object::{uploads_in_flight, Location};
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
             json,
             token_file,
         }) => actorftpd::observability::who::run(admin, token_file.as_deref(), once, json),
+        Ok(cli::Invocation::User(command)) => command.run(),
         Ok(cli::Invocation::CheckConfig(path)) => config_file::check(&path).and_then(|summary| {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", escape_controls(&summary)).map_err(|e| e.to_string())
@@ -68,26 +71,7 @@ fn main() -> ExitCode {
 /// `actorftpd hash-password`: the password comes from the terminal without echo (asked twice),
 /// or from one line of standard input; never from the command line, where `ps` would show it.
 fn print_hash() -> Result<(), String> {
-    use std::io::{BufRead, IsTerminal};
-    let password = if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
-        let again = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
-        if first != again {
-            return Err("the passwords differ".into());
-        }
-        first
-    } else {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
-        line.trim_end_matches(['\r', '\n']).to_owned()
-    };
-    if password.is_empty() {
-        return Err("an empty password cannot be hashed".into());
-    }
-    let hash = hash_password(&password)?;
+    let hash = hash_password(&read_new_password()?)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{hash}").map_err(|e| e.to_string())
 }
@@ -119,7 +103,13 @@ fn run(settings: RunSettings, log_file: Option<AppendFile>) -> Result<(), String
         None => None,
     };
     let tls_on = settings.tls.is_some();
+    // Users in a database are opened after `--run-as` (its connections run on threads).
+    let database = match &settings.users {
+        Some(url) if DbUrl::is_database(url) => Some(DbUrl::parse(&url.display().to_string())?),
+        _ => None,
+    };
     let (users, one_off) = match &settings.users {
+        Some(_) if database.is_some() => (UserDb::empty(), None),
         Some(path) => (config_file::load_users(path, tls_on)?, None),
         None => {
             let password = random_password(16)?;
@@ -234,8 +224,18 @@ fn run(settings: RunSettings, log_file: Option<AppendFile>) -> Result<(), String
         bucket.check()?;
         log::info!("storage {} is reachable", bucket.location().url());
     }
+    let users = match &database {
+        Some(url) => {
+            let db = UserDb::in_database(Database::open(url)?);
+            log::info!("users in {} (schema up to date)", url.shown());
+            db
+        }
+        None => users,
+    };
     actorftpd::file_store::object::sweep::start_sweeping(users.buckets(), config.stale_upload_age);
-    let reloader = Reloader::new(settings.users.clone(), settings.tls.clone());
+    // SIGHUP re-reads a users file; a database is read at each login anyway.
+    let users_file = settings.users.clone().filter(|_| database.is_none());
+    let reloader = Reloader::new(users_file, settings.tls.clone());
     let notifier = Notifier::from_env();
 
     let grace = config.shutdown_grace;

@@ -1,6 +1,7 @@
 //! Passwords and credentials: a password type whose `Debug` never shows it, Argon2 (PHC)
 //! verification with a reusable work area, decoys that cost what a real check costs, and
-//! hashing and random passwords for `actorftpd hash-password`. No users and no actors here.
+//! hashing, random passwords and reading a new one for `actorftpd hash-password` and `user`.
+//! No users and no actors here.
 
 use std::fmt;
 
@@ -143,6 +144,32 @@ pub(super) fn hash_with(hasher: &argon2::Argon2<'_>, password: &str) -> Result<S
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| e.to_string())
+}
+
+/// A new password from the terminal without echo (asked twice), or from one line of standard
+/// input; never from the command line, where `ps` would show it. Refuses an empty one.
+/// For `actorftpd hash-password` and `actorftpd user add|passwd`.
+pub fn read_new_password() -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal};
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+        let again = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+        if first != again {
+            return Err("the passwords differ".into());
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if password.is_empty() {
+        return Err("an empty password is refused (give one line on standard input)".into());
+    }
+    Ok(password)
 }
 
 /// A random password of `len` letters and digits from the OS generator.

@@ -9,6 +9,7 @@
 //! pool (auth/authenticator.rs), so it never runs on a worker Arbiter. Passwords and hashing
 //! are in auth/password.rs.
 
+use super::db::{parse_networks as parse_list_networks, parse_permissions, Database, Row};
 use super::password::{check_cost, decoy_like, Argon2Memory, Credential, Password};
 use super::permissions::{IpNet, Permissions};
 use super::roots::{root_or_storage, StorageEntry};
@@ -109,6 +110,8 @@ pub enum LoginRefused {
     WrongPassword,
     Disabled,
     NetworkNotAllowed,
+    /// The users database did not answer, or holds an entry that is not a valid user.
+    Unavailable,
 }
 
 impl LoginRefused {
@@ -119,6 +122,7 @@ impl LoginRefused {
             LoginRefused::WrongPassword => "wrong password",
             LoginRefused::Disabled => "account disabled",
             LoginRefused::NetworkNotAllowed => "source network not allowed for this account",
+            LoginRefused::Unavailable => "user database unavailable or entry invalid (see above)",
         }
     }
 }
@@ -130,6 +134,9 @@ pub struct UserDb {
     anonymous: Option<Arc<User>>,
     /// Checked when the name is unknown, so that case costs what a real check costs.
     decoy: Credential,
+    /// Users in SQLite or PostgreSQL instead (`--users sqlite:PATH|postgres://...`), looked up
+    /// at each login.
+    database: Option<Arc<Database>>,
 }
 
 #[derive(Deserialize)]
@@ -203,6 +210,27 @@ impl UserDb {
             users,
             anonymous: None,
             decoy,
+            database: None,
+        }
+    }
+
+    /// No users at all (the daemon's stand-in until its users database is open).
+    pub fn empty() -> UserDb {
+        UserDb {
+            users: HashMap::new(),
+            anonymous: None,
+            decoy: Credential::Plain(Password::new("\u{0}decoy")),
+            database: None,
+        }
+    }
+
+    /// The users in a database (opened and migrated): each login looks its user up there.
+    pub fn in_database(database: Database) -> UserDb {
+        UserDb {
+            users: HashMap::new(),
+            anonymous: None,
+            decoy: database.decoy().clone(),
+            database: Some(Arc::new(database)),
         }
     }
 
@@ -335,6 +363,7 @@ impl UserDb {
             users,
             anonymous,
             decoy,
+            database: None,
         })
     }
 
@@ -366,7 +395,47 @@ impl UserDb {
                 false => Err(LoginRefused::NetworkNotAllowed),
             };
         }
-        match self.users.get(name) {
+        if let Some(db) = &self.database {
+            return self.authenticate_in(db, name, password, source, memory);
+        }
+        self.check(self.users.get(name), password, source, memory)
+    }
+
+    /// The same checks, and the same costs, for a user looked up in the database now (so what
+    /// `actorftpd user` changed holds at this login). A database that cannot answer, or a row
+    /// that is not a valid user, refuses the login (logged; the client sees a wrong password).
+    fn authenticate_in(
+        &self,
+        db: &Database,
+        name: &str,
+        password: &str,
+        source: Option<IpAddr>,
+        memory: &mut Argon2Memory,
+    ) -> Result<Arc<User>, LoginRefused> {
+        let found = db
+            .find(name)
+            .and_then(|row| row.map(|r| user_of(db, r)).transpose());
+        match found {
+            Ok(user) => self.check(user.map(Arc::new).as_ref(), password, source, memory),
+            Err(e) => {
+                log::warn!("login for {name:?} refused: {e}");
+                // SECURITY: the same work as any other refusal.
+                let _ = self.decoy.verify_with(password, memory);
+                Err(LoginRefused::Unavailable)
+            }
+        }
+    }
+
+    /// SECURITY: the password is checked whatever else is wrong, and an unknown name costs a
+    /// decoy's check: every refusal costs the same.
+    fn check(
+        &self,
+        user: Option<&Arc<User>>,
+        password: &str,
+        source: Option<IpAddr>,
+        memory: &mut Argon2Memory,
+    ) -> Result<Arc<User>, LoginRefused> {
+        match user {
             Some(user) => {
                 let ok = user.credential.verify_with(password, memory);
                 // The account's state first: the operator learns that a disabled account or a
@@ -392,7 +461,9 @@ impl UserDb {
     pub fn argon2_blocks(&self) -> usize {
         self.users
             .values()
-            .filter_map(|u| match &u.credential {
+            .map(|u| &u.credential)
+            .chain(self.database.as_ref().map(|_| &self.decoy))
+            .filter_map(|c| match c {
                 Credential::Argon2(phc) => argon2::password_hash::PasswordHash::new(phc)
                     .ok()
                     .and_then(|h| argon2::Params::try_from(&h).ok())
@@ -405,6 +476,8 @@ impl UserDb {
 
     /// Whether `name` is an account that may log in only over TLS (`require_tls`). Asked at
     /// USER, so such an account is refused in clear before any password is sent or checked.
+    /// A database user's flag is read at the password check (the Session refuses it there, as
+    /// a wrong password: the same reply and delay).
     pub fn requires_tls(&self, name: &str) -> bool {
         self.users.get(name).is_some_and(|u| u.require_tls)
     }
@@ -447,6 +520,32 @@ impl UserDb {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The `User` a database row describes, checked as a users-file entry is; its object-storage
+/// root reuses the client made for the same location before. Blocking (a local root is stat'ed).
+fn user_of(db: &Database, row: Row) -> Result<User, String> {
+    let (name, hash, root, storage, endpoint, region, permissions, networks, enabled, tls) = row;
+    let fail = |e: String| format!("user {name:?}: {e}");
+    argon2::password_hash::PasswordHash::new(&hash)
+        .map_err(|e| fail(format!("password_hash is not an Argon2 PHC string: {e}")))?;
+    let entry = StorageEntry {
+        storage,
+        endpoint,
+        region,
+    };
+    let (root, location) =
+        root_or_storage(root.map(PathBuf::from), entry, Path::new("/")).map_err(fail)?;
+    let permissions = parse_permissions(&permissions).map_err(fail)?;
+    let mut user = User::new(&name, Credential::Argon2(hash), root, permissions);
+    user.allowed_networks = parse_list_networks(&networks).map_err(fail)?;
+    user.enabled = enabled;
+    user.require_tls = tls;
+    if let Some(location) = location {
+        user.jail = Some(db.jail_for(&location)?);
+        user.storage = Some(location);
+    }
+    Ok(user)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! a start would check without binding a socket or touching the roots.
 
 use super::{line_of, resolve, Options};
+use crate::auth::db::DbUrl;
 use crate::auth::UserDb;
 use serde::Deserialize;
 use std::path::Path;
@@ -53,7 +54,10 @@ pub fn check(path: &Path) -> Result<String, String> {
     let settings = resolve(Options::load(path)?)?;
     let tls_on = settings.tls.is_some();
     let mut summary = format!("{}: ok", path.display());
-    if let Some(users) = &settings.users {
+    if let Some(url) = settings.users.as_ref().filter(|u| DbUrl::is_database(u)) {
+        let url = DbUrl::parse(&url.display().to_string())?;
+        summary.push_str(&format!("; users in {} (opened at start)", url.shown()));
+    } else if let Some(users) = &settings.users {
         let db = load_users(users, tls_on)?;
         summary.push_str(&format!("; {} account(s) in {}", db.len(), users.display()));
     }

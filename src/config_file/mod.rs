@@ -77,6 +77,15 @@ as_is!(bool, u8, u32, u64, usize, String);
 
 impl FromFile for PathBuf {
     fn rebase(self, base: &Path) -> Self {
+        // `users = "sqlite:users.db"` is beside the file too; `postgres://...` is no path.
+        if crate::auth::db::DbUrl::is_database(&self) {
+            return match self.to_str().and_then(|s| s.strip_prefix("sqlite:")) {
+                Some(file) if !file.starts_with('/') => {
+                    PathBuf::from(format!("sqlite:{}", base.join(file).display()))
+                }
+                _ => self,
+            };
+        }
         if self.is_absolute() {
             self
         } else {

@@ -10,6 +10,7 @@
 
 pub mod backend;
 pub mod haproxy;
+pub mod postgres;
 pub mod s3;
 pub mod tls;
 
