@@ -16,7 +16,9 @@ use std::time::Duration;
 use toml::Spanned;
 
 mod check;
+mod fair;
 pub use check::{check, load_users};
+use fair::rate;
 
 /// Where a setting came from, to name it in an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +166,15 @@ options! {
     min_rate: u64,
     min_rate_window: u64,
     max_transfer_threads: usize,
+    /// Bandwidth limits per transfer: `500K`, `10M` (bytes per second).
+    max_download_rate: String,
+    max_upload_rate: String,
+    /// A file whose lines make the 220 greeting.
+    banner: PathBuf,
+    /// A command run after each completed upload (path, user, size as arguments; no shell).
+    upload_hook: String,
+    /// A URL that gets a JSON POST after each completed upload (`http://` only).
+    upload_hook_url: String,
     run_as: String,
     umask: String,
 }
@@ -437,8 +448,12 @@ pub fn resolve(o: Options) -> Result<RunSettings, String> {
     let secs = |s: &Option<Setting<u64>>, d: Duration| value(s).map_or(d, Duration::from_secs);
     let t = &defaults.timeouts;
     let l = &defaults.login;
+    let banner = fair::banner(&o.banner, defaults.banner.clone())?;
+    let upload_hook = fair::upload_hook(&o.upload_hook, &o.upload_hook_url)?;
     let config = Config {
         listen,
+        banner,
+        upload_hook,
         passive_ports,
         workers: value(&o.workers).unwrap_or(defaults.workers).max(1),
         timeouts: config::Timeouts {
@@ -459,6 +474,8 @@ pub fn resolve(o: Options) -> Result<RunSettings, String> {
             transfer_threads: value(&o.max_transfer_threads)
                 .unwrap_or(defaults.limits.transfer_threads)
                 .max(1),
+            max_download_rate: rate(&o.max_download_rate)?,
+            max_upload_rate: rate(&o.max_upload_rate)?,
             ..defaults.limits.clone()
         },
         login: config::LoginPolicy {

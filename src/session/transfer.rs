@@ -7,7 +7,7 @@ use super::dispatch::{reply, Answer, Handled};
 use super::messages::TransferSnapshot;
 use super::{shutdown_reply, Session};
 use crate::data_channel::{
-    Abort, DataChannel, DataTls, MinRate, Payload, Progress, TransferDone, TransferError,
+    tighter, Abort, DataChannel, DataTls, MinRate, Payload, Progress, TransferDone, TransferError,
     TransferResult, TransferSpec,
 };
 use crate::error::{FtpError, StoreError};
@@ -411,6 +411,19 @@ impl Session {
             to: endpoint,
             lease,
         } = endpoint;
+        // Bandwidth: the tighter of the daemon's and the user's limit for this direction;
+        // listings are not limited.
+        let max_rate = match (verb, upload.is_some(), self.user()) {
+            ("LIST" | "NLST" | "MLSD", _, _) => None,
+            (_, true, user) => tighter(
+                config.limits.max_upload_rate,
+                user.and_then(|u| u.max_upload_rate),
+            ),
+            (_, false, user) => tighter(
+                config.limits.max_download_rate,
+                user.and_then(|u| u.max_download_rate),
+            ),
+        };
         let spec = TransferSpec {
             id,
             endpoint,
@@ -439,6 +452,7 @@ impl Session {
                 threads: config.limits.transfer_threads.max(1),
             },
             threads: self.services.transfer_threads.clone(),
+            max_rate,
         };
         let me = ctx.address();
         let channel = DataChannel::new(spec, me.clone().recipient(), me.recipient()).start();
@@ -494,6 +508,25 @@ impl Session {
                 anonymous: user.anonymous,
                 user: user.name.clone(),
                 complete: result.is_ok(),
+            });
+        }
+        if let (Some(hooks), Some(user), Ok(bytes), "upload") = (
+            &self.services.recorders.upload_hooks,
+            self.user(),
+            &result,
+            t.direction(),
+        ) {
+            // Exactly one event per completed upload (it is in place by now); none for one
+            // that failed or was aborted.
+            hooks.notify(crate::hooks::UploadEvent {
+                event: "upload",
+                path: user.root.join(t.path.to_relative()).display().to_string(),
+                virtual_path: t.path.to_string(),
+                user: user.name.clone(),
+                size: *bytes,
+                session: self.peer.id,
+                remote: self.peer.remote.ip().to_string(),
+                time: unix_now(),
             });
         }
         let reply = match &result {
