@@ -373,3 +373,32 @@ fn the_hook_url_gets_one_json_event_per_completed_upload() {
     let third = events.recv_timeout(wait).expect("event for last.bin");
     assert_eq!(third["virtual_path"], "/last.bin");
 }
+
+#[test]
+fn the_minimum_rate_does_not_end_a_transfer_the_server_slows_down() {
+    // A minimum of 1 MiB/s over 1 s windows, a limit of 64 KiB/s: the watchdog would end this
+    // transfer after its first window if it did not know the server slows it down itself.
+    let d = Daemon::start_with_args(
+        &[("alice", "pw", "alice")],
+        &[
+            "--min-rate",
+            "1048576",
+            "--min-rate-window",
+            "1",
+            "--max-download-rate",
+            "64K",
+            "--max-upload-rate",
+            "64K",
+        ],
+    );
+    let data = random_bytes_seeded(5, 192 * KIB);
+    std::fs::write(d.root("alice").join("slow.bin"), &data).expect("seed");
+    let mut ftp = d.login("alice");
+    let start = Instant::now();
+    assert_eq!(sha256_hex(&get(&mut ftp, "slow.bin")), sha256_hex(&data));
+    put(&mut ftp, "slow-up.bin", &data);
+    let took = start.elapsed();
+    assert_file_holds(&d.root("alice").join("slow-up.bin"), &data, "upload");
+    // Both ways at 64 KiB/s: about 6 s, not the second a 1 MiB/s floor would allow.
+    assert!(took > Duration::from_secs(3), "limited: {took:?}");
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 /// The longest one sleep lasts: the copy loop looks at its abort switch at least this often, so
 /// ABOR, kick and shutdown stop a limited transfer as quickly as an unlimited one.
-pub const MAX_SLEEP: Duration = Duration::from_millis(100);
+pub const MAX_SLEEP: Duration = Duration::from_millis(250);
 
 /// Calls per second a limited transfer makes at its rate (each moves at most `rate / CALLS`):
 /// progress moves several times a second, and a limited `sendfile`/`splice` is paced by smaller
