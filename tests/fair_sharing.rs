@@ -7,6 +7,7 @@
 mod common;
 mod rawftp;
 
+use common::backend::{Kind, Served, ALICE};
 use common::*;
 use rawftp::Ctrl;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -401,4 +402,83 @@ fn the_minimum_rate_does_not_end_a_transfer_the_server_slows_down() {
     assert_file_holds(&d.root("alice").join("slow-up.bin"), &data, "upload");
     // Both ways at 64 KiB/s: about 6 s, not the second a 1 MiB/s floor would allow.
     assert!(took > Duration::from_secs(3), "limited: {took:?}");
+}
+
+/// On the local disk and on S3 (streams instead of sendfile/splice): the daemon's limits hold
+/// both ways, and a kicked upload leaves no temporary file and no multipart upload.
+fn limits_and_kick_on(kind: Kind) {
+    let token = TokenFile::new();
+    let path = token.path();
+    let args = [
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--admin-token-file",
+        path.as_str(),
+        "--max-download-rate",
+        "4M",
+        "--max-upload-rate",
+        "4M",
+    ];
+    let Some(mut s) = Served::start(kind, &[ALICE], &args) else {
+        return;
+    };
+    let admin = s.daemon.announced("actorftpd admin endpoint on ");
+    let data = random_bytes_seeded(6, BIG);
+    s.write("alice", "down.bin", &data);
+    let mut ftp = s.daemon.connect();
+    ftp.login(ALICE.name, ALICE.password).expect("login");
+    ftp.transfer_type(suppaftp::types::FileType::Binary)
+        .expect("TYPE I");
+    let start = Instant::now();
+    let got = get(&mut ftp, "down.bin");
+    assert_near_limit(rate(got.len(), start.elapsed()), &format!("{kind:?} RETR"));
+    assert_eq!(sha256_hex(&got), sha256_hex(&data));
+    let start = Instant::now();
+    put(&mut ftp, "up.bin", &data);
+    assert_near_limit(rate(BIG, start.elapsed()), &format!("{kind:?} STOR"));
+    assert_eq!(
+        s.read("alice", "up.bin").map(|b| sha256_hex(&b)),
+        Some(sha256_hex(&data))
+    );
+    // Kicked mid-upload: 421, and nothing of the upload is left anywhere.
+    let mut c = Ctrl::login(s.daemon.addr(), ALICE.name, ALICE.password);
+    let mut data_conn = upload_in_progress(&mut c, "kicked.bin", &random_bytes(MIB));
+    // More in the background, enough for S3 to begin a multipart upload (at the 4M limit).
+    let writer = std::thread::spawn(move || {
+        let _ = data_conn.write_all(&random_bytes(20 * MIB));
+        data_conn
+    });
+    wait_until(Duration::from_secs(30), "the upload is under way", || {
+        !s.leftovers("alice").is_empty()
+    });
+    let out = kick(admin, &token, &["--user", "alice"]);
+    assert!(out.status.success(), "{out:?}");
+    let mut codes = Vec::new();
+    while let Ok(r) = c.try_reply() {
+        codes.push(r.code);
+    }
+    assert!(
+        codes.contains(&421),
+        "{kind:?}: replies after the kick: {codes:?}"
+    );
+    drop(writer.join().expect("writer"));
+    wait_until(
+        Duration::from_secs(20),
+        "nothing left of the kicked upload",
+        || s.leftovers("alice").is_empty(),
+    );
+    assert!(
+        !s.exists("alice", "kicked.bin"),
+        "{kind:?}: no partial file"
+    );
+}
+
+#[test]
+fn limits_and_kick_on_the_local_disk() {
+    limits_and_kick_on(Kind::Local);
+}
+
+#[test]
+fn limits_and_kick_on_s3() {
+    limits_and_kick_on(Kind::S3);
 }
