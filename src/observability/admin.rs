@@ -176,6 +176,7 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, routes: std::rc::Rc<Rout
                 respond(&mut stream, "200 OK", "application/json", "", &body).await
             }
             ("POST", _) => {
+                // The metrics-only endpoint kicks nobody.
                 let status = "405 Method Not Allowed";
                 respond(&mut stream, status, "text/plain", "", status).await
             }
@@ -249,6 +250,10 @@ fn parse_head(head: &str) -> Result<Request, &'static str> {
         _ => return Err("400 Bad Request"),
     };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    // POST is for kicking only; anything else that would change state does not exist.
+    if method == "POST" && path != "/kick" {
+        return Err("405 Method Not Allowed");
+    }
     let mut request = Request {
         method: method.to_owned(),
         path: path.to_owned(),
@@ -430,6 +435,10 @@ mod tests {
         );
         assert_eq!(
             parse_head("PUT / HTTP/1.1\r\n\r\n"),
+            Err("405 Method Not Allowed")
+        );
+        assert_eq!(
+            parse_head("POST /sessions HTTP/1.1\r\n\r\n"),
             Err("405 Method Not Allowed")
         );
         let kick = parse_head("POST /kick?user=bob HTTP/1.0\r\n\r\n").expect("valid");
