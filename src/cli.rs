@@ -345,7 +345,9 @@ pub fn man_page() -> String {
          .SH NAME\nactorftpd \\- a multi-client FTP server built on Actix actors\n\
          .SH SYNOPSIS\n.B actorftpd\n[\\fIOPTIONS\\fR] [\\fB\\-\\-config\\fR \\fIFILE\\fR]\n.br\n\
          .B actorftpd check\\-config\n\\fIFILE\\fR\n.br\n.B actorftpd hash\\-password\n.br\n\
-         .B actorftpd who\n[\\fIOPTIONS\\fR]\n.SH DESCRIPTION\n\
+         .B actorftpd who\n[\\fIOPTIONS\\fR]\n.br\n.B actorftpd kick\n\
+         [\\fIOPTIONS\\fR] \\fISESSION_ID\\fR | \\fB\\-\\-user\\fR \\fINAME\\fR\n\
+         .SH DESCRIPTION\n\
          The text of \\fBactorftpd \\-\\-help\\fR:\n.PP\n.nf\n",
     );
     for line in help.lines() {
@@ -355,7 +357,9 @@ pub fn man_page() -> String {
     page.push_str(
         ".fi\n.SH SIGNALS\n\
          SIGHUP reopens the log file and the transfer log and checks the users file and the TLS \
-         files again; SIGTERM and SIGINT stop gracefully, a second one at once.\n\
+         files again; SIGTERM and SIGINT stop gracefully (the admin endpoint's /ready answers \
+         503 first, then new connections are refused and transfers get --shutdown-grace), a \
+         second one at once.\n\
          .SH SEE ALSO\nREADME.md (\"Running as a service\"), xferlog(5), systemd.service(5)\n",
     );
     page

@@ -232,6 +232,9 @@ impl Handler<Kick> for Session {
             return false;
         }
         log::info!("[{}] kicked by the administrator", self.tag);
+        if let Some(t) = self.transfer.as_mut() {
+            t.discard_upload = true;
+        }
         self.close(
             ctx,
             Some(Reply::new(

@@ -36,6 +36,9 @@ pub(super) struct Transfer {
     pub(super) started: Instant,
     pub(super) upload: Option<(Jail, UploadTarget)>,
     pub(super) abort_requested: bool,
+    /// The operator kicked the session: an upload is discarded even if its client closed the
+    /// data connection (EOF) before the DataChannel saw the Abort.
+    pub(super) discard_upload: bool,
     pub(super) ascii: bool,
     pub(super) last_log: Instant,
     /// Held for the whole transfer: its passive port counts against the source's share.
@@ -102,10 +105,13 @@ impl Handler<Progress> for Session {
 impl Handler<TransferDone> for Session {
     type Result = ();
 
-    fn handle(&mut self, msg: TransferDone, ctx: &mut Context<Self>) {
+    fn handle(&mut self, mut msg: TransferDone, ctx: &mut Context<Self>) {
         let Some(mut t) = self.transfer.take_if(|t| t.id == msg.id) else {
             return;
         };
+        if t.discard_upload && t.upload.is_some() && msg.result.is_ok() {
+            msg.result = Err(TransferError::Aborted);
+        }
         if let Ok(bytes) = msg.result {
             t.bytes = bytes;
         }
@@ -472,6 +478,7 @@ impl Session {
             started: Instant::now(),
             upload,
             abort_requested: false,
+            discard_upload: false,
             ascii: self.transfer_type == TransferType::Ascii,
             last_log: Instant::now(),
             _lease: lease,
