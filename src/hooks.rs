@@ -174,6 +174,9 @@ impl Poster {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
+            // A connection per event: a pooled one the receiver has closed since would fail
+            // the next POST (events are rare; a fresh connection costs little).
+            .pool_max_idle_per_host(0)
             .build()
             .map_err(|e| format!("cannot make the HTTP client: {e}"))?;
         let runtime = tokio::runtime::Builder::new_current_thread()

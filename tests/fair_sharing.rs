@@ -350,6 +350,7 @@ fn receiver() -> (String, mpsc::Receiver<serde_json::Value>) {
             if reader.read_exact(&mut body).is_ok() {
                 let _ = tx.send(serde_json::from_slice(&body).expect("a JSON body"));
             }
+            // No `Connection: close`: the daemon must not reuse a connection we close anyway.
             let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
         }
     });
