@@ -228,6 +228,28 @@ struct Opt {
     #[structopt(long, value_name = "N")]
     max_transfer_threads: Option<usize>,
 
+    /// Bandwidth limit of each download, bytes per second: 500K, 10M (a user's own
+    /// max_download_rate applies when tighter). [default: none]
+    #[structopt(long, value_name = "RATE")]
+    max_download_rate: Option<String>,
+
+    /// Bandwidth limit of each upload, bytes per second. [default: none]
+    #[structopt(long, value_name = "RATE")]
+    max_upload_rate: Option<String>,
+
+    /// A text file whose lines make the 220 greeting (sanitised; at most 4 KiB and 20 lines).
+    #[structopt(long, value_name = "FILE", parse(from_os_str))]
+    banner: Option<PathBuf>,
+
+    /// Run this program after each completed upload, with the path, user and size as its
+    /// arguments (no shell); failures are logged.
+    #[structopt(long, value_name = "PROGRAM")]
+    upload_hook: Option<String>,
+
+    /// POST a JSON event to this http:// URL after each completed upload.
+    #[structopt(long, value_name = "URL")]
+    upload_hook_url: Option<String>,
+
     /// After binding the sockets, switch to this account for good (start as root; for port 21).
     /// Uploaded files then belong to it. USER or USER:GROUP, names or numbers.
     #[structopt(long, value_name = "USER[:GROUP]")]
@@ -261,6 +283,18 @@ enum Sub {
         #[structopt(long)]
         json: bool,
         /// The daemon's --admin-token-file (its token is sent as `Authorization: Bearer`).
+        #[structopt(long, parse(from_os_str))]
+        admin_token_file: Option<PathBuf>,
+    },
+    /// Disconnect a session (421; its upload is discarded) through the admin endpoint.
+    Kick {
+        /// The session's id (as `who` shows it).
+        session: Option<u64>,
+        /// Every session of this user instead.
+        #[structopt(long)]
+        user: Option<String>,
+        #[structopt(long, default_value = DEFAULT_ADMIN)]
+        admin: SocketAddr,
         #[structopt(long, parse(from_os_str))]
         admin_token_file: Option<PathBuf>,
     },
@@ -321,6 +355,11 @@ pub enum Invocation {
     },
     CheckConfig(PathBuf),
     User(Box<UserCommand>),
+    Kick {
+        target: crate::observability::kick::KickTarget,
+        admin: SocketAddr,
+        token_file: Option<PathBuf>,
+    },
 }
 
 /// Parses the process arguments; prints help or a usage error and exits on bad input.
@@ -353,7 +392,9 @@ pub fn man_page() -> String {
          .SH NAME\nactorftpd \\- a multi-client FTP server built on Actix actors\n\
          .SH SYNOPSIS\n.B actorftpd\n[\\fIOPTIONS\\fR] [\\fB\\-\\-config\\fR \\fIFILE\\fR]\n.br\n\
          .B actorftpd check\\-config\n\\fIFILE\\fR\n.br\n.B actorftpd hash\\-password\n.br\n\
-         .B actorftpd who\n[\\fIOPTIONS\\fR]\n.SH DESCRIPTION\n\
+         .B actorftpd who\n[\\fIOPTIONS\\fR]\n.br\n.B actorftpd kick\n\
+         [\\fIOPTIONS\\fR] \\fISESSION_ID\\fR | \\fB\\-\\-user\\fR \\fINAME\\fR\n\
+         .SH DESCRIPTION\n\
          The text of \\fBactorftpd \\-\\-help\\fR:\n.PP\n.nf\n",
     );
     for line in help.lines() {
@@ -363,7 +404,9 @@ pub fn man_page() -> String {
     page.push_str(
         ".fi\n.SH SIGNALS\n\
          SIGHUP reopens the log file and the transfer log and checks the users file and the TLS \
-         files again; SIGTERM and SIGINT stop gracefully, a second one at once.\n\
+         files again; SIGTERM and SIGINT stop gracefully (the admin endpoint's /ready answers \
+         503 first, then new connections are refused and transfers get --shutdown-grace), a \
+         second one at once.\n\
          .SH SEE ALSO\nREADME.md (\"Running as a service\"), xferlog(5), systemd.service(5)\n",
     );
     page
@@ -418,6 +461,25 @@ fn from_opt(opt: Opt) -> Result<Invocation, String> {
                 allowed_networks,
                 require_tls,
             })));
+        }
+        Some(Sub::Kick {
+            session,
+            user,
+            admin,
+            admin_token_file,
+        }) => {
+            use crate::observability::kick::KickTarget;
+            let target = match (session, user) {
+                (Some(id), None) => KickTarget::Session(id),
+                (None, Some(name)) => KickTarget::User(name),
+                _ => return Err("kick: give a SESSION_ID or --user NAME (one of them)".into()),
+            };
+            let token_file = admin_token_file;
+            return Ok(Invocation::Kick {
+                target,
+                admin,
+                token_file,
+            });
         }
         None => {}
     }
@@ -479,6 +541,11 @@ fn from_opt(opt: Opt) -> Result<Invocation, String> {
         min_rate: given("min_rate", opt.min_rate),
         min_rate_window: given("min_rate_window", opt.min_rate_window),
         max_transfer_threads: given("max_transfer_threads", opt.max_transfer_threads),
+        max_download_rate: given("max_download_rate", opt.max_download_rate),
+        max_upload_rate: given("max_upload_rate", opt.max_upload_rate),
+        banner: given("banner", opt.banner),
+        upload_hook: given("upload_hook", opt.upload_hook),
+        upload_hook_url: given("upload_hook_url", opt.upload_hook_url),
         run_as: given("run_as", opt.run_as),
         umask: given("umask", opt.umask),
     };

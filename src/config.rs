@@ -72,6 +72,11 @@ pub struct Limits {
     /// Transfers copying on blocking-pool threads at once; the next waits for one to end (up to
     /// the data-connection timeout, then 425). Transfers of bytes in memory need none.
     pub transfer_threads: usize,
+    /// Bandwidth limit of each download (RETR and listings sent from a file), bytes per second;
+    /// a user's own `max_download_rate` is applied when tighter.
+    pub max_download_rate: crate::data_channel::Rate,
+    /// Bandwidth limit of each upload (STOR, APPE, STOU), bytes per second.
+    pub max_upload_rate: crate::data_channel::Rate,
 }
 
 impl Default for Limits {
@@ -84,6 +89,8 @@ impl Default for Limits {
             max_sessions_per_ip: 50,
             ipv6_prefix: 64,
             transfer_threads: DEFAULT_TRANSFER_THREADS,
+            max_download_rate: None,
+            max_upload_rate: None,
         }
     }
 }
@@ -145,8 +152,10 @@ pub struct Config {
     pub xferlog: Option<std::path::PathBuf>,
     /// Count metrics even without a metrics endpoint (the admin endpoint serves them).
     pub metrics_enabled: bool,
-    /// Greeting text after `220 `.
+    /// Greeting text after `220 ` (one line; `--banner FILE` may give several, sanitised).
     pub banner: String,
+    /// Upload hooks: a command and/or a URL told of every completed upload.
+    pub upload_hook: crate::hooks::HookConfig,
     /// The secret the admin endpoint requires (`Authorization: Bearer`), from `--admin-token-file`.
     pub admin_token: Option<crate::observability::token::AdminToken>,
     /// `--proxy-protocol`: connections from these proxies start with a PROXY header naming
@@ -176,6 +185,7 @@ impl Default for Config {
             xferlog: None,
             metrics_enabled: false,
             banner: "actorftpd ready".to_owned(),
+            upload_hook: crate::hooks::HookConfig::default(),
             admin_token: None,
             proxy_protocol: None,
         }

@@ -36,6 +36,8 @@ pub mod fdlimit;
 pub mod file_store;
 /// The Gatekeeper actor: session counts, failed logins, bans and passive-port shares.
 pub mod gatekeeper;
+/// Upload hooks: a program or a URL told of each completed upload, off the sessions' threads.
+pub mod hooks;
 /// The Listener actor: accepts control connections and starts Sessions on worker Arbiters.
 pub mod listener;
 /// LIST, NLST, MLSD and MLST lines (pure).

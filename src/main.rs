@@ -44,6 +44,11 @@ fn main() -> ExitCode {
             token_file,
         }) => actorftpd::observability::who::run(admin, token_file.as_deref(), once, json),
         Ok(cli::Invocation::User(command)) => command.run(),
+        Ok(cli::Invocation::Kick {
+            target,
+            admin,
+            token_file,
+        }) => actorftpd::observability::kick::run(admin, token_file.as_deref(), &target),
         Ok(cli::Invocation::CheckConfig(path)) => config_file::check(&path).and_then(|summary| {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", escape_controls(&summary)).map_err(|e| e.to_string())
@@ -291,6 +296,8 @@ fn run(settings: RunSettings, log_file: Option<AppendFile>) -> Result<(), String
                 _ = interrupt.recv() => break,
             }
         }
+        // Not ready first (load balancers and probes stop sending clients), then stop accepting.
+        running.readiness.drain();
         notify(notifier.as_ref(), "STOPPING=1");
         log::info!("stopping: no new connections; transfers get {} s", grace.as_secs());
         let graceful = async {

@@ -10,6 +10,7 @@ use crate::file_store::{FileStore, Resolver, Store};
 use crate::gatekeeper::{Gatekeeper, WatchBans};
 use crate::listener::{Listener, Worker};
 use crate::observability::admin::{AdminEndpoint, Routes};
+use crate::observability::health::Readiness;
 use crate::observability::metrics::Metrics;
 use crate::observability::xferlog::XferLog;
 use crate::session::{Recorders, Services};
@@ -28,6 +29,8 @@ pub struct Running {
     pub store: Addr<FileStore>,
     /// The users file in force for new logins: SIGHUP's reload replaces it here.
     pub users: Arc<crate::swap::Shared<UserDb>>,
+    /// What `/ready` answers; SIGTERM turns it off first.
+    pub readiness: Arc<Readiness>,
     workers: Vec<Arbiter>,
 }
 
@@ -157,6 +160,8 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
     let workers: Vec<Arbiter> = (0..config.workers.max(1)).map(|_| Arbiter::new()).collect();
     let gatekeeper = Gatekeeper::new(config.limits.clone(), config.login.clone()).start();
     let admin_token = config.admin_token.clone();
+    let upload_hooks = crate::hooks::UploadHooks::start(&config.upload_hook)?;
+    let readiness = Readiness::new(storage_probe(&users));
     let mut worker_set = Vec::new();
     let mut services = shared_services(
         config,
@@ -164,6 +169,7 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
         Recorders {
             metrics: metrics.clone(),
             xferlog,
+            upload_hooks,
         },
         |pool| {
             worker_set = workers
@@ -200,6 +206,7 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
             sessions: sessions_from,
             metrics: metrics.clone(),
             token: admin_token,
+            readiness: Some(readiness.clone()),
         };
         AdminEndpoint::new(async_socket(l)?, routes).start();
     }
@@ -209,6 +216,7 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
             metrics,
             // Counters only: no names or addresses, so no token (see `admin`).
             token: None,
+            readiness: None,
         };
         AdminEndpoint::new(async_socket(l)?, routes).start();
     }
@@ -218,6 +226,21 @@ pub fn start(config: Config, users: UserDb, sockets: Sockets) -> Result<Running,
         implicit,
         store,
         users,
+        readiness,
         workers,
+    })
+}
+
+/// `/ready`'s storage probe: every local root is a folder, every bucket answers a listing.
+fn storage_probe(users: &UserDb) -> crate::observability::health::Probe {
+    let roots: Vec<std::path::PathBuf> = users.roots().into_iter().map(Into::into).collect();
+    let buckets = users.buckets();
+    Box::new(move || {
+        for root in &roots {
+            if !root.is_dir() {
+                return Err(format!("root {} is not reachable", root.display()));
+            }
+        }
+        buckets.iter().try_for_each(|b| b.check())
     })
 }

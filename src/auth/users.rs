@@ -44,6 +44,11 @@ pub struct User {
     /// The root, opened once at start-up and shared by all of the user's sessions (one file
     /// descriptor per user, not per session). `None`: each login opens it (users built in code).
     pub jail: Option<Jail>,
+    /// This user's bandwidth limits per transfer (bytes per second; the daemon's apply too).
+    pub max_download_rate: crate::data_channel::Rate,
+    pub max_upload_rate: crate::data_channel::Rate,
+    /// Shown in the 230 after login (lines sanitised by the reply encoder).
+    pub welcome: Option<String>,
 }
 
 impl User {
@@ -65,6 +70,9 @@ impl User {
             anonymous: false,
             require_tls: false,
             jail: None,
+            max_download_rate: None,
+            max_upload_rate: None,
+            welcome: None,
         }
     }
 
@@ -164,6 +172,9 @@ struct UserEntry {
     enabled: bool,
     #[serde(default)]
     require_tls: bool,
+    max_download_rate: Option<String>,
+    max_upload_rate: Option<String>,
+    welcome: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -190,6 +201,30 @@ pub fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
+}
+
+fn user_rate(s: Option<&str>) -> Result<crate::data_channel::Rate, String> {
+    s.map_or(Ok(None), crate::data_channel::parse_rate)
+}
+
+/// The most of a welcome message shown (bytes, and lines): a 230 stays a short reply.
+const MAX_WELCOME: usize = 2048;
+const MAX_WELCOME_LINES: usize = 16;
+
+fn bounded_welcome(text: String) -> String {
+    let mut kept: Vec<&str> = text.lines().take(MAX_WELCOME_LINES).collect();
+    while kept.iter().map(|l| l.len() + 1).sum::<usize>() > MAX_WELCOME && kept.len() > 1 {
+        kept.pop();
+    }
+    let mut out = kept.join("\n");
+    if out.len() > MAX_WELCOME {
+        let mut cut = MAX_WELCOME;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    out
 }
 
 fn parse_networks(list: &[String]) -> Result<Vec<IpNet>, String> {
@@ -315,6 +350,9 @@ impl UserDb {
                 anonymous: false,
                 require_tls: entry.require_tls,
                 jail: None,
+                max_download_rate: user_rate(entry.max_download_rate.as_deref()).map_err(fail)?,
+                max_upload_rate: user_rate(entry.max_upload_rate.as_deref()).map_err(fail)?,
+                welcome: entry.welcome.map(bounded_welcome),
             }
             .open_root()
             .map_err(fail)?;

@@ -9,14 +9,17 @@ use crate::config::{self, Config};
 use serde::Deserialize;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use toml::Spanned;
 
 mod check;
+mod fair;
+mod network;
 pub use check::{check, load_users};
+use fair::rate;
+use network::{passive_range, proxy_protocol};
 
 /// Where a setting came from, to name it in an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +178,15 @@ options! {
     min_rate: u64,
     min_rate_window: u64,
     max_transfer_threads: usize,
+    /// Bandwidth limits per transfer: `500K`, `10M` (bytes per second).
+    max_download_rate: String,
+    max_upload_rate: String,
+    /// A file whose lines make the 220 greeting.
+    banner: PathBuf,
+    /// A command run after each completed upload (path, user, size as arguments; no shell).
+    upload_hook: String,
+    /// A URL that gets a JSON POST after each completed upload (`http://` only).
+    upload_hook_url: String,
     run_as: String,
     umask: String,
 }
@@ -449,8 +461,12 @@ pub fn resolve(o: Options) -> Result<RunSettings, String> {
     let secs = |s: &Option<Setting<u64>>, d: Duration| value(s).map_or(d, Duration::from_secs);
     let t = &defaults.timeouts;
     let l = &defaults.login;
+    let banner = fair::banner(&o.banner, defaults.banner.clone())?;
+    let upload_hook = fair::upload_hook(&o.upload_hook, &o.upload_hook_url)?;
     let config = Config {
         listen,
+        banner,
+        upload_hook,
         passive_ports,
         workers: value(&o.workers).unwrap_or(defaults.workers).max(1),
         timeouts: config::Timeouts {
@@ -471,6 +487,8 @@ pub fn resolve(o: Options) -> Result<RunSettings, String> {
             transfer_threads: value(&o.max_transfer_threads)
                 .unwrap_or(defaults.limits.transfer_threads)
                 .max(1),
+            max_download_rate: rate(&o.max_download_rate)?,
+            max_upload_rate: rate(&o.max_upload_rate)?,
             ..defaults.limits.clone()
         },
         login: config::LoginPolicy {
@@ -526,68 +544,6 @@ pub fn resolve(o: Options) -> Result<RunSettings, String> {
         umask,
         warnings,
     })
-}
-
-/// `--proxy-protocol` with its `--trusted-proxies`: one without the other is a mistake.
-fn proxy_protocol(o: &Options) -> Result<Option<crate::proxy::ProxyProtocol>, String> {
-    match (
-        o.proxy_protocol.as_ref().filter(|s| s.value),
-        &o.trusted_proxies,
-    ) {
-        (Some(_), Some(list)) => crate::proxy::ProxyProtocol::parse(&list.value)
-            .map(Some)
-            .map_err(|e| list.fail(e)),
-        (Some(s), None) => Err(s.fail("needs --trusted-proxies CIDR,... (the load balancers)")),
-        (None, Some(list)) => Err(list.fail("is only for --proxy-protocol, which is not given")),
-        (None, None) => Ok(None),
-    }
-}
-
-/// The passive range, and the rule that ties it to the session limits.
-///
-/// Each source (all its sessions together) may hold at most an eighth of the range, at least
-/// one port (`gatekeeper::passive_share`), so a few sources cannot take it all. A range of one
-/// port cannot keep that promise: refused. A share smaller than `--max-sessions-per-ip` is no
-/// contradiction (a source's further PASV get 425 until one of its ports is given back), but
-/// worth one warning line. So is a range that overlaps the kernel's `ephemeral` range.
-fn passive_range(
-    s: &Setting<String>,
-    per_ip: usize,
-    ephemeral: &RangeInclusive<u16>,
-    warnings: &mut Vec<String>,
-) -> Result<RangeInclusive<u16>, String> {
-    let range = config::parse_port_range(&s.value).map_err(|e| s.fail(e))?;
-    if crate::gatekeeper::ports::overlaps(&range, ephemeral) {
-        let default = crate::gatekeeper::ports::default_range(ephemeral);
-        warnings.push(format!(
-            "{s} {}: overlaps the kernel's ephemeral port range {}-{} \
-             (net.ipv4.ip_local_port_range), where outgoing connections and their TIME_WAIT \
-             sockets take ports too; a range outside it (the default is {}-{}) keeps PASV cheap",
-            s.value,
-            ephemeral.start(),
-            ephemeral.end(),
-            default.start(),
-            default.end()
-        ));
-    }
-    let ports = range.clone().count();
-    if ports < 2 {
-        return Err(s.fail(format!(
-            "{} is one port: one client address could hold all of it; give at least 2 (a few \
-             per expected concurrent passive transfer)",
-            s.value
-        )));
-    }
-    let share = crate::gatekeeper::passive_share(ports);
-    if share < per_ip {
-        warnings.push(format!(
-            "{s} {}: one client address may hold {share} passive ports at once (an eighth of \
-             the range) but open {per_ip} sessions (--max-sessions-per-ip); its further PASV \
-             and EPSV get 425 until it gives a port back",
-            s.value
-        ));
-    }
-    Ok(range)
 }
 
 #[cfg(test)]

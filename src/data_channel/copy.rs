@@ -2,6 +2,7 @@
 //! buffers otherwise, paced socket calls that return within `SOCKET_TICK`, progress counts per
 //! chunk, and the stall timeout. It never touches the control connection.
 
+use super::limit::TokenBucket;
 use super::{AbortSwitch, DataTls, Payload, TransferError, TransferResult, PROGRESS_INTERVAL};
 use crate::data_channel::ascii::{crlf_to_lf, lf_to_crlf};
 use std::io;
@@ -18,6 +19,8 @@ pub(super) struct ProgressReporter {
     pub(super) stall: Duration,
     /// When the socket last moved a byte (the blocking thread's own clock).
     pub(super) last_moved: Instant,
+    /// The transfer's bandwidth limit, if it has one.
+    pub(super) limit: Option<TokenBucket>,
 }
 
 impl ProgressReporter {
@@ -32,6 +35,32 @@ impl ProgressReporter {
             self.switch.wire.fetch_add(n as u64, Ordering::Relaxed);
             self.last_moved = Instant::now();
         }
+    }
+
+    /// The most the next socket call may move: `want`, or less for a limited transfer (so a
+    /// limited `sendfile`/`splice` is paced by smaller calls, not one burst and a long pause).
+    fn cap(&self, want: usize) -> usize {
+        self.limit.as_ref().map_or(want, |b| want.min(b.chunk()))
+    }
+
+    /// Pays for `n` bytes that moved: a limited transfer in debt sleeps here (its thread only,
+    /// no timer), looking at the abort switch between short naps.
+    fn pace(&mut self, n: usize) -> Result<(), TransferError> {
+        let Some(bucket) = self.limit.as_mut() else {
+            return Ok(());
+        };
+        let owed = bucket.pay(n, Instant::now());
+        if owed.is_zero() {
+            return Ok(());
+        }
+        let switch = &self.switch;
+        bucket.sleep(owed, || match switch.is_triggered() {
+            true => Err(switch.reason()),
+            false => Ok(()),
+        })?;
+        // The server's own pause is not the peer stalling.
+        self.last_moved = Instant::now();
+        Ok(())
     }
 
     /// A socket call ran out its tick with nothing moved: `Ok` to call again, or why not.
@@ -286,12 +315,13 @@ pub(super) fn sendfile_loop(
         }
         let started = std::time::Instant::now();
         // `None`: from the file's own position, where REST put it.
-        match rustix::fs::sendfile(sock, &file, None, chunk) {
+        match rustix::fs::sendfile(sock, &file, None, reporter.cap(chunk)) {
             Ok(0) => return Ok(done),
             Ok(n) => {
                 done += n as u64;
                 reporter.moved(n);
                 reporter.report(done);
+                reporter.pace(n)?;
                 chunk = if started.elapsed() < PROGRESS_INTERVAL / 4 {
                     (chunk * 2).min(SENDFILE_MAX_CHUNK.max(buffer))
                 } else {
@@ -347,7 +377,8 @@ pub(super) fn splice_receive(
             return Err(switch.reason());
         }
         // SO_RCVTIMEO applies: a tick with nothing received gives EAGAIN, as with read.
-        let got = match splice(sock, None, &pipe_in, None, room, SpliceFlags::MOVE) {
+        let want = reporter.cap(room);
+        let got = match splice(sock, None, &pipe_in, None, want, SpliceFlags::MOVE) {
             Ok(0) => return Ok(done),
             Ok(n) => n,
             Err(Errno::INTR) => continue,
@@ -372,6 +403,7 @@ pub(super) fn splice_receive(
         }
         done += got as u64;
         reporter.report(done);
+        reporter.pace(got)?;
     }
 }
 
@@ -391,7 +423,8 @@ pub(super) fn send_file<S: Write, R: Read>(
         if switch.is_triggered() {
             return Err(switch.reason());
         }
-        let n = match file.read(&mut buf) {
+        let want = reporter.cap(buf.len());
+        let n = match file.read(&mut buf[..want]) {
             Ok(0) => return Ok(done),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -407,6 +440,7 @@ pub(super) fn send_file<S: Write, R: Read>(
         write_paced(sock, out, reporter)?;
         done += n as u64;
         reporter.report(done);
+        reporter.pace(n)?;
     }
 }
 
@@ -423,11 +457,13 @@ pub(super) fn receive_file<S: Read, W: Write>(
     let mut pending_cr = false;
     let mut done: u64 = 0;
     let mut plain = Vec::new();
+    // A limited upload writes each (smaller) chunk, so its progress moves as it is paced.
+    let flush_at = reporter.cap(buf.len());
     loop {
         if switch.is_triggered() {
             return Err(switch.reason());
         }
-        let n = match sock.read(&mut buf[filled..]) {
+        let n = match sock.read(&mut buf[filled..flush_at]) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if timed_out(&e) => {
@@ -437,9 +473,10 @@ pub(super) fn receive_file<S: Read, W: Write>(
             Err(e) => return Err(socket_error(e, switch)),
         };
         reporter.moved(n);
+        reporter.pace(n)?;
         filled += n;
         // Write when the buffer is full or at EOF: few large writes instead of many small ones.
-        if n == 0 || filled == buf.len() {
+        if n == 0 || filled == flush_at {
             let chunk: &[u8] = if ascii {
                 plain.clear();
                 pending_cr = crlf_to_lf(&buf[..filled], pending_cr, n == 0, &mut plain);

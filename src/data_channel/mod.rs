@@ -19,6 +19,8 @@
 //! socket down under the copy loop as `Abort` does.
 
 mod ascii;
+mod limit;
+pub use limit::{parse_rate, tighter, Rate};
 mod rate;
 pub use rate::{MinRate, SCARCE_MIN_RATE};
 mod connect;
@@ -126,6 +128,9 @@ pub struct TransferSpec {
     pub min_rate: MinRate,
     /// SECURITY: the daemon's permits for copies on the blocking pool (one per running copy).
     pub threads: Arc<Semaphore>,
+    /// The bandwidth limit for this transfer in bytes per second (`None`: unlimited): the
+    /// tighter of the daemon's and the user's for its direction.
+    pub max_rate: Rate,
 }
 
 /// TLS for one data connection (RFC 4217 §9).
@@ -279,6 +284,8 @@ struct RateWatch {
     threads: Arc<Semaphore>,
     /// When the window began (tokio's clock, so paused-time tests move it) and the wire count then.
     window: Option<(tokio::time::Instant, u64)>,
+    /// The transfer's own bandwidth limit: the server never kills what it slows down itself.
+    max_rate: Rate,
 }
 
 pub struct DataChannel {
@@ -304,6 +311,7 @@ impl DataChannel {
                 min: spec.min_rate,
                 threads: spec.threads.clone(),
                 window: None,
+                max_rate: spec.max_rate,
             },
             spec: Some(spec),
             done_to,
@@ -324,6 +332,7 @@ impl DataChannel {
         let Some(floor) = self.rate.min.floor_now(holds_thread, free) else {
             return;
         };
+        let floor = self.rate.min.within_limit(floor, self.rate.max_rate);
         if self.result.is_some() || !self.switch.flowing.load(Ordering::SeqCst) {
             return;
         }
@@ -464,6 +473,7 @@ async fn run_transfer(spec: TransferSpec, switch: Arc<AbortSwitch>) -> TransferR
         switch: switch.clone(),
         stall: spec.stall_timeout,
         last_moved: Instant::now(),
+        limit: spec.max_rate.map(limit::TokenBucket::new),
     };
     let job = CopyJob {
         payload,

@@ -45,6 +45,16 @@ impl MinRate {
         }
         Some(floor)
     }
+
+    /// The floor for a transfer limited to `max_rate`: at most half of what the limit lets
+    /// through in a window, so a transfer the server slows down itself is never ended as too
+    /// slow (its client still has to take or give that half).
+    pub fn within_limit(&self, floor: u64, max_rate: Option<u64>) -> u64 {
+        match max_rate.and_then(|r| Self::bytes_in(r, self.window)) {
+            Some(allowed) => floor.min((allowed / 2).max(1)),
+            None => floor,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -80,5 +90,19 @@ mod tests {
             None,
             "--min-rate 0 turns it all off"
         );
+    }
+
+    #[test]
+    fn a_limited_transfer_is_never_asked_for_more_than_half_its_limit() {
+        let min = MinRate {
+            bytes_per_sec: 4096,
+            window: Duration::from_secs(10),
+            threads: 4,
+        };
+        // Limited to 1000 B/s: 10 s allow 10,000 bytes; the floor drops to 5,000.
+        assert_eq!(min.within_limit(40_960, Some(1000)), 5_000);
+        // A generous limit leaves the floor alone; no limit too.
+        assert_eq!(min.within_limit(40_960, Some(1 << 20)), 40_960);
+        assert_eq!(min.within_limit(40_960, None), 40_960);
     }
 }

@@ -3,8 +3,11 @@
 //! `GET /sessions` answers a JSON list of session snapshots (what `actorftpd who` shows): the
 //! endpoint asks each Listener for its sessions and each Session for its `SessionStatus`, by
 //! message, so nothing is read from shared state. `GET /metrics` answers the Prometheus text
-//! from the Metrics actor. The same actor serves the metrics-only endpoint. It reads one request
-//! head (its request line and the `Host` and `Authorization` headers) and never changes anything.
+//! from the Metrics actor. `GET /health` and `GET /ready` answer load-balancer checks and
+//! Kubernetes probes without a token (`health.rs`: they reveal nothing). `POST /kick?session=ID`
+//! or `?user=NAME` ends sessions (`kick.rs`), the one request that changes anything. The same
+//! actor serves the metrics-only endpoint. It reads one request head (its request line and the
+//! `Host` and `Authorization` headers).
 //!
 //! Who may ask (SECURITY):
 //! - Bind: loopback unless the operator forces otherwise (`check_bind`).
@@ -23,12 +26,15 @@
 // Requests served at once by one endpoint: counted in the descriptors the daemon keeps.
 use crate::fdlimit::ENDPOINT_REQUESTS_AT_ONCE;
 use crate::listener::{ListSessions, Listener};
+use crate::observability::health::Readiness;
+use crate::observability::kick::{kick, KickTarget};
 use crate::observability::metrics::{Metrics, RenderMetrics};
 use crate::observability::token::AdminToken;
 use crate::printable::escape_json_controls;
 use crate::session::{SessionSnapshot, SessionStatus};
 use actix::prelude::*;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -47,8 +53,11 @@ pub struct Routes {
     pub sessions: Vec<Addr<Listener>>,
     /// `/metrics`.
     pub metrics: Option<Addr<Metrics>>,
-    /// When present, every request must carry `Authorization: Bearer TOKEN`.
+    /// When present, every request must carry `Authorization: Bearer TOKEN` (but `/health`
+    /// and `/ready`).
     pub token: Option<AdminToken>,
+    /// `/health` and `/ready` (the admin endpoint only).
+    pub readiness: Option<Arc<Readiness>>,
 }
 
 pub struct AdminEndpoint {
@@ -129,6 +138,23 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, routes: std::rc::Rc<Rout
             let status = "421 Misdirected Request";
             return respond(&mut stream, status, "text/plain", "", status).await;
         }
+        // Probes carry no token: these two answers reveal nothing but up or down.
+        if let (Some(ready), "GET") = (&routes.readiness, request.method.as_str()) {
+            match request.path.as_str() {
+                "/health" => return respond(&mut stream, "200 OK", "text/plain", "", "ok\n").await,
+                "/ready" => {
+                    return match ready.check().await {
+                        Ok(()) => respond(&mut stream, "200 OK", "text/plain", "", "ready\n").await,
+                        Err(why) => {
+                            log::debug!("/ready: not ready: {why}");
+                            let status = "503 Service Unavailable";
+                            respond(&mut stream, status, "text/plain", "", "not ready\n").await
+                        }
+                    };
+                }
+                _ => {}
+            }
+        }
         // SECURITY: the token, on every path when one is configured.
         if let Some(token) = &routes.token {
             if !bearer_matches(request.authorization.as_deref(), token) {
@@ -138,15 +164,30 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, routes: std::rc::Rc<Rout
                 return respond(&mut stream, status, "text/plain", challenge, status).await;
             }
         }
-        match request.path.as_str() {
-            "/sessions" if !routes.sessions.is_empty() => {
+        match (request.method.as_str(), request.path.as_str()) {
+            ("POST", "/kick") if !routes.sessions.is_empty() => {
+                let Some(target) = KickTarget::from_query(&request.query) else {
+                    let status = "400 Bad Request";
+                    return respond(&mut stream, status, "text/plain", "", status).await;
+                };
+                let kicked = kick(&routes.sessions, &target).await;
+                log::info!("admin request from {peer}: kick {target:?}: {kicked} session(s)");
+                let body = format!("{{\"kicked\":{kicked}}}");
+                respond(&mut stream, "200 OK", "application/json", "", &body).await
+            }
+            ("POST", _) => {
+                // The metrics-only endpoint kicks nobody.
+                let status = "405 Method Not Allowed";
+                respond(&mut stream, status, "text/plain", "", status).await
+            }
+            (_, "/sessions") if !routes.sessions.is_empty() => {
                 let snapshots = snapshot(&routes.sessions).await;
                 let body = serde_json::to_string(&snapshots).unwrap_or_else(|_| "[]".into());
                 // SECURITY: names and commands came from clients; no raw C1 or bidi controls.
                 let body = escape_json_controls(&body);
                 respond(&mut stream, "200 OK", "application/json", "", &body).await
             }
-            "/metrics" => match &routes.metrics {
+            (_, "/metrics") => match &routes.metrics {
                 Some(m) => {
                     let body = m.send(RenderMetrics).await.unwrap_or_default();
                     let kind = "text/plain; version=0.0.4";
@@ -168,7 +209,11 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, routes: std::rc::Rc<Rout
 /// What the endpoint looks at in a request.
 #[derive(Debug, Default, PartialEq)]
 struct Request {
+    /// `GET` or `POST`.
+    method: String,
     path: String,
+    /// What follows `?` in the target (kick's parameters).
+    query: String,
     host: Option<String>,
     authorization: Option<String>,
 }
@@ -199,13 +244,20 @@ async fn read_request(stream: &mut TcpStream) -> Result<Request, &'static str> {
 fn parse_head(head: &str) -> Result<Request, &'static str> {
     let mut lines = head.lines();
     let mut words = lines.next().unwrap_or("").split_whitespace();
-    let path = match (words.next(), words.next()) {
-        (Some("GET"), Some(path)) => path.split('?').next().unwrap_or("").to_owned(),
+    let (method, target) = match (words.next(), words.next()) {
+        (Some(m @ ("GET" | "POST")), Some(target)) => (m, target),
         (Some(_), Some(_)) => return Err("405 Method Not Allowed"),
         _ => return Err("400 Bad Request"),
     };
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    // POST is for kicking only; anything else that would change state does not exist.
+    if method == "POST" && path != "/kick" {
+        return Err("405 Method Not Allowed");
+    }
     let mut request = Request {
-        path,
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query: query.to_owned(),
         ..Request::default()
     };
     for line in lines.take_while(|l| !l.is_empty()) {
@@ -367,7 +419,8 @@ mod tests {
             "GET /sessions?x=1 HTTP/1.1\r\nhOsT: localhost:1\r\nAuthorization: Bearer abc\r\n\r\n",
         )
         .expect("valid");
-        assert_eq!(r.path, "/sessions");
+        assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/sessions"));
+        assert_eq!(r.query, "x=1");
         assert_eq!(r.host.as_deref(), Some("localhost:1"));
         assert_eq!(r.authorization.as_deref(), Some("Bearer abc"));
         let bare = parse_head("GET /metrics HTTP/1.0\r\n\r\n").expect("valid");
@@ -381,8 +434,17 @@ mod tests {
             Err("400 Bad Request")
         );
         assert_eq!(
-            parse_head("POST / HTTP/1.1\r\n\r\n"),
+            parse_head("PUT / HTTP/1.1\r\n\r\n"),
             Err("405 Method Not Allowed")
+        );
+        assert_eq!(
+            parse_head("POST /sessions HTTP/1.1\r\n\r\n"),
+            Err("405 Method Not Allowed")
+        );
+        let kick = parse_head("POST /kick?user=bob HTTP/1.0\r\n\r\n").expect("valid");
+        assert_eq!(
+            (kick.method.as_str(), kick.query.as_str()),
+            ("POST", "user=bob")
         );
         assert_eq!(parse_head("\r\n"), Err("400 Bad Request"));
     }

@@ -27,6 +27,16 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// GETs a path from the admin endpoint, presenting `token`; the body of a 200 answer.
 pub fn fetch(addr: SocketAddr, path: &str, token: Option<&AdminToken>) -> Result<String, String> {
+    request(addr, "GET", path, token)
+}
+
+/// Sends one request (`GET`, or `POST` for `kick`) to the admin endpoint; the body of a 200.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&AdminToken>,
+) -> Result<String, String> {
     // An endpoint bound to 0.0.0.0 or [::] is reached (and named in `Host`) on loopback: the
     // endpoint refuses a `Host` that is not one of its addresses.
     let addr = match addr.ip() {
@@ -47,7 +57,11 @@ pub fn fetch(addr: SocketAddr, path: &str, token: Option<&AdminToken>) -> Result
     let auth = token
         .map(|t| format!("Authorization: Bearer {}\r\n", t.as_str()))
         .unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}\r\n").map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&raw);

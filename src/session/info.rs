@@ -9,6 +9,7 @@ use crate::error::FtpError;
 use crate::listing::MlsxFacts;
 use crate::protocol::command::{parse_site, HashAlgo, SiteCommand};
 use crate::protocol::{ParseError, Reply, ReplyCode};
+use actix::{Context, Handler, Message};
 
 /// FEAT lines (RFC 2389): exactly what is implemented, one space indent.
 pub(super) const FEATURES: &[&str] = &[
@@ -213,5 +214,34 @@ impl Session {
             self.hashing.algo = algo;
         }
         reply(ReplyCode::CommandOk, self.hashing.algo.name())
+    }
+}
+
+/// The operator ends this session (`actorftpd kick`): it gets 421 and is closed; a running
+/// upload is aborted, so its temporary file (or multipart upload) is discarded. Answers whether
+/// the session was still open.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct Kick;
+
+impl Handler<Kick> for Session {
+    type Result = bool;
+
+    fn handle(&mut self, _: Kick, ctx: &mut Context<Self>) -> bool {
+        if self.closing {
+            return false;
+        }
+        log::info!("[{}] kicked by the administrator", self.tag);
+        if let Some(t) = self.transfer.as_mut() {
+            t.discard_upload = true;
+        }
+        self.close(
+            ctx,
+            Some(Reply::new(
+                ReplyCode::ServiceNotAvailable,
+                "Disconnected by the administrator, closing control connection",
+            )),
+        );
+        true
     }
 }

@@ -136,8 +136,16 @@ impl Session {
                     act.count(MetricEvent::Login { ok: true });
                     act.tag = format!("#{} {} {}", act.peer.id, act.peer.remote, user.name);
                     act.cwd = VirtualPath::root();
+                    // The user's welcome message (users file) before the final 230 line; the
+                    // encoder frames and sanitises each line (RFC 959 §4.2).
+                    let mut lines: Vec<String> = user
+                        .welcome
+                        .as_deref()
+                        .map(|w| w.lines().map(str::to_owned).collect())
+                        .unwrap_or_default();
+                    lines.push("Login successful".to_owned());
                     act.login = Login::LoggedIn { user, jail };
-                    reply(ReplyCode::LoggedIn, "Login successful")
+                    Ok(Answer::Reply(Reply::multi(ReplyCode::LoggedIn, lines)))
                 }
                 Ok((user, Err(e))) => {
                     log::error!(

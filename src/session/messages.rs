@@ -79,6 +79,8 @@ impl Services {
 pub struct Recorders {
     pub metrics: Option<Addr<Metrics>>,
     pub xferlog: Option<Addr<XferLog>>,
+    /// `--upload-hook`, `--upload-hook-url`: told of every completed upload.
+    pub upload_hooks: Option<crate::hooks::UploadHooks>,
 }
 
 /// One session as the live view shows it.

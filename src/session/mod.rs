@@ -20,6 +20,7 @@ mod login;
 mod messages;
 mod transfer;
 
+pub use info::Kick;
 pub use messages::{
     ControlClosed, Peer, Recorders, ReplySink, ServerShutdown, Services, SessionClosed,
     SessionSnapshot, SessionStatus, SinkItem, TransferSnapshot, Unparsable,
@@ -312,8 +313,9 @@ impl Actor for Session {
     fn started(&mut self, ctx: &mut Context<Self>) {
         log::info!("[{}] connected", self.tag);
         self.count(MetricEvent::SessionOpened);
-        let banner = self.services.config.banner.clone();
-        self.reply(ReplyCode::ServiceReady, banner);
+        // `--banner FILE` may give several lines: a multi-line 220 (RFC 959 §4.2).
+        let banner = self.services.config.banner.lines().map(str::to_owned);
+        self.send(Reply::multi(ReplyCode::ServiceReady, banner.collect()));
         let t = &self.services.config.timeouts;
         self.schedule_timeout_check(ctx, t.login.min(t.idle));
     }

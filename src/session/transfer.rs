@@ -7,7 +7,7 @@ use super::dispatch::{reply, Answer, Handled};
 use super::messages::TransferSnapshot;
 use super::{shutdown_reply, Session};
 use crate::data_channel::{
-    Abort, DataChannel, DataTls, MinRate, Payload, Progress, TransferDone, TransferError,
+    tighter, Abort, DataChannel, DataTls, MinRate, Payload, Progress, TransferDone, TransferError,
     TransferResult, TransferSpec,
 };
 use crate::error::{FtpError, StoreError};
@@ -36,6 +36,9 @@ pub(super) struct Transfer {
     pub(super) started: Instant,
     pub(super) upload: Option<(Jail, UploadTarget)>,
     pub(super) abort_requested: bool,
+    /// The operator kicked the session: an upload is discarded even if its client closed the
+    /// data connection (EOF) before the DataChannel saw the Abort.
+    pub(super) discard_upload: bool,
     pub(super) ascii: bool,
     pub(super) last_log: Instant,
     /// Held for the whole transfer: its passive port counts against the source's share.
@@ -102,10 +105,13 @@ impl Handler<Progress> for Session {
 impl Handler<TransferDone> for Session {
     type Result = ();
 
-    fn handle(&mut self, msg: TransferDone, ctx: &mut Context<Self>) {
+    fn handle(&mut self, mut msg: TransferDone, ctx: &mut Context<Self>) {
         let Some(mut t) = self.transfer.take_if(|t| t.id == msg.id) else {
             return;
         };
+        if t.discard_upload && t.upload.is_some() && msg.result.is_ok() {
+            msg.result = Err(TransferError::Aborted);
+        }
         if let Ok(bytes) = msg.result {
             t.bytes = bytes;
         }
@@ -411,6 +417,19 @@ impl Session {
             to: endpoint,
             lease,
         } = endpoint;
+        // Bandwidth: the tighter of the daemon's and the user's limit for this direction;
+        // listings are not limited.
+        let max_rate = match (verb, upload.is_some(), self.user()) {
+            ("LIST" | "NLST" | "MLSD", _, _) => None,
+            (_, true, user) => tighter(
+                config.limits.max_upload_rate,
+                user.and_then(|u| u.max_upload_rate),
+            ),
+            (_, false, user) => tighter(
+                config.limits.max_download_rate,
+                user.and_then(|u| u.max_download_rate),
+            ),
+        };
         let spec = TransferSpec {
             id,
             endpoint,
@@ -440,6 +459,7 @@ impl Session {
                 threads: config.limits.transfer_threads.max(1),
             },
             threads: self.services.transfer_threads.clone(),
+            max_rate,
         };
         let me = ctx.address();
         let channel = DataChannel::new(spec, me.clone().recipient(), me.recipient()).start();
@@ -459,6 +479,7 @@ impl Session {
             started: Instant::now(),
             upload,
             abort_requested: false,
+            discard_upload: false,
             ascii: self.transfer_type == TransferType::Ascii,
             last_log: Instant::now(),
             _lease: lease,
@@ -495,6 +516,25 @@ impl Session {
                 anonymous: user.anonymous,
                 user: user.name.clone(),
                 complete: result.is_ok(),
+            });
+        }
+        if let (Some(hooks), Some(user), Ok(bytes), "upload") = (
+            &self.services.recorders.upload_hooks,
+            self.user(),
+            &result,
+            t.direction(),
+        ) {
+            // Exactly one event per completed upload (it is in place by now); none for one
+            // that failed or was aborted.
+            hooks.notify(crate::hooks::UploadEvent {
+                event: "upload",
+                path: user.root.join(t.path.to_relative()).display().to_string(),
+                virtual_path: t.path.to_string(),
+                user: user.name.clone(),
+                size: *bytes,
+                session: self.peer.id,
+                remote: self.peer.remote.ip().to_string(),
+                time: unix_now(),
             });
         }
         let reply = match &result {
