@@ -22,17 +22,15 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// Where requests for `bucket` go, path-style: `ENDPOINT/BUCKET`, as opendal addresses them.
 fn bucket_url(bucket: &Bucket) -> String {
     let loc = bucket.location();
-    let env = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok());
-    let region = loc
-        .region
-        .clone()
-        .or_else(|| env(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
-        .unwrap_or_else(|| "us-east-1".into());
     let endpoint = loc
         .endpoint
         .clone()
-        .or_else(|| env(&["AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AWS_S3_ENDPOINT"]))
-        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        .or_else(|| {
+            ["AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AWS_S3_ENDPOINT"]
+                .iter()
+                .find_map(|n| std::env::var(n).ok())
+        })
+        .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", region_of(bucket)));
     format!(
         "{}/{}",
         endpoint.trim_end_matches('/'),
@@ -191,10 +189,12 @@ impl Client {
     }
 }
 
-/// Every multipart upload in progress under the bucket's prefix.
-pub async fn pending_uploads(bucket: &Bucket) -> Result<Vec<PendingUpload>, String> {
-    let client = Client::new(bucket)?;
-    let base = bucket_url(bucket);
+/// Every multipart upload in progress under the bucket's prefix (`base`: its URL).
+async fn pending_uploads(
+    bucket: &Bucket,
+    client: &Client,
+    base: &str,
+) -> Result<Vec<PendingUpload>, String> {
     let prefix = match bucket.location().prefix.as_str() {
         "" => String::new(),
         p => format!("{p}/"),
@@ -234,7 +234,7 @@ pub async fn abort_stale(bucket: &Bucket, older_than: Duration) -> Result<usize,
     let client = Client::new(bucket)?;
     let base = bucket_url(bucket);
     let mut aborted = 0;
-    for upload in pending_uploads(bucket).await? {
+    for upload in pending_uploads(bucket, &client, &base).await? {
         let Ok(started) = upload.initiated.parse::<opendal::raw::Timestamp>() else {
             continue;
         };
