@@ -42,6 +42,16 @@ fn refused_start(bucket: &common::s3::Bucket, what: &str) {
     );
 }
 
+/// A moto of the test's own (to break), a daemon on it, `data` stored as `name` in alice's
+/// root, and a session logged in as alice. `None`: moto is unavailable (a loud skip).
+fn own_server_with(name: &str, data: &[u8]) -> Option<(S3Server, Served, Ctrl)> {
+    let server = S3Server::start()?;
+    let s = Served::start_on(Some(server.bucket()), &[ALICE], &[])?;
+    s.write("alice", name, data);
+    let c = Ctrl::login(s.daemon.addr(), ALICE.name, ALICE.password);
+    Some((server, s, c))
+}
+
 #[test]
 fn a_bucket_that_cannot_be_reached_stops_the_start_in_one_line() {
     let Some(mut server) = S3Server::start() else {
@@ -56,15 +66,9 @@ fn a_bucket_that_cannot_be_reached_stops_the_start_in_one_line() {
 
 #[test]
 fn a_store_that_refuses_or_stops_mid_session_gets_550_then_451_and_the_session_lives() {
-    let Some(mut server) = S3Server::start() else {
+    let Some((mut server, _daemon, mut c)) = own_server_with("file.txt", b"content") else {
         return;
     };
-    let bucket = server.bucket();
-    let Some(s) = Served::start_on(Some(bucket), &[ALICE], &[]) else {
-        return;
-    };
-    s.write("alice", "file.txt", b"content");
-    let mut c = Ctrl::login(s.daemon.addr(), ALICE.name, ALICE.password);
     assert_eq!(c.download("RETR file.txt"), b"content");
 
     server.enforce_credentials(true);
@@ -94,16 +98,10 @@ fn a_store_that_refuses_or_stops_mid_session_gets_550_then_451_and_the_session_l
 
 #[test]
 fn a_download_cut_by_the_s3_server_is_not_reported_complete() {
-    let Some(mut server) = S3Server::start() else {
-        return;
-    };
-    let bucket = server.bucket();
-    let Some(s) = Served::start_on(Some(bucket), &[ALICE], &[]) else {
-        return;
-    };
     let data = random_bytes(64 * MIB);
-    s.write("alice", "big.bin", &data);
-    let mut c = Ctrl::login(s.daemon.addr(), ALICE.name, ALICE.password);
+    let Some((mut server, _daemon, mut c)) = own_server_with("big.bin", &data) else {
+        return;
+    };
     let mut conn = c.epsv();
     c.expect("RETR big.bin", 150);
     let mut got = vec![0u8; MIB];
@@ -222,15 +220,9 @@ fn the_transfer_log_names_objects_by_their_url() {
 
 #[test]
 fn a_store_that_hangs_gets_451_in_bounded_time_and_recovers() {
-    let Some(mut server) = S3Server::start() else {
+    let Some((mut server, _daemon, mut c)) = own_server_with("file.txt", b"content") else {
         return;
     };
-    let bucket = server.bucket();
-    let Some(s) = Served::start_on(Some(bucket), &[ALICE], &[]) else {
-        return;
-    };
-    s.write("alice", "file.txt", b"content");
-    let mut c = Ctrl::login(s.daemon.addr(), ALICE.name, ALICE.password);
     c.expect("SIZE file.txt", 213);
     server.pause();
     let started = Instant::now();
