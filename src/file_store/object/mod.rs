@@ -140,6 +140,17 @@ impl Location {
         })
     }
 
+    /// The region requests are signed for: the configured one, else `AWS_REGION` or
+    /// `AWS_DEFAULT_REGION`, else AWS's default (S3-compatible servers such as MinIO, Ceph
+    /// or moto take any).
+    pub fn region(&self) -> String {
+        self.region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .unwrap_or_else(|| "us-east-1".into())
+    }
+
     /// `s3://BUCKET/PREFIX`, for logs (never credentials: they are not part of it).
     pub fn url(&self) -> String {
         if self.prefix.is_empty() {
@@ -178,14 +189,7 @@ impl Bucket {
         if let Some(endpoint) = &location.endpoint {
             builder = builder.endpoint(endpoint);
         }
-        if let Some(region) = &location.region {
-            builder = builder.region(region);
-        } else if std::env::var_os("AWS_REGION").is_none()
-            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-        {
-            // S3-compatible servers (MinIO, Ceph, moto) take any region; AWS's default.
-            builder = builder.region("us-east-1");
-        }
+        builder = builder.region(&location.region());
         let base =
             Operator::new(builder).map_err(|e| format!("storage {}: {e}", location.url()))?;
         let patient = |p: Patience| {

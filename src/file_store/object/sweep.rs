@@ -30,22 +30,12 @@ fn bucket_url(bucket: &Bucket) -> String {
                 .iter()
                 .find_map(|n| std::env::var(n).ok())
         })
-        .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", region_of(bucket)));
+        .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", bucket.location().region()));
     format!(
         "{}/{}",
         endpoint.trim_end_matches('/'),
         encode(&loc.bucket, false)
     )
-}
-
-fn region_of(bucket: &Bucket) -> String {
-    bucket
-        .location()
-        .region
-        .clone()
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-        .unwrap_or_else(|| "us-east-1".into())
 }
 
 /// RFC 3986 percent-encoding of everything but unreserved characters (and `/` in a path), as
@@ -158,7 +148,7 @@ impl Client {
         let signer = Signer::new(
             ctx,
             DefaultCredentialProvider::new(),
-            RequestSigner::new("s3", &region_of(bucket)),
+            RequestSigner::new("s3", &bucket.location().region()),
         );
         Ok(Client { http, signer })
     }
